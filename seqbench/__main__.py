@@ -1,0 +1,3 @@
+from seqbench.cli import main
+
+main()

@@ -1,0 +1,292 @@
+"""Put runs side by side: find run folders, read their metrics.json, build and render a table.
+
+The pipeline is `find_runs` (paths) -> `load_runs` (metrics dicts) -> `compare_rows` (one flat row
+per run, keys = `COLUMNS`) -> `sort_rows` -> `render` (md, csv, json, table) or `rich_table`.
+Missing or non-finite values are None in a row and blank when rendered.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import glob
+import io
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from seqbench.errors import SeqbenchError
+
+METRICS_FILE = "metrics.json"
+COLUMNS = [
+    "run", "model", "backend", "dataset", "hidden", "lr", "params", "epochs", "s/epoch",
+    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "status",
+]  # fmt: skip
+TEXT_COLUMNS = {"run", "model", "backend", "dataset", "status"}
+FORMATS = ("table", "md", "csv", "json")
+STATUS_STYLES = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}
+QUICKSTART = "seqbench train --config experiments/quickstart.yaml"
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+
+def find_runs(targets: list[str], results_dir: Path = Path("results")) -> list[Path]:
+    """Run folders named by `targets` (run folders, folders above them, or globs), sorted by run_id.
+
+    A relative target that matches nothing as given is also tried under `results_dir`, so that
+    `seqbench compare aapl-mingru` and `seqbench compare 'aapl-*'` work from the project root.
+    No targets means every run under `results_dir`.
+    """
+    results_dir = Path(results_dir)
+    if not targets:
+        runs = _runs_under(results_dir)
+        if not runs:
+            raise SeqbenchError(f"no runs found in {results_dir}/; make one with `{QUICKSTART}`")
+        return _sorted_unique(runs)
+    runs: list[Path] = []
+    for target in targets:
+        found = _runs_for_target(target, results_dir)
+        if not found:
+            raise SeqbenchError(
+                f"no runs found for '{target}' (looked for {METRICS_FILE} there and under "
+                f"{results_dir}/); run `seqbench compare` with no arguments to list every run"
+            )
+        runs.extend(found)
+    return _sorted_unique(runs)
+
+
+def _runs_for_target(target: str, results_dir: Path) -> list[Path]:
+    """Runs for one target, trying it as given first, then relative to `results_dir`."""
+    candidates = [target]
+    if not Path(target).is_absolute():
+        candidates.append(str(results_dir / target))
+    for candidate in candidates:
+        matches = glob.glob(candidate, recursive=True) if _is_glob(candidate) else [candidate]
+        paths = [Path(match) for match in matches]
+        runs = [run for path in paths for run in _runs_under(path)]
+        if runs:
+            return runs
+    return []
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+def _runs_under(path: Path) -> list[Path]:
+    """`path` itself if it is a run folder (or its metrics.json), else every run folder below it."""
+    if path.is_file():
+        return [path.parent] if path.name == METRICS_FILE else []
+    if not path.is_dir():
+        return []
+    if (path / METRICS_FILE).is_file():
+        return [path]
+    return [metrics.parent for metrics in path.rglob(METRICS_FILE) if metrics.is_file()]
+
+
+def _sorted_unique(runs: Iterable[Path]) -> list[Path]:
+    """De-duplicate by resolved path; sort by run_id (the folder name), then by full path."""
+    unique: dict[Path, Path] = {}
+    for run in runs:
+        unique.setdefault(run.resolve(), run)
+    return sorted(unique.values(), key=lambda run: (run.name, str(run)))
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's metrics.json as a dict, plus `run_dir`; None (with a warning) if unreadable."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS_FILE
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warnings.warn(f"skipping {run_dir}: cannot read {METRICS_FILE} ({err})", stacklevel=2)
+        return None
+    if not isinstance(metrics, dict):
+        warnings.warn(f"skipping {run_dir}: {METRICS_FILE} is not a JSON object", stacklevel=2)
+        return None
+    metrics.setdefault("run_id", run_dir.name)
+    metrics.setdefault("name", run_dir.parent.name)
+    metrics["run_dir"] = str(run_dir)
+    return metrics
+
+
+def load_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """`load_run` for each folder, skipping (with a warning) the unreadable ones."""
+    return [run for run in map(load_run, run_dirs) if run is not None]
+
+
+def load_val_curves(runs: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """history.csv of each loaded run, keyed by its table label; runs without one are skipped."""
+    curves: dict[str, pd.DataFrame] = {}
+    for run in runs:
+        path = Path(run.get("run_dir", ".")) / "history.csv"
+        try:
+            curves[_run_label(run)] = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            warnings.warn(f"no validation curve for {_run_label(run)}: {err}", stacklevel=2)
+    return curves
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+
+def compare_rows(runs: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """One flat row per run with the keys of `COLUMNS`; None entries (unreadable runs) are skipped."""
+    return [_row(run) for run in runs if run is not None]
+
+
+def _row(run: dict[str, Any]) -> dict[str, Any]:
+    config = _section(run, "config")
+    test = _section(run, "test")
+    baselines = _section(run, "baselines")
+    rmse = _number(test.get("rmse"))
+    persistence_rmse = _number(_section(baselines, "persistence").get("rmse"))
+    return {
+        "run": _run_label(run),
+        "model": _text(run.get("model")),
+        "backend": _text(run.get("backend")),
+        "dataset": _text(run.get("dataset")),
+        "hidden": _number(config.get("hidden_size", run.get("hidden_size"))),
+        "lr": _number(config.get("lr", run.get("lr"))),
+        "params": _number(run.get("params")),
+        "epochs": _number(run.get("epochs_run")),
+        "s/epoch": _number(run.get("seconds_per_epoch")),
+        "rmse": rmse,
+        "mae": _number(test.get("mae")),
+        "r2": _number(test.get("r2")),
+        "persistence_rmse": persistence_rmse,
+        "linear_rmse": _number(_section(baselines, "linear").get("rmse")),
+        "skill": _skill(rmse, persistence_rmse),
+        "status": _text(run.get("status")),
+    }
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    return f"{run.get('name') or '?'}/{run.get('run_id') or '?'}"
+
+
+def _section(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    """A nested dict, or {} when it is missing or null."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, dict):  # e.g. a model written as {"name": ...}
+        value = value.get("name")
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> int | float | None:
+    """An int or finite float; None for missing, non-numeric, NaN or infinite values."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _skill(rmse: float | None, persistence_rmse: float | None) -> float | None:
+    """1 - rmse / persistence_rmse: above 0 means the model beats persistence."""
+    if rmse is None or not persistence_rmse:
+        return None
+    return 1.0 - rmse / persistence_rmse
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows sorted by column `key` (leading '-' for descending); missing values always last."""
+    descending = key.startswith("-")
+    column = key.lstrip("-+")
+    if column not in COLUMNS:
+        nearest = difflib.get_close_matches(column, COLUMNS, n=1)
+        hint = f"did you mean '{nearest[0]}'? " if nearest else ""
+        raise SeqbenchError(f"unknown sort key '{column}'; {hint}valid keys: {', '.join(COLUMNS)}")
+    present = [row for row in rows if row.get(column) is not None]
+    missing = [row for row in rows if row.get(column) is None]
+    present.sort(key=lambda row: row[column], reverse=descending)
+    return present + missing
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def format_value(column: str, value: Any) -> str:
+    """A cell as text: blank if missing, skill signed (+0.012), other numbers to 4 significant digits."""
+    if value is None:
+        return ""
+    if column == "skill":
+        return f"{value:+.3f}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    """The rows as a string in `fmt`: md (GitHub Markdown), csv, json, or table (plain rich text)."""
+    renderers = {"md": _render_md, "csv": _render_csv, "json": _render_json, "table": _render_table}
+    if fmt not in renderers:
+        raise SeqbenchError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    return renderers[fmt](rows)
+
+
+def _render_md(rows: list[dict[str, Any]]) -> str:
+    def line(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    rule = ["---" if column in TEXT_COLUMNS else "---:" for column in COLUMNS]
+    body = [line(format_value(column, row.get(column)) for column in COLUMNS) for row in rows]
+    return "\n".join([line(COLUMNS), "|" + "|".join(rule) + "|", *body]) + "\n"
+
+
+def _render_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)  # full precision; None becomes an empty cell
+    return buffer.getvalue()
+
+
+def _render_json(rows: list[dict[str, Any]]) -> str:
+    records = [{column: row.get(column) for column in COLUMNS} for row in rows]
+    return json.dumps(records, indent=2) + "\n"
+
+
+def _render_table(rows: list[dict[str, Any]]) -> str:
+    console = Console(file=io.StringIO(), width=250, color_system=None, force_terminal=False)
+    console.print(rich_table(rows))
+    return console.file.getvalue()
+
+
+def rich_table(rows: list[dict[str, Any]]) -> Table:
+    """A rich Table of the rows: numbers right-aligned, status coloured."""
+    table = Table(header_style="bold")
+    for column in COLUMNS:
+        justify = "left" if column in TEXT_COLUMNS else "right"
+        table.add_column(column, justify=justify, no_wrap=column == "run")
+    for row in rows:
+        table.add_row(*(_cell(row, column) for column in COLUMNS))
+    return table
+
+
+def _cell(row: dict[str, Any], column: str) -> Text:
+    """A Text cell (not a markup string, so that a '[' in a run name shows as it is)."""
+    style = STATUS_STYLES.get(row.get("status") or "", "") if column == "status" else ""
+    return Text(format_value(column, row.get(column)), style=style)

@@ -1,0 +1,1 @@
+"""Data sources (Yahoo Finance, CSV, built-in, synthetic), splits, scalers and windows."""

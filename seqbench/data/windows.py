@@ -1,0 +1,190 @@
+"""From a frame to model-ready windows: split, transform, scale, window, and back.
+
+The order is what keeps test data out of training:
+1. split the rows chronologically into train / val / test;
+2. optionally turn levels into changes (`diff`, `log_return`), row by row;
+3. fit the scaler on the training rows only, then scale every row;
+4. cut windows of `seq_len` inputs whose `horizon` targets all lie in one split
+   (inputs may look back into earlier rows: that is the past, not leakage);
+5. optionally normalise each window by its own last value and scale (`window`).
+
+`Windows.to_original` undoes 5, 3 and 2 for a forecast, so metrics are reported
+in the original units (dollars, degrees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from seqbench.errors import DataError
+from seqbench.spec import DatasetSpec
+
+SPLITS = ("train", "val", "test")
+WINDOW_SCALE_FLOOR = 1e-2  # in scaled units: keeps flat windows from dividing by ~0
+
+
+@dataclass
+class WindowSet:
+    """Windows of one split, in model space."""
+
+    x: np.ndarray  # (N, L, F) inputs
+    y: np.ndarray  # (N, H * T) targets, horizon-major
+    origin: np.ndarray  # (N,) row index of each window's last input row
+
+
+@dataclass
+class Windows:
+    """All three splits, with what is needed to map forecasts back to original units."""
+
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    features: list[str]
+    targets: list[str]
+    horizon: int
+    dates: pd.DatetimeIndex
+    raw_targets: np.ndarray  # (rows, T) target levels in original units
+    split_rows: dict[str, tuple[int, int]]  # split -> [first row, end row) of its targets
+    scaler_rows: tuple[int, int]  # rows the scaler was fit on
+    transform: str
+    target_center: np.ndarray  # (T,) scaler: scaled = (value - center) / scale
+    target_scale: np.ndarray  # (T,)
+    window_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
+    window_scales: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
+
+    def split(self, name: str) -> WindowSet:
+        return getattr(self, name)
+
+    def to_original(self, split: str, y_model: np.ndarray) -> np.ndarray:
+        """Model-space forecasts (N, H * T) -> forecasts in original units (N, H, T)."""
+        origin = self.split(split).origin
+        y = y_model.reshape(len(origin), self.horizon, len(self.targets)).astype(np.float64)
+        if split in self.window_offsets:
+            y = y * self.window_scales[split][:, None] + self.window_offsets[split][:, None]
+        change = y * self.target_scale + self.target_center  # (N, H, T) in transformed units
+        last = self.raw_targets[origin][:, None]  # (N, 1, T) last observed level
+        if self.transform == "diff":
+            return last + np.cumsum(change, axis=1)
+        if self.transform == "log_return":
+            return last * np.exp(np.cumsum(change, axis=1))
+        return change
+
+    def truth(self, split: str) -> np.ndarray:
+        """True targets in original units, (N, H, T)."""
+        origin = self.split(split).origin
+        rows = origin[:, None] + np.arange(1, self.horizon + 1)  # (N, H)
+        return self.raw_targets[rows]
+
+    def persistence(self, split: str) -> np.ndarray:
+        """The last observed target, repeated for every step: (N, H, T)."""
+        origin = self.split(split).origin
+        return np.repeat(self.raw_targets[origin][:, None], self.horizon, axis=1)
+
+    def target_dates(self, split: str) -> np.ndarray:
+        """Date of each forecast step, (N, H)."""
+        origin = self.split(split).origin
+        return self.dates.values[origin[:, None] + np.arange(1, self.horizon + 1)]
+
+
+def split_bounds(n_rows: int, fractions: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
+    """Chronological [start, end) row ranges of train, val and test."""
+    n_train = round(n_rows * fractions[0])
+    n_val = round(n_rows * fractions[1])
+    return {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_rows)}
+
+
+def apply_transform(values: np.ndarray, transform: str, columns: list[str]) -> tuple[np.ndarray, int]:
+    """Levels -> changes, row by row. Returns (transformed rows, first valid row)."""
+    if transform == "none":
+        return values.copy(), 0
+    out = np.full_like(values, np.nan)
+    if transform == "diff":
+        out[1:] = values[1:] - values[:-1]
+    else:  # log_return
+        bad = np.nonzero((values <= 0).any(axis=0))[0]
+        if len(bad):
+            raise DataError(
+                f"dataset.transform 'log_return' needs positive values; column '{columns[bad[0]]}' "
+                "has zeros or negatives (use transform: diff)"
+            )
+        out[1:] = np.log(values[1:] / values[:-1])
+    return out, 1
+
+
+def fit_scaler(kind: str, train_rows: np.ndarray, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(center, scale) per column from the training rows: scaled = (value - center) / scale."""
+    if kind == "none":
+        return np.zeros(train_rows.shape[1]), np.ones(train_rows.shape[1])
+    constant = np.nonzero(np.ptp(train_rows, axis=0) == 0)[0]
+    if len(constant):
+        raise DataError(
+            f"column '{columns[constant[0]]}' is constant in the training split; drop it from features"
+        )
+    if kind == "minmax":
+        scaler = MinMaxScaler().fit(train_rows)
+        return scaler.data_min_, 1.0 / scaler.scale_
+    scaler = StandardScaler().fit(train_rows)
+    return scaler.mean_, scaler.scale_
+
+
+def _window_origins(start: int, end: int, first_row: int, seq_len: int, horizon: int) -> np.ndarray:
+    """Origins t whose targets t+1..t+horizon lie in [start, end) and inputs start at >= first_row."""
+    lo = max(start - 1, first_row + seq_len - 1)
+    hi = end - horizon  # last t with t + horizon <= end - 1
+    return np.arange(lo, hi)
+
+
+def make_windows(frame: pd.DataFrame, features: list[str], targets: list[str], ds: DatasetSpec) -> Windows:
+    """Split, transform, scale (fit on train) and window `frame` as the spec says."""
+    columns = list(dict.fromkeys(features + targets))
+    raw = frame[columns].to_numpy(dtype=np.float64)  # (rows, C)
+    bounds = split_bounds(len(raw), ds.split)
+    transformed, first_row = apply_transform(raw, ds.transform, columns)
+    scaler_rows = (first_row, bounds["train"][1])
+    center, scale = fit_scaler(ds.scaler, transformed[scaler_rows[0] : scaler_rows[1]], columns)
+    scaled = (transformed - center) / scale  # (rows, C)
+    f_idx = [columns.index(c) for c in features]
+    t_idx = [columns.index(c) for c in targets]
+
+    sets: dict[str, WindowSet] = {}
+    offsets: dict[str, np.ndarray] = {}
+    scales: dict[str, np.ndarray] = {}
+    for name in SPLITS:
+        origin = _window_origins(*bounds[name], first_row, ds.seq_len, ds.horizon)
+        if len(origin) == 0:
+            rows = bounds[name][1] - bounds[name][0]
+            raise DataError(
+                f"the {name} split has {rows} rows, too few for dataset.seq_len {ds.seq_len} and "
+                f"dataset.horizon {ds.horizon}; use a shorter seq_len/horizon or a larger split"
+            )
+        steps = np.arange(-ds.seq_len + 1, 1)  # (L,) relative input rows
+        x = scaled[origin[:, None] + steps][:, :, f_idx]  # (N, L, F)
+        y = scaled[origin[:, None] + np.arange(1, ds.horizon + 1)][:, :, t_idx]  # (N, H, T)
+        if ds.normalize == "window":
+            x_last = x[:, -1:]  # (N, 1, F)
+            x = (x - x_last) / (x.std(axis=1, keepdims=True) + WINDOW_SCALE_FLOOR)
+            history = scaled[origin[:, None] + steps][:, :, t_idx]  # (N, L, T)
+            offsets[name] = history[:, -1]  # (N, T)
+            scales[name] = history.std(axis=1) + WINDOW_SCALE_FLOOR  # (N, T)
+            y = (y - offsets[name][:, None]) / scales[name][:, None]
+        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(origin), -1), origin)
+
+    return Windows(
+        **sets,
+        features=features,
+        targets=targets,
+        horizon=ds.horizon,
+        dates=pd.DatetimeIndex(frame.index),
+        raw_targets=raw[:, t_idx],
+        split_rows=bounds,
+        scaler_rows=scaler_rows,
+        transform=ds.transform,
+        target_center=center[t_idx],
+        target_scale=scale[t_idx],
+        window_offsets=offsets,
+        window_scales=scales,
+    )

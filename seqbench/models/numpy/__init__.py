@@ -1,0 +1,1 @@
+"""From-scratch NumPy models: forward and hand-written backward passes."""

@@ -1,0 +1,42 @@
+"""Model registry: a model name and a backend -> the class that builds it.
+
+Each entry is an import path, so that asking for one backend never imports
+the other (torch stays optional).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from seqbench.errors import SeqbenchError
+
+# name -> backend -> "module:Class"
+MODELS: dict[str, dict[str, str]] = {
+    "mingru": {"numpy": "seqbench.models.numpy.mingru:MinGRU"},
+    "gru": {"numpy": "seqbench.models.numpy.gru:GRU"},
+}
+
+TORCH_HINT = "pip install 'seqbench[torch]' -c constraints.txt  (or: pip install torch)"
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def model_class(name: str, backend: str) -> Any:
+    """The class implementing `name` on `backend`; a clear SeqbenchError otherwise."""
+    if name not in MODELS:
+        raise SeqbenchError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
+    if backend == "torch":
+        try:
+            importlib.import_module("torch")
+        except ImportError:
+            raise SeqbenchError(
+                f"backend 'torch' needs PyTorch, which is not installed: {TORCH_HINT}"
+            ) from None
+    if backend not in MODELS[name]:
+        have = ", ".join(sorted(MODELS[name]))
+        raise SeqbenchError(f"model '{name}' has no '{backend}' backend yet; available: {have}")
+    module_name, class_name = MODELS[name][backend].split(":")
+    return getattr(importlib.import_module(module_name), class_name)

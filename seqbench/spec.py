@@ -1,0 +1,303 @@
+"""The experiment spec: pydantic models, the short form, and `--set` overrides.
+
+A spec is YAML in one of two forms. The canonical form has the sections
+`dataset`, `model` and `train`; the short form lets a first spec be four lines
+(`model: mingru`, `dataset: AAPL`, `lr: 0.01`, `hidden_size: 64`). Both are
+expanded to one `Spec`, which is the single source of truth for a run and is
+saved, with every default filled in, as the run's `spec.yaml`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seqbench.errors import SpecError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetSpec(_Section):
+    source: Literal["yahoo", "csv", "builtin", "synthetic"] = "builtin"
+    name: str | None = None  # builtin or synthetic dataset name
+    ticker: str | None = None  # yahoo
+    start: dt.date | None = None  # yahoo download range, or a filter on any source
+    end: dt.date | None = None
+    interval: str = "1d"  # yahoo
+    path: str | None = None  # csv
+    date_column: str | None = None  # csv: overrides auto-detection
+    length: int = Field(2000, ge=10)  # synthetic: number of steps
+    data_seed: int = 0  # synthetic: generator seed (independent of the run's seed)
+    features: list[str] | None = None  # input columns; default: the target column(s)
+    target: str | list[str] | None = None  # column(s) to predict; default: the source's own
+    seq_len: int = Field(20, ge=1)
+    horizon: int = Field(1, ge=1)  # predict target at t+1 .. t+horizon
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # chronological train / val / test
+    scaler: Literal["minmax", "standard", "none"] = "minmax"  # fit on the training rows only
+    transform: Literal["none", "diff", "log_return"] = "none"  # model sees changes, not levels
+    normalize: Literal["global", "window"] = "global"  # window: relative to each window's last value
+    fill: Literal["none", "ffill", "drop"] = "none"  # what to do with missing values
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f <= 0 for f in split):
+            raise ValueError(f"every split fraction must be > 0, got {list(split)}")
+        if abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, got {list(split)} (sum {sum(split):g})")
+        return split
+
+    @model_validator(mode="after")
+    def _source_has_what_it_needs(self) -> DatasetSpec:
+        needs = {"yahoo": "ticker", "csv": "path", "builtin": "name", "synthetic": "name"}
+        key = needs[self.source]
+        if getattr(self, key) in (None, ""):
+            raise ValueError(f"source '{self.source}' needs dataset.{key}")
+        return self
+
+    @property
+    def targets(self) -> list[str] | None:
+        if self.target is None:
+            return None
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: the ticker, built-in name or CSV file stem."""
+        if self.source == "yahoo":
+            return str(self.ticker)
+        if self.source == "csv":
+            return Path(str(self.path)).stem
+        return str(self.name)
+
+
+class ModelSpec(_Section):
+    name: str = "mingru"  # mingru | gru (see seqbench.models.registry)
+    backend: Literal["numpy", "torch"] = "numpy"
+    hidden_size: int = Field(128, ge=1)
+    n_layers: int = Field(1, ge=1)
+    state_size: int = Field(16, ge=1)  # mamba
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from seqbench.models.registry import model_names
+
+        if name not in model_names():
+            raise ValueError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
+        return name
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, ge=0)  # global-norm clipping; 0 or null = off
+    patience: int = Field(5, ge=0)  # early stopping on validation loss; 0 = off
+    min_delta: float = Field(0.0, ge=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    shuffle: bool = True
+
+
+class Spec(_Section):
+    name: str = "run"  # run-name prefix; default: the spec's file name
+    seed: int = 0
+    task: Literal["forecast"] = "forecast"
+    dataset: DatasetSpec
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name) or ".." in name:
+            raise ValueError(
+                f"'{name}' is not a valid run name: use letters, digits, '.', '_' and '-' "
+                "(at most 64, no path separators)"
+            )
+        return name
+
+
+SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec}
+TOP_LEVEL_KEYS = ("name", "seed", "task")
+
+
+def valid_keys() -> list[str]:
+    """Every canonical dotted key, e.g. `train.lr`."""
+    keys = list(TOP_LEVEL_KEYS)
+    for section, model in SECTIONS.items():
+        keys += [f"{section}.{field}" for field in model.model_fields]
+    return keys
+
+
+def _short_key_map() -> dict[str, str]:
+    """Leaf names that identify one section's key, e.g. `lr` -> `train.lr`."""
+    owners: dict[str, list[str]] = {}
+    for section, model in SECTIONS.items():
+        for field in model.model_fields:
+            owners.setdefault(field, []).append(f"{section}.{field}")
+    return {leaf: full[0] for leaf, full in owners.items() if len(full) == 1 and leaf not in TOP_LEVEL_KEYS}
+
+
+def _unknown_key_error(key: str, where: str) -> SpecError:
+    candidates = valid_keys() + list(_short_key_map())
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close and "." in key:
+        leaf = key.rsplit(".", 1)[1]
+        close = [m for m in difflib.get_close_matches(leaf, candidates, n=3, cutoff=0.6) if "." in m][:1]
+    hint = f"; did you mean '{_short_key_map().get(close[0], close[0])}'?" if close else ""
+    return SpecError(f"{where}: unknown key '{key}'{hint}")
+
+
+def expand_dataset_shorthand(value: str, data_dir: Path) -> dict[str, Any]:
+    """`dataset: X` -> a built-in name, a path to a CSV file, or a (cached) Yahoo ticker."""
+    from seqbench.data.builtin import BUILTINS
+
+    if value in BUILTINS:
+        return {"source": "builtin", "name": value}
+    if value.lower().endswith(".csv") or "/" in value or Path(value).is_file():
+        return {"source": "csv", "path": value}
+    return {"source": "yahoo", "ticker": value}
+
+
+def expand_short_form(raw: dict[str, Any], data_dir: Path, where: str) -> dict[str, Any]:
+    """Turn a short-form spec into the canonical nested form (canonical input passes through)."""
+    short = _short_key_map()
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if key == "model" and isinstance(value, str):
+                value = {"name": value}
+            elif key == "dataset" and isinstance(value, str):
+                value = expand_dataset_shorthand(value, data_dir)
+            elif value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise SpecError(f"{where}: '{key}' must be a mapping of keys (or a name), got {value!r}")
+            section = out.setdefault(key, {})
+            for sub_key in value:
+                if sub_key not in SECTIONS[key].model_fields:
+                    raise _unknown_key_error(f"{key}.{sub_key}", where)
+            section.update(value)
+        elif key in TOP_LEVEL_KEYS:
+            out[key] = value
+        elif key in short:
+            section, leaf = short[key].split(".")
+            out.setdefault(section, {})[leaf] = value
+        else:
+            raise _unknown_key_error(str(key), where)
+    return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`train.lr=3e-3` -> ("train.lr", 0.003); the value is parsed as a YAML scalar."""
+    if "=" not in item:
+        raise SpecError(f"--set '{item}': expected KEY=VALUE, e.g. --set train.lr=3e-3")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return key, value
+
+
+def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: Path) -> dict[str, Any]:
+    """Apply `--set key=value` items to a canonical spec dict (short keys allowed)."""
+    short = _short_key_map()
+    for item in overrides:
+        key, value = parse_override(item)
+        if key in SECTIONS:
+            patch = expand_short_form({key: value}, data_dir, f"--set {item}")
+            if key == "dataset" and isinstance(value, str):
+                canonical[key] = {**_keep_window_keys(canonical.get(key, {})), **patch[key]}
+            else:
+                canonical.setdefault(key, {}).update(patch[key])
+            continue
+        key = short.get(key, key)
+        if key in TOP_LEVEL_KEYS:
+            canonical[key] = value
+            continue
+        section, _, leaf = key.partition(".")
+        if section not in SECTIONS or leaf not in SECTIONS[section].model_fields:
+            raise _unknown_key_error(key, f"--set {item}")
+        canonical.setdefault(section, {})[leaf] = value
+    return canonical
+
+
+def _keep_window_keys(dataset: dict[str, Any]) -> dict[str, Any]:
+    """When `--set dataset=X` swaps the source, keep the windowing settings."""
+    source_keys = {"source", "name", "ticker", "path", "date_column", "length", "data_seed"}
+    return {k: v for k, v in dataset.items() if k not in source_keys}
+
+
+def read_yaml(path: Path) -> Any:
+    """Read YAML with the safe loader; a missing file or bad YAML is a one-line SpecError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{where}: malformed YAML: {problem}") from None
+
+
+def build_spec(canonical: dict[str, Any], where: str) -> Spec:
+    """Validate a canonical dict; the first problem becomes a one-line SpecError."""
+    try:
+        return Spec.model_validate(canonical)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "spec"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        got = error.get("input")
+        shown = (
+            "" if error["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {got!r})"
+        )
+        raise SpecError(f"{where}: {key}: {message}{shown}") from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None, data_dir: str | Path = "data") -> Spec:
+    """Read a spec file, expand the short form, apply overrides and validate."""
+    path, data_dir = Path(path), Path(data_dir)
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec must be a mapping of keys, got {type(raw).__name__}")
+    canonical = expand_short_form(raw, data_dir, str(path))
+    canonical.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "run")
+    canonical = apply_overrides(canonical, overrides or [], data_dir)
+    if "dataset" not in canonical:
+        raise SpecError(f"{path}: dataset: is required (e.g. 'dataset: sp500')")
+    return build_spec(canonical, str(path))
+
+
+def dump_spec(spec: Spec) -> str:
+    """The resolved spec as YAML, every default filled in, in the canonical key order."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

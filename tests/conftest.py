@@ -1,0 +1,24 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def price_csv(tmp_path):
+    """A small CSV of daily prices with a Date column, like a Yahoo download."""
+    rng = np.random.default_rng(0)
+    n = 400
+    close = 50 * np.exp(np.cumsum(rng.normal(0.0005, 0.015, n)))
+    frame = pd.DataFrame(
+        {
+            "Date": pd.bdate_range("2015-01-01", periods=n).strftime("%Y-%m-%d"),
+            "Open": close * (1 + rng.normal(0, 0.003, n)),
+            "High": close * 1.01,
+            "Low": close * 0.99,
+            "Close": close,
+            "Volume": rng.integers(1_000_000, 5_000_000, n),
+        }
+    )
+    path = tmp_path / "prices.csv"
+    frame.to_csv(path, index=False)
+    return path

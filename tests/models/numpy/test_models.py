@@ -1,0 +1,56 @@
+"""Every NumPy model: exact gradients, shapes, dtypes, and a small task it must learn."""
+
+import numpy as np
+import pytest
+
+from seqbench.gradcheck import check_model
+from seqbench.models.numpy.learner import NumpyLearner
+from seqbench.models.registry import model_class, model_names
+from seqbench.optim import Adam
+from seqbench.spec import TrainSpec
+from seqbench.train import fit, mse
+
+MODELS = model_names()
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("batch", "seq_len", "n_layers"), [(1, 1, 1), (3, 6, 2), (2, 9, 1)])
+def test_gradients_match_finite_differences(name, batch, seq_len, n_layers):
+    results = check_model(name, batch=batch, seq_len=seq_len, n_layers=n_layers, max_entries=None)
+    worst = max(results, key=lambda r: r.max_rel_error)
+    assert worst.max_rel_error < 1e-6, worst
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_output_shape_dtype_and_param_names(name):
+    model = model_class(name, "numpy")(3, 5, hidden_size=8, n_layers=2, rng=np.random.default_rng(0))
+    y, _ = model.forward(np.zeros((4, 7, 3)))
+    assert y.shape == (4, 5) and y.dtype == np.float32
+    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert {"head.weight", "head.bias"} <= set(model.params)
+    assert any(k.startswith("layers.1.") for k in model.params)
+    assert model.n_params == sum(p.size for p in model.params.values())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_seed_same_weights(name):
+    cls = model_class(name, "numpy")
+    a = cls(2, 1, hidden_size=4, rng=np.random.default_rng(7)).params
+    b = cls(2, 1, hidden_size=4, rng=np.random.default_rng(7)).params
+    c = cls(2, 1, hidden_size=4, rng=np.random.default_rng(8)).params
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_learns_a_task_that_needs_memory(name, memory_task):
+    """A delayed copy: the last value (persistence) is useless, the model must remember."""
+    train, val = memory_task(512, seed=0), memory_task(256, seed=1)
+    model = model_class(name, "numpy")(1, 1, hidden_size=16, rng=np.random.default_rng(0))
+    learner = NumpyLearner(model, Adam(model.params, lr=1e-2), grad_clip=1.0)
+    start = mse(learner, val)
+    persistence = float(np.mean((val.x[:, -1] - val.y) ** 2))
+    fit(learner, train, val, TrainSpec(epochs=30, batch_size=32, patience=0), np.random.default_rng(0))
+    final = mse(learner, val)
+    assert final < 0.1 * start
+    assert final < 0.1 * persistence

@@ -1,0 +1,144 @@
+"""Every command through the CLI: exit codes, output, and nothing written on bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from seqbench.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write_spec(path, text):
+    path.write_text(text)
+    return path
+
+
+def assert_clean_failure(result, code, message, workdir):
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) <= 2
+    assert not (workdir / "results").exists()
+
+
+def test_version_and_help():
+    assert invoke("--version").stdout.startswith("seqbench ")
+    for command in ("train", "compare", "download", "datasets"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Example:" in result.stdout
+
+
+def test_train_canonical_then_short_form_with_set_then_compare(workdir, price_csv):
+    canonical = write_spec(
+        workdir / "canon.yaml",
+        f"""
+name: canon
+dataset: {{source: csv, path: {price_csv}, target: Close, seq_len: 10, transform: log_return}}
+model: {{name: gru, hidden_size: 8}}
+train: {{epochs: 2}}
+""",
+    )
+    result = invoke("train", "--config", canonical, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "persistence" in result.stdout and "linear" in result.stdout
+
+    short = write_spec(workdir / "short.yaml", "model: mingru\ndataset: sp500\nhidden_size: 4\nepochs: 1\n")
+    result = invoke("train", "--config", short, "--set", "seq_len=5", "--set", "train.lr=3e-3", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["name"] == "short" and metrics["config"]["lr"] == pytest.approx(3e-3)
+    assert metrics["config"]["seq_len"] == 5
+    assert "epoch   1/1" in result.stderr  # progress goes to stderr
+
+    result = invoke("compare", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert set(table["model"]) == {"gru", "mingru"}
+    assert table["persistence_rmse"].notna().all() and table["skill"].notna().all()
+
+    for fmt in ("md", "json", "table"):
+        assert invoke("compare", "--format", fmt, "--sort", "-rmse").exit_code == 0
+    result = invoke("compare", "--plot", workdir / "curves.png")
+    assert result.exit_code == 0 and (workdir / "curves.png").stat().st_size > 0
+
+
+def test_datasets_lists_builtins(workdir):
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    for name in ("sp500", "nasdaq", "seattle-weather"):
+        assert name in result.stdout
+
+
+def test_download_offline_fails_cleanly(workdir, monkeypatch):
+    import yfinance
+
+    def offline(*args, **kwargs):
+        import sys
+
+        print("1 Failed download: ['AAPL']: Could not resolve host", file=sys.stderr)
+        return pd.DataFrame(columns=pd.MultiIndex.from_tuples([("Close", "AAPL")], names=["Price", "Ticker"]))
+
+    monkeypatch.setattr(yfinance, "download", offline)
+    result = invoke("download", "AAPL")
+    assert result.exit_code == 2
+    assert "could not download 'AAPL'" in result.stderr
+    assert "Could not resolve host" not in result.output
+    assert not (workdir / "data").exists() or not any((workdir / "data").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset: sp500\nmodel: [unclosed\n", "malformed YAML"),
+        ("dataset: sp500\nmodel: {hiden_size: 3}\n", "did you mean 'model.hidden_size'"),
+        ("dataset: sp500\ntrain: {lr: -1}\n", "train.lr"),
+        ("dataset: missing.csv\n", "missing.csv"),
+        ("dataset: {source: builtin, name: sp500, target: Nope}\n", "Nope"),
+    ],
+)
+def test_train_bad_input(workdir, text, message):
+    spec = write_spec(workdir / "bad.yaml", text)
+    assert_clean_failure(invoke("train", "--config", spec), 2, message, workdir)
+
+
+def test_train_missing_spec_file(workdir):
+    assert_clean_failure(
+        invoke("train", "--config", workdir / "nope.yaml"), 2, "spec file not found", workdir
+    )
+
+
+def test_train_unknown_model_and_bad_override(workdir):
+    spec = write_spec(workdir / "ok.yaml", "dataset: sp500\n")
+    assert_clean_failure(
+        invoke("train", "-c", spec, "--set", "model.name=lstm"), 2, "unknown model 'lstm'", workdir
+    )
+    assert_clean_failure(invoke("train", "-c", spec, "--set", "lrr=1"), 2, "did you mean 'train.lr'", workdir)
+
+
+def test_debug_shows_the_traceback(workdir):
+    spec = write_spec(workdir / "bad.yaml", "dataset: sp500\ntrain: {lr: -1}\n")
+    result = invoke("--debug", "train", "--config", spec)
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_compare_without_runs(workdir):
+    result = invoke("compare")
+    assert result.exit_code == 2 and "no runs found" in result.stderr
+
+
+def test_compare_bad_format(workdir):
+    result = invoke("compare", "--format", "xml")
+    assert result.exit_code == 2 and "--format" in result.stderr

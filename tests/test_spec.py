@@ -1,0 +1,156 @@
+"""Spec parsing: canonical and short forms, overrides, validation messages."""
+
+import pytest
+import yaml
+
+from seqbench.errors import SpecError
+from seqbench.spec import apply_overrides, dump_spec, load_spec, parse_override
+
+
+def write(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+CANONICAL = """
+name: aapl
+seed: 3
+dataset: {source: yahoo, ticker: AAPL, start: 2010-01-01, target: Close, seq_len: 20}
+model: {name: gru, hidden_size: 64}
+train: {epochs: 5, lr: 0.01}
+"""
+
+
+def test_canonical_form(tmp_path):
+    spec = load_spec(write(tmp_path, CANONICAL))
+    assert spec.name == "aapl" and spec.seed == 3
+    assert spec.dataset.ticker == "AAPL" and spec.dataset.start.isoformat() == "2010-01-01"
+    assert spec.model.name == "gru" and spec.model.hidden_size == 64
+    assert spec.train.lr == 0.01 and spec.train.batch_size == 32  # default filled in
+
+
+def test_short_form_and_default_name(tmp_path):
+    spec = load_spec(
+        write(
+            tmp_path,
+            "model: mingru\ndataset: sp500\nlr: 0.01\nhidden_size: 64\nseq_len: 7\n",
+            name="my first.yaml",
+        )
+    )
+    assert spec.model.name == "mingru" and spec.model.hidden_size == 64
+    assert spec.dataset.source == "builtin" and spec.dataset.name == "sp500" and spec.dataset.seq_len == 7
+    assert spec.train.lr == 0.01
+    assert spec.name == "my-first"
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "key"),
+    [
+        ("sp500", "builtin", "name"),
+        ("prices.csv", "csv", "path"),
+        ("sub/dir/prices", "csv", "path"),
+        ("MSFT", "yahoo", "ticker"),
+    ],
+)
+def test_short_dataset_forms(tmp_path, value, source, key):
+    spec = load_spec(write(tmp_path, f"dataset: {value}\n"))
+    assert spec.dataset.source == source and getattr(spec.dataset, key) == value
+
+
+def test_overrides_canonical_and_short_keys(tmp_path):
+    path = write(tmp_path, CANONICAL)
+    spec = load_spec(
+        path,
+        ["train.lr=3e-3", "hidden_size=16", "model.name=mingru", "seed=9", "dataset.split=[0.6, 0.2, 0.2]"],
+    )
+    assert spec.train.lr == pytest.approx(3e-3) and spec.model.hidden_size == 16
+    assert spec.model.name == "mingru" and spec.seed == 9 and spec.dataset.split == (0.6, 0.2, 0.2)
+
+
+def test_override_dataset_name_keeps_window_settings(tmp_path):
+    spec = load_spec(write(tmp_path, CANONICAL), ["dataset=nasdaq"])
+    assert spec.dataset.source == "builtin" and spec.dataset.name == "nasdaq" and spec.dataset.seq_len == 20
+    assert spec.dataset.ticker is None
+
+
+def test_resolved_spec_round_trips(tmp_path):
+    spec = load_spec(write(tmp_path, CANONICAL), ["train.lr=0.5"])
+    saved = write(tmp_path, dump_spec(spec), name="saved.yaml")
+    assert load_spec(saved) == spec
+    assert yaml.safe_load(dump_spec(spec))["train"]["patience"] == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "model: {hiden_size: 3}\ndataset: sp500\n",
+            "unknown key 'model.hiden_size'; did you mean 'model.hidden_size'",
+        ),
+        ("lerning_rate: 0.1\ndataset: sp500\n", "unknown key 'lerning_rate'"),
+        ("lrr: 0.1\ndataset: sp500\n", "did you mean 'train.lr'"),
+        ("dataset: sp500\ntrain: {lr: -1}\n", "train.lr: Input should be greater than 0"),
+        (
+            "dataset: sp500\nmodel: {hidden_size: 0}\n",
+            "model.hidden_size: Input should be greater than or equal to 1",
+        ),
+        (
+            "dataset: {source: builtin, name: sp500, split: [0.5, 0.2, 0.2]}\n",
+            "split fractions must sum to 1",
+        ),
+        ("dataset: sp500\nmodel: lstm\n", "unknown model 'lstm'; choose one of: gru, mingru"),
+        (
+            "dataset: sp500\ntrain: {optimizer: rmsprop}\n",
+            "train.optimizer: Input should be 'sgd', 'adam' or 'adamw'",
+        ),
+        ("dataset: sp500\nmodel: {backend: jax}\n", "model.backend"),
+        ("dataset: {source: csv}\n", "source 'csv' needs dataset.path"),
+        ("model: gru\n", "dataset: is required"),
+        ("name: ../escape\ndataset: sp500\n", "not a valid run name"),
+        ("- a\n- b\n", "a spec must be a mapping"),
+        ("dataset: sp500\ntrain: {epochs: many}\n", "train.epochs"),
+    ],
+)
+def test_invalid_specs_give_one_clear_line(tmp_path, text, message):
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "dataset: sp500\nmodel: [unclosed\n")
+    with pytest.raises(SpecError, match=r"spec.yaml:\d+:\d+: malformed YAML"):
+        load_spec(path)
+
+
+def test_python_tags_are_refused_not_executed(tmp_path):
+    path = write(tmp_path, "dataset: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(SpecError, match="malformed YAML"):
+        load_spec(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("train.lr", "expected KEY=VALUE"),
+        ("train.lrr=1", "did you mean 'train.lr'"),
+        ("nosuch.key=1", "unknown key"),
+    ],
+)
+def test_bad_overrides(item, message, tmp_path):
+    with pytest.raises(SpecError, match=message):
+        apply_overrides({"dataset": {"source": "builtin", "name": "sp500"}}, [item], tmp_path)
+
+
+def test_override_values_are_yaml_scalars():
+    assert parse_override("train.lr=1e-3") == ("train.lr", 1e-3)
+    assert parse_override("train.shuffle=false") == ("train.shuffle", False)
+    assert parse_override("name=abc") == ("name", "abc")
