@@ -28,7 +28,8 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-stdout = Console()
+# a pipe or CI log gets a wide table rather than one squeezed into 80 columns
+stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
 state = {"debug": False}
 
@@ -164,7 +165,7 @@ def compare(
     if sort:
         rows = sort_rows(rows, sort)
     if fmt == "table":
-        stdout.print(rich_table(rows))
+        stdout.print(rich_table(rows, stdout.width))
     else:
         sys.stdout.write(render(rows, fmt))
     if plot:

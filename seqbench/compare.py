@@ -275,14 +275,36 @@ def _render_table(rows: list[dict[str, Any]]) -> str:
     return console.file.getvalue()
 
 
-def rich_table(rows: list[dict[str, Any]]) -> Table:
-    """A rich Table of the rows: numbers right-aligned, status coloured."""
+# Columns a narrow terminal drops first, in this order; the scores and baselines stay.
+OPTIONAL_COLUMNS = ["backend", "params", "s/epoch", "lr", "hidden", "status", "epochs", "mae", "r2", "linear_rmse"]
+
+
+def fitting_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
+    """COLUMNS, less the optional ones a terminal `width` characters wide cannot show."""
+    columns = list(COLUMNS)
+
+    def needed() -> int:
+        cells = [max([len(part) for part in c.split("_")] + [len(format_value(c, r.get(c))) for r in rows])
+                 for c in columns]
+        return sum(cells) + 3 * len(columns) + 1
+
+    for column in OPTIONAL_COLUMNS:
+        if width is None or needed() <= width:
+            break
+        columns.remove(column)
+    return columns
+
+
+def rich_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """A rich Table of the rows: numbers right-aligned, status coloured; fitted to `width`."""
     table = Table(header_style="bold")
-    for column in COLUMNS:
+    columns = fitting_columns(rows, width)
+    for column in columns:
         justify = "left" if column in TEXT_COLUMNS else "right"
-        table.add_column(column, justify=justify, no_wrap=column == "run")
+        header = column.replace("_", "\n")  # persistence_rmse -> two short header lines
+        table.add_column(header, justify=justify, no_wrap=column != "run", overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row, column) for column in COLUMNS))
+        table.add_row(*(_cell(row, column) for column in columns))
     return table
 
 
