@@ -276,7 +276,18 @@ def _render_table(rows: list[dict[str, Any]]) -> str:
 
 
 # Columns a narrow terminal drops first, in this order; the scores and baselines stay.
-OPTIONAL_COLUMNS = ["backend", "params", "s/epoch", "lr", "hidden", "status", "epochs", "mae", "r2", "linear_rmse"]
+OPTIONAL_COLUMNS = [
+    "backend",
+    "params",
+    "s/epoch",
+    "lr",
+    "hidden",
+    "status",
+    "epochs",
+    "mae",
+    "r2",
+    "linear_rmse",
+]
 
 
 def fitting_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
@@ -284,8 +295,10 @@ def fitting_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
     columns = list(COLUMNS)
 
     def needed() -> int:
-        cells = [max([len(part) for part in c.split("_")] + [len(format_value(c, r.get(c))) for r in rows])
-                 for c in columns]
+        cells = [
+            max([len(part) for part in c.split("_")] + [len(format_value(c, r.get(c))) for r in rows])
+            for c in columns
+        ]
         return sum(cells) + 3 * len(columns) + 1
 
     for column in OPTIONAL_COLUMNS:

@@ -258,11 +258,17 @@ def test_markdown_escapes_pipes() -> None:
 
 def test_rich_table_has_a_row_per_run(rows: list[dict]) -> None:
     table = compare.rich_table(rows)
-    assert [column.header for column in table.columns] == COLUMNS
+    assert [column.header.replace("\n", "_") for column in table.columns] == COLUMNS
     assert table.row_count == len(rows)
     console = Console(file=io.StringIO(), width=300)
     console.print(table)
     assert "aapl-mamba/20261122-170000-beef" in console.file.getvalue()
+
+
+def test_rich_table_drops_optional_columns_on_a_narrow_terminal(rows: list[dict]) -> None:
+    headers = [column.header.replace("\n", "_") for column in compare.rich_table(rows, width=90).columns]
+    assert {"run", "model", "rmse", "persistence_rmse", "skill"} <= set(headers)
+    assert "backend" not in headers and len(headers) < len(COLUMNS)
 
 
 def test_unknown_format_is_an_error(rows: list[dict]) -> None:
