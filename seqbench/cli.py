@@ -218,5 +218,39 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
     stdout.print(table)
 
 
+@app.command()
+@handles_errors
+def gradcheck(
+    model: Annotated[str | None, typer.Option(help="Check only this model (default: every model).")] = None,
+    tolerance: Annotated[float, typer.Option(min=0, help="Largest relative error that passes.")] = 1e-6,
+) -> None:
+    """Check every NumPy model's backward pass against finite differences (float64).
+
+    Exit 1 if any parameter's relative error is above the tolerance.
+
+    Example: seqbench gradcheck --model gru --tolerance 1e-6
+    """
+    from seqbench.errors import RunFailed
+    from seqbench.gradcheck import gradcheck_models
+    from seqbench.models.registry import model_names
+
+    results = gradcheck_models([model] if model else model_names())
+    table = Table(title=f"gradient check: analytic vs finite differences (tolerance {tolerance:g})")
+    for column in ("model", "parameter", "shape"):
+        table.add_column(column)
+    for column in ("checked", "max rel. error", "ok"):
+        table.add_column(column, justify="right")
+    failed = 0
+    for r in results:
+        ok = r.max_rel_error <= tolerance
+        failed += not ok
+        shape = "x".join(map(str, r.shape)) or "scalar"
+        verdict = "ok" if ok else "FAIL"
+        table.add_row(r.model, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
+    stdout.print(table)
+    if failed:
+        raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")
+
+
 def main() -> None:
     app(prog_name="seqbench")

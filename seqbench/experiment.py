@@ -63,6 +63,7 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> NumpyLearner:
     """The model of `spec` with its optimiser, weights drawn from `spec.seed`."""
     cls = model_class(spec.model.name, spec.model.backend)
     rng = np.random.default_rng(spec.seed)
+    options = {key: getattr(spec.model, key) for key in cls.options}
     model = cls(
         n_features,
         n_outputs,
@@ -70,6 +71,7 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> NumpyLearner:
         n_layers=spec.model.n_layers,
         rng=rng,
         dtype=np.dtype(spec.train.dtype),
+        **options,
     )
     t = spec.train
     optimizer = make_optimizer(

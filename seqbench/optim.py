@@ -6,13 +6,38 @@ weights on either backend:
     Adam:  g += wd * p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
            p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
     AdamW: p *= 1 - lr * wd, then Adam without the wd term (decoupled decay).
+
+`scheduled_lr` gives the learning rate of each epoch: a linear warm-up, then
+constant or cosine decay (after nanoGPT's `get_lr`, counted in epochs).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 Params = dict[str, np.ndarray]
+
+
+def scheduled_lr(base_lr: float, epoch: int, epochs: int, schedule: str, warmup_epochs: int = 0) -> float:
+    """The learning rate of `epoch` (counted from 1) out of `epochs`; > 0 for every such epoch.
+
+    With W = warmup_epochs and E = epochs:
+        warm-up, epoch k <= W:   base_lr * k / (W + 1)              (rises linearly towards base_lr)
+        constant, k > W:         base_lr
+        cosine, k > W:           base_lr * (1 + cos(pi * (k - W - 1) / (E - W))) / 2
+    so the first epoch after warm-up runs at base_lr and the cosine would reach 0 one
+    epoch after the last (the last epoch still learns, at base_lr * (1 - cos(pi / (E - W))) / 2).
+    """
+    if epoch <= warmup_epochs:
+        return base_lr * epoch / (warmup_epochs + 1)
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        progress = (epoch - warmup_epochs - 1) / max(epochs - warmup_epochs, 1)  # in [0, 1)
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    raise ValueError(f"unknown schedule '{schedule}'; choose constant or cosine")
 
 
 def clip_grad_norm(grads: Params, max_norm: float | None) -> float:

@@ -87,7 +87,17 @@ class ModelSpec(_Section):
     backend: Literal["numpy", "torch"] = "numpy"
     hidden_size: int = Field(128, ge=1)
     n_layers: int = Field(1, ge=1)
-    state_size: int = Field(16, ge=1)  # mamba
+    state_size: int = Field(16, ge=1)  # mamba: N, the SSM state per channel
+    expand: int = Field(2, ge=1)  # mamba: E, inner width = E * hidden_size
+    conv_kernel: int = Field(4, ge=1)  # mamba: causal depthwise conv width
+    dt_rank: int | Literal["auto"] = "auto"  # mamba: rank of the delta projection; auto = ceil(D / 16)
+
+    @field_validator("dt_rank")
+    @classmethod
+    def _positive_rank(cls, rank: int | str) -> int | str:
+        if isinstance(rank, int) and rank < 1:
+            raise ValueError("must be 'auto' or an integer >= 1")
+        return rank
 
     @field_validator("name")
     @classmethod
@@ -104,6 +114,8 @@ class TrainSpec(_Section):
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
+    schedule: Literal["constant", "cosine"] = "constant"  # lr after warm-up (see optim.scheduled_lr)
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up from lr / (warmup_epochs + 1) up to lr
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, ge=0)  # global-norm clipping; 0 or null = off

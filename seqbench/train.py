@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from seqbench.data.windows import WindowSet
+from seqbench.optim import scheduled_lr
 from seqbench.spec import TrainSpec
 
 
@@ -66,13 +67,17 @@ def fit(
 ) -> FitResult:
     """Train for `spec.epochs` (or until early stopping), keeping the best weights by val loss.
 
-    On return the learner holds the best weights. A non-finite training loss stops the run
-    with status 'diverged' (the best weights so far are kept).
+    Each epoch starts by setting the learner's learning rate from `spec.schedule` and
+    `spec.warmup_epochs` (see `scheduled_lr`); the history records it. On return the learner
+    holds the best weights. A non-finite training loss stops the run with status 'diverged'
+    (the best weights so far are kept).
     """
     result = FitResult()
     best = learner.snapshot()
     stale = 0
     for epoch in range(1, spec.epochs + 1):
+        lr = scheduled_lr(spec.lr, epoch, spec.epochs, spec.schedule, spec.warmup_epochs)
+        learner.set_lr(lr)
         start = time.perf_counter()
         order = rng.permutation(len(train.x)) if spec.shuffle else np.arange(len(train.x))
         losses = []
@@ -88,7 +93,7 @@ def fit(
         result.samples_seen += len(order)
         train_loss = float(np.sum(losses) / len(order))
         val_loss = mse(learner, val) if result.status == "completed" else float("nan")
-        record = EpochRecord(epoch, train_loss, val_loss, spec.lr, seconds)
+        record = EpochRecord(epoch, train_loss, val_loss, lr, seconds)
         result.history.append(record)
         improved = np.isfinite(val_loss) and val_loss < result.best_val_loss - spec.min_delta
         if improved:

@@ -22,3 +22,18 @@ def price_csv(tmp_path):
     path = tmp_path / "prices.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def broken_gru_backward(monkeypatch):
+    """Scale the NumPy GRU's W_h gradient by 1.01: a backward pass that is slightly wrong."""
+    from seqbench.models.numpy.gru import GRU
+
+    original = GRU.layer_backward
+
+    def broken(self, p, dh, cache):
+        dx, grads = original(self, p, dh, cache)
+        grads["W_h"] = grads["W_h"] * 1.01
+        return dx, grads
+
+    monkeypatch.setattr(GRU, "layer_backward", broken)

@@ -36,7 +36,7 @@ def assert_clean_failure(result, code, message, workdir):
 
 def test_version_and_help():
     assert invoke("--version").stdout.startswith("seqbench ")
-    for command in ("train", "compare", "download", "datasets"):
+    for command in ("train", "compare", "download", "datasets", "gradcheck"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Example:" in result.stdout
 
@@ -142,3 +142,46 @@ def test_compare_without_runs(workdir):
 def test_compare_bad_format(workdir):
     result = invoke("compare", "--format", "xml")
     assert result.exit_code == 2 and "--format" in result.stderr
+
+
+def all_parameter_names(name):
+    from seqbench.gradcheck import GRADCHECK_OPTIONS
+    from seqbench.models.registry import model_class
+
+    cls = model_class(name, "numpy")
+    return list(cls(2, 2, hidden_size=4, n_layers=2, **GRADCHECK_OPTIONS.get(name, {})).params)
+
+
+def test_gradcheck_passes_for_every_model_and_lists_every_parameter():
+    from seqbench.models.registry import model_names
+
+    result = invoke("gradcheck")
+    assert result.exit_code == 0, result.output
+    assert "FAIL" not in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.count("│") >= 6]
+    for name in model_names():
+        listed = {line.split("│")[2].strip() for line in rows if line.split("│")[1].strip() == name}
+        assert listed == set(all_parameter_names(name)), name
+
+
+def test_gradcheck_one_model():
+    result = invoke("gradcheck", "--model", "gru", "--tolerance", "1e-6")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.count("│") >= 6]
+    assert {line.split("│")[1].strip() for line in rows} == {"gru"}
+    assert len(rows) == len(all_parameter_names("gru"))
+
+
+def test_gradcheck_catches_a_broken_backward(broken_gru_backward):
+    result = invoke("gradcheck", "--model", "gru")
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout and "gradient check failed: 2 of 10" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_gradcheck_unknown_model():
+    result = invoke("gradcheck", "--model", "lstm")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: unknown model 'lstm'; choose one of: gru, ")
+    assert "Traceback" not in result.output and not result.stdout

@@ -1,9 +1,14 @@
-"""Optimiser updates against their formulas, and gradient clipping."""
+"""Optimiser updates against their formulas, gradient clipping, and the learning-rate schedule."""
+
+import itertools
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from seqbench.optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer
+from seqbench.optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer, scheduled_lr
 
 
 def params_and_grads(seed=0):
@@ -81,3 +86,43 @@ def test_state_dict_round_trip_continues_identically():
     restored.step(steps[1])
     for k in params:
         np.testing.assert_array_equal(params[k], twin[k])
+
+
+def test_constant_schedule_without_warmup_is_the_base_lr():
+    assert [scheduled_lr(0.1, k, 5, "constant") for k in range(1, 6)] == [0.1] * 5
+
+
+def test_warmup_rises_linearly_then_holds():
+    lrs = [scheduled_lr(1.0, k, 6, "constant", warmup_epochs=3) for k in range(1, 7)]
+    assert lrs == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+
+
+def test_cosine_starts_at_base_after_warmup_and_decays_towards_zero():
+    lrs = [scheduled_lr(1.0, k, 6, "cosine", warmup_epochs=2) for k in range(1, 7)]
+    # warm-up 1/3, 2/3; then cos over the 4 remaining epochs, progress 0, 1/4, 2/4, 3/4
+    expected = [1 / 3, 2 / 3] + [0.5 * (1 + math.cos(math.pi * i / 4)) for i in range(4)]
+    assert lrs == pytest.approx(expected)
+    assert lrs[2] == pytest.approx(1.0) and lrs[-1] > 0
+
+
+def test_cosine_with_a_single_epoch_uses_the_base_lr():
+    assert scheduled_lr(0.01, 1, 1, "cosine") == pytest.approx(0.01)
+
+
+def test_unknown_schedule_is_an_error():
+    with pytest.raises(ValueError, match="linear"):
+        scheduled_lr(0.1, 2, 5, "linear")
+
+
+@given(
+    epochs=st.integers(1, 200),
+    warmup=st.integers(0, 250),
+    schedule=st.sampled_from(["constant", "cosine"]),
+    base=st.floats(1e-6, 10.0),
+)
+def test_schedule_is_positive_bounded_and_monotone_after_warmup(epochs, warmup, schedule, base):
+    lrs = [scheduled_lr(base, k, epochs, schedule, warmup) for k in range(1, epochs + 1)]
+    assert all(0 < lr <= base * (1 + 1e-12) for lr in lrs)
+    rising, falling = lrs[: min(warmup, epochs)], lrs[min(warmup, epochs) :]
+    assert all(a < b for a, b in itertools.pairwise(rising))
+    assert all(a >= b for a, b in itertools.pairwise(falling))

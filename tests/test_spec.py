@@ -99,7 +99,7 @@ def test_resolved_spec_round_trips(tmp_path):
             "dataset: {source: builtin, name: sp500, split: [0.5, 0.2, 0.2]}\n",
             "split fractions must sum to 1",
         ),
-        ("dataset: sp500\nmodel: lstm\n", "unknown model 'lstm'; choose one of: gru, mingru"),
+        ("dataset: sp500\nmodel: lstm\n", "unknown model 'lstm'; choose one of: gru, mamba, mingru"),
         (
             "dataset: sp500\ntrain: {optimizer: rmsprop}\n",
             "train.optimizer: Input should be 'sgd', 'adam' or 'adamw'",

@@ -15,6 +15,7 @@ from seqbench.errors import SeqbenchError
 MODELS: dict[str, dict[str, str]] = {
     "mingru": {"numpy": "seqbench.models.numpy.mingru:MinGRU"},
     "gru": {"numpy": "seqbench.models.numpy.gru:GRU"},
+    "mamba": {"numpy": "seqbench.models.numpy.mamba:Mamba"},
 }
 
 TORCH_HINT = "pip install 'seqbench[torch]' -c constraints.txt  (or: pip install torch)"

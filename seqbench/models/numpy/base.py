@@ -21,6 +21,8 @@ Params = dict[str, np.ndarray]
 class RecurrentStack:
     """`n_layers` recurrent layers, then a linear head on the last time step."""
 
+    options: tuple[str, ...] = ()  # spec keys (model.*) the constructor takes beyond the common ones
+
     def __init__(
         self,
         input_size: int,

@@ -121,3 +121,105 @@ def mse_loss(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean squared error and its gradient with respect to y."""
     diff = y - target
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+
+
+# ---- activations with their derivatives --------------------------------------------------------
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x)."""
+    return x * sigmoid(x)
+
+
+def silu_grad(x: np.ndarray) -> np.ndarray:
+    """d silu(x) / dx = sigmoid(x) * (1 + x * (1 - sigmoid(x)))."""
+    s = sigmoid(x)
+    return s * (1 + x * (1 - s))
+
+
+# ---- RMSNorm (Zhang & Sennrich, 2019) ---------------------------------------------------------------
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
+    """y = x / sqrt(mean(x^2) + eps) * weight over the last axis; returns (y, cache)."""
+    r = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)  # (..., 1)
+    x_hat = x * r  # (..., D)
+    return x_hat * weight, (x_hat, r, weight)
+
+
+def rms_norm_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (dx, dweight) of rms_norm."""
+    x_hat, r, weight = cache
+    d_hat = dy * weight  # (..., D)
+    dx = r * (d_hat - x_hat * np.mean(d_hat * x_hat, axis=-1, keepdims=True))
+    return dx, (dy * x_hat).reshape(-1, x_hat.shape[-1]).sum(axis=0)
+
+
+# ---- causal depthwise convolution over time ---------------------------------------------------------
+
+
+def causal_conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """y_t = sum_k weight[:, k] * x_{t - (K-1) + k} + bias, zeros before the start.
+
+    x: (B, L, C); weight: (C, K); bias: (C,). Each channel has its own filter (depthwise),
+    and y_t sees only x_{<= t} (causal), like torch's Conv1d(groups=C, padding=K-1)[..., :L].
+    """
+    B, L, C = x.shape
+    K = weight.shape[1]
+    x_pad = np.concatenate([np.zeros((B, K - 1, C), dtype=x.dtype), x], axis=1)  # (B, L+K-1, C)
+    y = np.broadcast_to(bias, (B, L, C)).copy()
+    for k in range(K):  # K is small (4): one vectorised multiply-add per tap
+        y += weight[:, k] * x_pad[:, k : k + L]
+    return y
+
+
+def causal_conv1d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Gradients (dx, dweight, dbias) of causal_conv1d."""
+    B, L, C = x.shape
+    K = weight.shape[1]
+    x_pad = np.concatenate([np.zeros((B, K - 1, C), dtype=x.dtype), x], axis=1)
+    dx_pad = np.zeros_like(x_pad)
+    dweight = np.empty_like(weight)
+    for k in range(K):
+        dweight[:, k] = np.einsum("blc,blc->c", dy, x_pad[:, k : k + L])
+        dx_pad[:, k : k + L] += weight[:, k] * dy
+    return dx_pad[:, K - 1 :], dweight, dy.sum(axis=(0, 1))
+
+
+# ---- selective scan (Mamba's S6, Gu & Dao 2023, algorithm 2) ----------------------------------------
+
+
+def selective_scan(
+    u: np.ndarray, delta: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray
+) -> tuple[np.ndarray, tuple]:
+    """y = SSM(A, B, C)(u) with input-dependent step delta, zero-order-hold discretisation.
+
+    u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,). For each channel e and
+    state n:   A_bar = exp(delta A),   B_bar = (exp(delta A) - 1) / A * B   (exact ZOH for diagonal A)
+               h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
+    """
+    log_a = delta[..., None] * A  # (b, L, E, N) = log A_bar
+    zoh = np.expm1(log_a) / A  # (b, L, E, N) = (A_bar - 1) / A
+    bu = zoh * B[:, :, None, :] * u[..., None]  # (b, L, E, N) = B_bar u
+    h = linear_scan(log_a, bu)  # (b, L, E, N)
+    y = np.einsum("blen,bln->ble", h, C) + D * u  # (b, L, E)
+    return y, (u, delta, A, B, C, D, log_a, zoh, h)
+
+
+def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
+    """Gradients (du, ddelta, dA, dB, dC, dD) of selective_scan."""
+    u, delta, A, B, C, D, log_a, zoh, h = cache
+    dh = dy[..., None] * C[:, :, None, :]  # (b, L, E, N)
+    dC = np.einsum("ble,blen->bln", dy, h)  # (b, L, N)
+    dD = np.einsum("ble,ble->e", dy, u)
+    dlog_a, dbu, _ = linear_scan_backward(dh, log_a, h)  # (b, L, E, N) each
+    a_bar = zoh * A + 1  # exp(delta A), recovered without another exp
+    d_zoh = dbu * B[:, :, None, :] * u[..., None]  # dL/d((A_bar - 1) / A)
+    du = dy * D + np.einsum("blen,blen->ble", dbu, zoh * B[:, :, None, :])
+    dB = np.einsum("blen,blen->bln", dbu * u[..., None], zoh)
+    # log_a = delta A enters directly and through zoh = expm1(delta A) / A:
+    #   d zoh / d delta = A_bar,   d zoh / dA = (delta A_bar A - (A_bar - 1)) / A^2
+    ddelta = np.einsum("blen,en->ble", dlog_a, A) + np.einsum("blen,blen->ble", d_zoh, a_bar)
+    dA = np.einsum("blen,ble->en", dlog_a, delta)
+    dA += np.einsum("blen,blen->en", d_zoh, (delta[..., None] * a_bar * A - zoh * A) / (A * A))
+    return du, ddelta, dA, dB, dC, dD

@@ -5,12 +5,20 @@ import pytest
 
 from seqbench.gradcheck import numeric_gradient, relative_error
 from seqbench.models.numpy.layers import (
+    causal_conv1d,
+    causal_conv1d_backward,
     linear,
     linear_backward,
     linear_scan,
     linear_scan_backward,
     mse_loss,
+    rms_norm,
+    rms_norm_backward,
+    selective_scan,
+    selective_scan_backward,
     sigmoid,
+    silu,
+    silu_grad,
     softplus,
 )
 
@@ -92,3 +100,73 @@ def test_mse_loss_gradient():
     assert loss == pytest.approx(np.mean((y - t) ** 2))
     _, numeric = numeric_gradient(lambda: mse_loss(y, t)[0], y)
     assert relative_error(dy.reshape(-1), numeric) < 1e-6
+
+
+def check_gradients(forward, backward_grads, arrays, w):
+    """Compare backward_grads (one per array) with finite differences of sum(w * forward())."""
+    for analytic, array in zip(backward_grads, arrays, strict=True):
+        _, numeric = numeric_gradient(lambda: float(np.sum(w * forward())), array)
+        assert relative_error(analytic.reshape(-1), numeric) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 5, 4)])
+def test_rms_norm_backward(shape):
+    rng = np.random.default_rng(6)
+    x, weight, w = rng.normal(size=shape), rng.normal(size=shape[-1]), rng.normal(size=shape)
+    y, cache = rms_norm(x, weight)
+    np.testing.assert_allclose(np.sqrt(np.mean((y / weight) ** 2, axis=-1)), 1, rtol=1e-4)
+    check_gradients(lambda: rms_norm(x, weight)[0], rms_norm_backward(w, cache), (x, weight), w)
+
+
+@pytest.mark.parametrize(("shape", "K"), [((1, 1, 2), 4), ((2, 6, 3), 3), ((2, 3, 2), 1)])
+def test_causal_conv1d_is_causal_and_exact(shape, K):
+    rng = np.random.default_rng(7)
+    x, weight, bias, w = (
+        rng.normal(size=shape),
+        rng.normal(size=(shape[2], K)),
+        rng.normal(size=shape[2]),
+        rng.normal(size=shape),
+    )
+    y = causal_conv1d(x, weight, bias)
+    # reference: an explicit loop over time and taps
+    ref = np.tile(bias, (shape[0], shape[1], 1))
+    for t in range(shape[1]):
+        for k in range(K):
+            src = t - (K - 1) + k
+            if src >= 0:
+                ref[:, t] += weight[:, k] * x[:, src]
+    np.testing.assert_allclose(y, ref, rtol=1e-12)
+    changed = x.copy()
+    changed[:, -1] += 1.0  # the future does not reach the past
+    np.testing.assert_array_equal(causal_conv1d(changed, weight, bias)[:, :-1], y[:, :-1])
+    check_gradients(
+        lambda: causal_conv1d(x, weight, bias), causal_conv1d_backward(w, x, weight), (x, weight, bias), w
+    )
+
+
+def test_silu_grad():
+    x = np.linspace(-6, 6, 25)
+    _, numeric = numeric_gradient(lambda: float(np.sum(silu(x))), x)
+    assert relative_error(silu_grad(x), numeric) < 1e-6
+
+
+@pytest.mark.parametrize(("b", "L", "E", "N"), [(1, 1, 2, 3), (2, 7, 3, 4)])
+def test_selective_scan_matches_the_recurrence_and_finite_differences(b, L, E, N):
+    rng = np.random.default_rng(8)
+    u, delta = rng.normal(size=(b, L, E)), rng.uniform(0.05, 1.5, size=(b, L, E))
+    A = -np.exp(rng.normal(size=(E, N)))
+    B, C, D = rng.normal(size=(b, L, N)), rng.normal(size=(b, L, N)), rng.normal(size=E)
+    y, cache = selective_scan(u, delta, A, B, C, D)
+    # reference: the recurrence of the paper, step by step, exact ZOH for diagonal A
+    h = np.zeros((b, E, N))
+    for t in range(L):
+        dA = np.exp(delta[:, t, :, None] * A)
+        h = dA * h + (dA - 1) / A * B[:, t, None, :] * u[:, t, :, None]
+        np.testing.assert_allclose(y[:, t], (h * C[:, t, None, :]).sum(-1) + D * u[:, t], rtol=1e-10)
+    w = rng.normal(size=y.shape)
+    check_gradients(
+        lambda: selective_scan(u, delta, A, B, C, D)[0],
+        selective_scan_backward(w, cache),
+        (u, delta, A, B, C, D),
+        w,
+    )

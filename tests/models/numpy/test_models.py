@@ -50,7 +50,8 @@ def test_learns_a_task_that_needs_memory(name, memory_task):
     learner = NumpyLearner(model, Adam(model.params, lr=1e-2), grad_clip=1.0)
     start = mse(learner, val)
     persistence = float(np.mean((val.x[:, -1] - val.y) ** 2))
-    fit(learner, train, val, TrainSpec(epochs=30, batch_size=32, patience=0), np.random.default_rng(0))
+    spec = TrainSpec(epochs=30, batch_size=32, lr=1e-2, patience=0)  # fit sets the learner's lr from it
+    fit(learner, train, val, spec, np.random.default_rng(0))
     final = mse(learner, val)
     assert final < 0.1 * start
     assert final < 0.1 * persistence

@@ -1,0 +1,168 @@
+"""Mamba, the selective state-space model of Gu & Dao (2023, arXiv 2312.00752), in NumPy.
+
+A window x (B, L, F) is embedded to (B, L, D) and goes through `n_layers` residual
+blocks, x = x + MambaBlock(RMSNorm(x)), a final RMSNorm, and a linear head on the
+last step. A MambaBlock (section 3.4, figure 3), with E = expand and N = state_size:
+
+    x, z  = split(x W_in)                    (B, L, ED) each: the SSM path and the gate
+    u     = SiLU(causal_depthwise_conv(x))   (B, L, ED)
+    delta = softplus(u W_x[:, :R] W_dt + b_dt)    (B, L, ED)  input-dependent step, rank R
+    B, C  = u W_x[:, R:R+N], u W_x[:, R+N:]       (B, L, N)   input-dependent (selection)
+    y     = selective_scan(u, delta, A = -exp(A_log), B, C, D)   (B, L, ED)
+    out   = (y * SiLU(z)) W_out              (B, L, D)
+
+Initialisation as in the paper's code: A_log = log(1..N) (S4D-real), dt bias the inverse
+softplus of a log-uniform step in [1e-3, 1e-1], D = 1, RMSNorm weights 1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from seqbench.models.numpy.base import Params, RecurrentStack
+from seqbench.models.numpy.layers import (
+    causal_conv1d,
+    causal_conv1d_backward,
+    init_uniform,
+    linear,
+    linear_backward,
+    rms_norm,
+    rms_norm_backward,
+    selective_scan,
+    selective_scan_backward,
+    sigmoid,
+    silu,
+    silu_grad,
+    softplus,
+)
+
+DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
+
+
+class Mamba(RecurrentStack):
+    """Embedding, `n_layers` residual Mamba blocks, a final RMSNorm and a linear head."""
+
+    options = ("state_size", "expand", "conv_kernel", "dt_rank")
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 128,
+        n_layers: int = 1,
+        rng: np.random.Generator | None = None,
+        dtype: type | np.dtype = np.float32,
+        state_size: int = 16,
+        expand: int = 2,
+        conv_kernel: int = 4,
+        dt_rank: int | str = "auto",
+    ) -> None:
+        self.state_size, self.expand, self.conv_kernel = state_size, expand, conv_kernel
+        self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        dtype = np.dtype(dtype)
+        embed = {
+            "embed.weight": init_uniform(rng, (input_size, hidden_size), input_size, dtype),
+            "embed.bias": init_uniform(rng, (hidden_size,), input_size, dtype),
+        }
+        # the stack's layers all map D -> D; the embedding comes first
+        super().__init__(hidden_size, output_size, hidden_size, n_layers, rng, dtype)
+        self.input_size = input_size
+        self.params = {**embed, **self.params, "norm_f.weight": np.ones(hidden_size, dtype=dtype)}
+
+    def init_layer(
+        self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
+    ) -> Params:
+        D, ED, N, R, K = (
+            hidden_size,
+            self.expand * hidden_size,
+            self.state_size,
+            self.dt_rank,
+            self.conv_kernel,
+        )
+        dt = np.exp(rng.uniform(size=ED) * (math.log(DT_MAX) - math.log(DT_MIN)) + math.log(DT_MIN))
+        dt = np.maximum(dt, DT_FLOOR)
+        return {
+            "norm.weight": np.ones(D, dtype=dtype),
+            "in_proj.weight": init_uniform(rng, (D, 2 * ED), D, dtype),
+            "conv1d.weight": init_uniform(rng, (ED, K), K, dtype),
+            "conv1d.bias": init_uniform(rng, (ED,), K, dtype),
+            "x_proj.weight": init_uniform(rng, (ED, R + 2 * N), ED, dtype),
+            "dt_proj.weight": rng.uniform(-(R**-0.5), R**-0.5, size=(R, ED)).astype(dtype),
+            "dt_proj.bias": (dt + np.log(-np.expm1(-dt))).astype(dtype),  # softplus^-1(dt)
+            "A_log": np.log(np.tile(np.arange(1, N + 1, dtype=np.float64), (ED, 1))).astype(dtype),  # (ED, N)
+            "D": np.ones(ED, dtype=dtype),
+            "out_proj.weight": init_uniform(rng, (ED, D), ED, dtype),
+        }
+
+    # ---- one residual block: x + MambaBlock(RMSNorm(x)) ---------------------------------------
+
+    def layer_forward(self, p: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        R, N = self.dt_rank, self.state_size
+        xn, norm_cache = rms_norm(x, p["norm.weight"])  # (B, L, D)
+        x_in, z = np.split(xn @ p["in_proj.weight"], 2, axis=-1)  # (B, L, ED) each
+        pre_u = causal_conv1d(x_in, p["conv1d.weight"], p["conv1d.bias"])  # (B, L, ED)
+        u = silu(pre_u)
+        x_dbl = u @ p["x_proj.weight"]  # (B, L, R + 2N)
+        delta_r, B, C = x_dbl[..., :R], x_dbl[..., R : R + N], x_dbl[..., R + N :]
+        pre_delta = linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"])  # (B, L, ED)
+        delta = softplus(pre_delta)
+        A = -np.exp(p["A_log"])  # (ED, N)
+        y, scan_cache = selective_scan(u, delta, A, B, C, p["D"])  # (B, L, ED)
+        gated = y * silu(z)  # (B, L, ED)
+        out = gated @ p["out_proj.weight"]  # (B, L, D)
+        return x + out, (xn, norm_cache, x_in, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated)
+
+    def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
+        xn, norm_cache, x_in, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated = cache
+        g: Params = {}
+        d_gated, g["out_proj.weight"], _ = linear_backward(dh, gated, p["out_proj.weight"])
+        dy, dz = d_gated * silu(z), d_gated * y * silu_grad(z)
+        du, ddelta, dA, dB, dC, g["D"] = selective_scan_backward(dy, scan_cache)
+        g["A_log"] = dA * A  # A = -exp(A_log)
+        d_pre_delta = ddelta * sigmoid(pre_delta)  # softplus' = sigmoid
+        d_delta_r, g["dt_proj.weight"], g["dt_proj.bias"] = linear_backward(
+            d_pre_delta, delta_r, p["dt_proj.weight"]
+        )
+        d_x_dbl = np.concatenate([d_delta_r, dB, dC], axis=-1)  # (B, L, R + 2N)
+        du_proj, g["x_proj.weight"], _ = linear_backward(d_x_dbl, u, p["x_proj.weight"])
+        d_pre_u = (du + du_proj) * silu_grad(pre_u)
+        dx_in, g["conv1d.weight"], g["conv1d.bias"] = causal_conv1d_backward(
+            d_pre_u, x_in, p["conv1d.weight"]
+        )
+        dxn, g["in_proj.weight"], _ = linear_backward(
+            np.concatenate([dx_in, dz], axis=-1), xn, p["in_proj.weight"]
+        )
+        dx, g["norm.weight"] = rms_norm_backward(dxn, norm_cache)
+        return dh + dx, g
+
+    # ---- the model: embedding, blocks, final norm, head -----------------------------------------
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        x = x.astype(self.dtype, copy=False)
+        h = linear(x, self.params["embed.weight"], self.params["embed.bias"])  # (B, L, D)
+        caches: list[Any] = []
+        for i in range(self.n_layers):
+            h, cache = self.layer_forward(self.layer_params(i), h)
+            caches.append(cache)
+        last, norm_cache = rms_norm(h[:, -1], self.params["norm_f.weight"])  # (B, D)
+        y = linear(last, self.params["head.weight"], self.params["head.bias"])  # (B, O)
+        caches.append((x, last, norm_cache, h.shape))
+        return y, caches
+
+    def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
+        x, last, norm_cache, h_shape = caches[-1]
+        grads: Params = {}
+        d_last, grads["head.weight"], grads["head.bias"] = linear_backward(
+            dy, last, self.params["head.weight"]
+        )
+        dh = np.zeros(h_shape, dtype=self.dtype)  # (B, L, D)
+        dh[:, -1], grads["norm_f.weight"] = rms_norm_backward(d_last, norm_cache)
+        for i in reversed(range(self.n_layers)):
+            dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
+            grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})
+        _, grads["embed.weight"], grads["embed.bias"] = linear_backward(dh, x, self.params["embed.weight"])
+        return grads

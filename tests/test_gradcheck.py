@@ -1,0 +1,51 @@
+"""`gradcheck_models`, the logic behind `seqbench gradcheck`: one row per parameter, worst error."""
+
+import numpy as np
+import pytest
+
+from seqbench.errors import SeqbenchError
+from seqbench.gradcheck import GRADCHECK_CONFIGS, GRADCHECK_OPTIONS, check_model, gradcheck_models
+from seqbench.models.registry import model_class
+
+
+def test_one_row_per_parameter_with_entries_summed_over_the_configurations():
+    results = gradcheck_models(["mingru"])
+    stacked = max(c["n_layers"] for c in GRADCHECK_CONFIGS)
+    model = model_class("mingru", "numpy")(2, 2, hidden_size=4, n_layers=stacked)
+    assert [r.name for r in results] == list(model.params)
+    for r in results:
+        assert r.model == "mingru" and r.shape == model.params[r.name].shape
+        layer = int(r.name.split(".")[1]) if r.name.startswith("layers.") else 0
+        configs = sum(1 for c in GRADCHECK_CONFIGS if layer < c["n_layers"])  # that have this parameter
+        assert r.checked == configs * model.params[r.name].size  # every entry of each
+        assert r.max_rel_error < 1e-6
+
+
+def test_the_worst_configuration_is_reported():
+    results = {r.name: r for r in gradcheck_models(["gru"])}
+    for config in GRADCHECK_CONFIGS:
+        for r in check_model("gru", max_entries=None, **config):
+            assert results[r.name].max_rel_error >= r.max_rel_error
+
+
+def test_a_wrong_gradient_is_caught_only_where_it_is_wrong(broken_gru_backward):
+    errors = {r.name: r.max_rel_error for r in gradcheck_models(["gru"])}
+    assert errors["layers.0.W_h"] == pytest.approx(0.01 / 2.01, rel=1e-3)  # |1.01 g - g| / (2.01 |g|)
+    assert errors["layers.1.W_h"] > 1e-3
+    assert all(e < 1e-6 for name, e in errors.items() if not name.endswith("W_h"))
+
+
+def test_an_unknown_model_fails_before_any_work(monkeypatch):
+    monkeypatch.setattr("seqbench.gradcheck.check_model", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(SeqbenchError, match="unknown model 'lstm'"):
+        gradcheck_models(["gru", "lstm"])
+
+
+def test_small_options_are_accepted_by_their_models():
+    for name, options in GRADCHECK_OPTIONS.items():
+        try:
+            cls = model_class(name, "numpy")
+        except SeqbenchError:
+            continue  # not in the registry (yet)
+        model = cls(2, 1, hidden_size=4, rng=np.random.default_rng(0), **options)
+        assert model.n_params > 0
