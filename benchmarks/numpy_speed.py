@@ -219,8 +219,9 @@ def markdown(table: list[list[str]], meta: dict[str, str], quick: bool) -> str:
         "",
         "Targets (float32, against the guide GRU): "
         + ", ".join(f"{name} >= {t:g}x" for name, t in TARGETS.items())
-        + ". float64 rows are for reference. The guide GRU is float64 with plain SGD (its own",
-        "`train_epoch`); seqbench's models use Adam with global-norm clipping, as `seqbench train` does.",
+        + ".",
+        "float64 rows are for reference. The guide GRU is float64 with plain SGD (its own `train_epoch`);",
+        "seqbench's models use Adam with global-norm clipping, as `seqbench train` does.",
         "",
     ]
     return "\n".join(lines)

@@ -73,25 +73,71 @@ def _chunk_bounds(neg_log_a: np.ndarray, limit: float) -> list[int]:
     return [*bounds, L]
 
 
+# Above this many values per time step (batch x channels x state), a loop over time with
+# in-place array operations beats the prefix-sum form, whose cost grows with the chunk length.
+STEP_LOOP_MIN_SIZE = 1 << 15
+
+
 def linear_scan(log_a: np.ndarray, b: np.ndarray, h0: np.ndarray | None = None) -> np.ndarray:
-    """All states of h_t = exp(log_a_t) * h_{t-1} + b_t, over axis 1, without a loop per step.
+    """All states of h_t = exp(log_a_t) * h_{t-1} + b_t, over axis 1.
 
     log_a, b: (B, L, ...); h0: (B, ...) or None for zeros. Returns h: (B, L, ...).
+    Small states (minGRU) use `_scan_prefix`, vectorised over time; large ones (Mamba's
+    B x ED x N per step) use `_scan_steps`, a few whole-array operations per step, which
+    measured 15x faster there (see benchmarks/README.md).
+    """
+    carry = np.zeros_like(b[:, 0]) if h0 is None else h0  # (B, ...)
+    if b[:, 0].size >= STEP_LOOP_MIN_SIZE:
+        return _scan_steps(log_a, b, carry)
+    return _scan_prefix(log_a, b, carry)
+
+
+def _scan_steps(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """The recurrence step by step, each step one multiply-add over the whole (B, ...) slab."""
+    a = np.exp(log_a)  # (B, L, ...)
+    h = np.empty_like(b)
+    np.multiply(a[:, 0], carry, out=h[:, 0])
+    h[:, 0] += b[:, 0]
+    for t in range(1, b.shape[1]):
+        np.multiply(a[:, t], h[:, t - 1], out=h[:, t])
+        h[:, t] += b[:, t]
+    return h
+
+
+def reverse_scan(a: np.ndarray, dh: np.ndarray) -> np.ndarray:
+    """The total gradients g of linear_scan's states: g_t = dh_t + a_{t+1} * g_{t+1}.
+
+    a = exp(log_a) and dh = dL/dh_t: (B, L, ...). A loop over time with whole-slab operations
+    (used where states are large; small ones go through the prefix form, see linear_scan_backward).
+    """
+    g = np.empty_like(dh)
+    g[:, -1] = dh[:, -1]
+    for t in range(dh.shape[1] - 2, -1, -1):
+        np.multiply(a[:, t + 1], g[:, t + 1], out=g[:, t])
+        g[:, t] += dh[:, t]
+    return g
+
+
+def _scan_prefix(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """The recurrence for all steps of a chunk at once, as prefix sums.
 
     Inside a chunk that starts at s, with c_t = -sum_{j=s..t} log_a_j (the decay so far),
         h_t = exp(-c_t) * (h_{s-1} + sum_{k=s..t} exp(c_k) * b_k),
-    two cumulative sums over time. Chunks are cut so that exp(c_k) stays finite.
+    and both prefix sums are one batched product with a lower-triangular matrix of ones.
+    Chunks are cut so that exp(c_k) stays finite.
     """
-    neg_log_a = np.minimum(-log_a, MAX_LOG_DECAY)  # (B, L, ...)
+    B, L = b.shape[:2]
+    neg_log_a = np.minimum(-log_a, MAX_LOG_DECAY).reshape(B, L, -1)  # (B, L, M)
+    b_flat = b.reshape(B, L, -1)  # (B, L, M)
+    carry = carry.reshape(B, 1, -1)  # (B, 1, M)
     limit = 30.0 if b.dtype == np.float32 else 200.0
-    h = np.empty_like(b)
-    carry = np.zeros_like(b[:, 0]) if h0 is None else h0  # (B, ...)
-    bounds = _chunk_bounds(neg_log_a, limit)
-    for s, e in itertools.pairwise(bounds):
-        c = np.cumsum(neg_log_a[:, s:e], axis=1)  # (B, C, ...)
-        h[:, s:e] = np.exp(-c) * (carry[:, None] + np.cumsum(np.exp(c) * b[:, s:e], axis=1))
-        carry = h[:, e - 1]
-    return h
+    h = np.empty_like(b_flat)
+    for s, e in itertools.pairwise(_chunk_bounds(neg_log_a, limit)):
+        ones = np.tril(np.ones((e - s, e - s), dtype=b.dtype))  # (C, C): prefix sum over time
+        growth = np.exp(ones @ neg_log_a[:, s:e])  # (B, C, M) exp(c_t)
+        h[:, s:e] = (carry + ones @ (growth * b_flat[:, s:e])) / growth
+        carry = h[:, e - 1 : e]
+    return h.reshape(b.shape)
 
 
 def linear_scan_backward(
@@ -101,13 +147,16 @@ def linear_scan_backward(
 
     The total gradient g_t of h_t obeys the same recurrence run backwards,
         g_t = dh_t + a_{t+1} * g_{t+1},
-    so it is one more linear_scan on reversed time. Then db_t = g_t and
+    so it is one more linear scan on reversed time. Then db_t = g_t and
     dlog_a_t = g_t * a_t * h_{t-1}.
     """
     a = np.exp(np.maximum(log_a, -MAX_LOG_DECAY))  # (B, L, ...)
-    log_a_next = np.zeros_like(log_a)
-    log_a_next[:, :-1] = log_a[:, 1:]  # a_{t+1}; the last step has no successor
-    g = linear_scan(log_a_next[:, ::-1], dh[:, ::-1])[:, ::-1]  # (B, L, ...)
+    if dh[:, 0].size >= STEP_LOOP_MIN_SIZE:
+        g = reverse_scan(a, dh)
+    else:
+        log_a_next = np.zeros_like(log_a)
+        log_a_next[:, :-1] = log_a[:, 1:]  # a_{t+1}; the last step has no successor
+        g = linear_scan(log_a_next[:, ::-1], dh[:, ::-1])[:, ::-1]  # (B, L, ...)
     h_prev = np.empty_like(h)
     h_prev[:, 0] = 0.0 if h0 is None else h0
     h_prev[:, 1:] = h[:, :-1]
@@ -197,29 +246,52 @@ def selective_scan(
     u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,). For each channel e and
     state n:   A_bar = exp(delta A),   B_bar = (exp(delta A) - 1) / A * B   (exact ZOH for diagonal A)
                h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
+    The (b, L, E, N) arrays dominate the cost, so each is made in as few passes as possible.
     """
+    b, L, E = u.shape
+    N = A.shape[1]
     log_a = delta[..., None] * A  # (b, L, E, N) = log A_bar
-    zoh = np.expm1(log_a) / A  # (b, L, E, N) = (A_bar - 1) / A
-    bu = zoh * B[:, :, None, :] * u[..., None]  # (b, L, E, N) = B_bar u
-    h = linear_scan(log_a, bu)  # (b, L, E, N)
-    y = np.einsum("blen,bln->ble", h, C) + D * u  # (b, L, E)
-    return y, (u, delta, A, B, C, D, log_a, zoh, h)
+    a_bar = np.exp(log_a)  # (b, L, E, N)
+    zoh = np.expm1(log_a, out=log_a)  # (b, L, E, N), reusing log_a's memory
+    zoh /= A  # (A_bar - 1) / A
+    s = u[..., None] * B[:, :, None, :]  # (b, L, E, N) = u B, the input before discretisation
+    h = linear_scan_given_a(a_bar, zoh * s)  # (b, L, E, N)
+    y = (h.reshape(b * L, E, N) @ C.reshape(b * L, N, 1)).reshape(b, L, E) + D * u  # (b, L, E)
+    return y, (u, delta, A, B, C, D, a_bar, zoh, s, h)
+
+
+def linear_scan_given_a(a: np.ndarray, bu: np.ndarray) -> np.ndarray:
+    """linear_scan from h_0 = 0 when the decays a = exp(log_a) are already at hand."""
+    h = bu  # updated in place: h_t = a_t * h_{t-1} + bu_t
+    for t in range(1, bu.shape[1]):
+        h[:, t] += a[:, t] * h[:, t - 1]
+    return h
 
 
 def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
-    """Gradients (du, ddelta, dA, dB, dC, dD) of selective_scan."""
-    u, delta, A, B, C, D, log_a, zoh, h = cache
-    dh = dy[..., None] * C[:, :, None, :]  # (b, L, E, N)
-    dC = np.einsum("ble,blen->bln", dy, h)  # (b, L, N)
+    """Gradients (du, ddelta, dA, dB, dC, dD) of selective_scan.
+
+    With G the total gradient of h (a reverse scan), Q = G A_bar and R = A h_{t-1} + u B:
+        ddelta = sum_n Q R,   du = sum_n G zoh B + D dy,   dB = sum_e G zoh u,
+        dA = (sum_{b,t} delta Q R - sum_{b,t} G zoh u B) / A.
+    """
+    u, delta, A, B, C, D, a_bar, zoh, s, h = cache
+    b, L, E, N = h.shape
+    dC = (dy.reshape(b * L, 1, E) @ h.reshape(b * L, E, N)).reshape(b, L, N)
     dD = np.einsum("ble,ble->e", dy, u)
-    dlog_a, dbu, _ = linear_scan_backward(dh, log_a, h)  # (b, L, E, N) each
-    a_bar = zoh * A + 1  # exp(delta A), recovered without another exp
-    d_zoh = dbu * B[:, :, None, :] * u[..., None]  # dL/d((A_bar - 1) / A)
-    du = dy * D + np.einsum("blen,blen->ble", dbu, zoh * B[:, :, None, :])
-    dB = np.einsum("blen,blen->bln", dbu * u[..., None], zoh)
-    # log_a = delta A enters directly and through zoh = expm1(delta A) / A:
-    #   d zoh / d delta = A_bar,   d zoh / dA = (delta A_bar A - (A_bar - 1)) / A^2
-    ddelta = np.einsum("blen,en->ble", dlog_a, A) + np.einsum("blen,blen->ble", d_zoh, a_bar)
-    dA = np.einsum("blen,ble->en", dlog_a, delta)
-    dA += np.einsum("blen,blen->en", d_zoh, (delta[..., None] * a_bar * A - zoh * A) / (A * A))
+    G = reverse_scan(a_bar, dy[..., None] * C[:, :, None, :])  # (b, L, E, N)
+    R = np.empty_like(h)  # A h_{t-1} + s
+    R[:, 0] = s[:, 0]
+    np.multiply(h[:, :-1], A, out=R[:, 1:])
+    R[:, 1:] += s[:, 1:]
+    QR = R
+    QR *= G
+    QR *= a_bar  # (b, L, E, N)
+    ddelta = QR.sum(axis=-1)  # (b, L, E)
+    GZ = G
+    GZ *= zoh  # (b, L, E, N) = dL/d(u B)
+    du = (GZ.reshape(b * L, E, N) @ B.reshape(b * L, N, 1)).reshape(b, L, E) + D * dy
+    dB = (u.reshape(b * L, 1, E) @ GZ.reshape(b * L, E, N)).reshape(b, L, N)
+    dA = np.einsum("ble,blen->en", delta, QR) - np.einsum("blen,blen->en", GZ, s)
+    dA /= A
     return du, ddelta, dA, dB, dC, dD
