@@ -53,37 +53,74 @@ def clip_grad_norm(grads: Params, max_norm: float | None) -> float:
     return total
 
 
+def clip_flat_grad(grad: np.ndarray, max_norm: float | None) -> float:
+    """clip_grad_norm for all gradients in one flat array (see Optimizer.flatten)."""
+    g64 = grad.astype(np.float64, copy=False)
+    total = float(np.sqrt(g64 @ g64))
+    if max_norm and total > max_norm:
+        grad *= max_norm / (total + 1e-6)
+    return total
+
+
 class Optimizer:
-    """Updates `params` in place from gradients with the same names."""
+    """Updates `params` in place from gradients with the same names.
+
+    All parameters live in one flat buffer (`self.flat`); the entries of `params` are
+    replaced by views into it, so the model sees every update, and one step is a handful
+    of array operations over the whole buffer instead of a few per parameter.
+    """
 
     def __init__(self, params: Params, lr: float, weight_decay: float = 0.0) -> None:
         self.params, self.lr, self.weight_decay = params, lr, weight_decay
+        self.names = list(params)
+        dtype = next(iter(params.values())).dtype if params else np.float64
+        self.flat = np.concatenate([params[n].ravel() for n in self.names]).astype(dtype, copy=False)
+        self.slices: dict[str, slice] = {}
+        offset = 0
+        for name in self.names:
+            shape = params[name].shape
+            size = int(np.prod(shape))
+            self.slices[name] = slice(offset, offset + size)
+            params[name] = self.flat[offset : offset + size].reshape(shape)
+            offset += size
         self.steps = 0
-        self.state: dict[str, Params] = {}
+        self.state: dict[str, np.ndarray] = {}  # kind (m, v, momentum) -> flat buffer
+
+    def flatten(self, grads: Params) -> np.ndarray:
+        """The gradients of every parameter in one flat array, in the buffer's order."""
+        return np.concatenate([grads[n].ravel() for n in self.names]).astype(self.flat.dtype, copy=False)
 
     def step(self, grads: Params) -> None:
-        self.steps += 1
-        for name, p in self.params.items():
-            self.update(name, p, grads[name])
+        self.step_flat(self.flatten(grads))
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def step_flat(self, grad: np.ndarray) -> None:
+        self.steps += 1
+        self.update(self.flat, grad)
+
+    def update(self, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _buffer(self, kind: str, name: str, like: np.ndarray) -> np.ndarray:
-        return self.state.setdefault(kind, {}).setdefault(name, np.zeros_like(like))
+    def _buffer(self, kind: str) -> np.ndarray:
+        if kind not in self.state:
+            self.state[kind] = np.zeros_like(self.flat)
+        return self.state[kind]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Flat arrays for saving to .npz (no pickle)."""
-        flat = {f"{kind}/{name}": v for kind, buffers in self.state.items() for name, v in buffers.items()}
-        return {**flat, "steps": np.array(self.steps)}
+        """Plain arrays, one per buffer and parameter, for saving to .npz (no pickle)."""
+        arrays = {
+            f"{kind}/{name}": buffer[self.slices[name]].reshape(self.params[name].shape)
+            for kind, buffer in self.state.items()
+            for name in self.names
+        }
+        return {**arrays, "steps": np.array(self.steps)}
 
-    def load_state_dict(self, flat: dict[str, np.ndarray]) -> None:
-        self.steps = int(flat["steps"])
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self.steps = int(arrays["steps"])
         self.state = {}
-        for key, value in flat.items():
+        for key, value in arrays.items():
             if "/" in key:
                 kind, name = key.split("/", 1)
-                self.state.setdefault(kind, {})[name] = np.array(value)
+                self._buffer(kind)[self.slices[name]] = np.asarray(value).ravel()
 
 
 class SGD(Optimizer):
@@ -91,13 +128,13 @@ class SGD(Optimizer):
         super().__init__(params, lr, weight_decay)
         self.momentum = momentum
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def update(self, p: np.ndarray, g: np.ndarray) -> None:
         if self.weight_decay:
             g = g + self.weight_decay * p
         if self.momentum:
-            buf = self.state.get("momentum", {}).get(name)
-            if buf is None:  # torch starts the buffer at the first gradient
-                buf = self._buffer("momentum", name, p)
+            first = "momentum" not in self.state
+            buf = self._buffer("momentum")
+            if first:  # torch starts the buffer at the first gradient
                 buf[...] = g
             else:
                 buf *= self.momentum
@@ -120,19 +157,22 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay)
         self.betas, self.eps = betas, eps
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def update(self, p: np.ndarray, g: np.ndarray) -> None:
         b1, b2 = self.betas
         if self.weight_decay and self.decoupled:
             p *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
             g = g + self.weight_decay * p
-        m, v = self._buffer("m", name, p), self._buffer("v", name, p)
+        m, v = self._buffer("m"), self._buffer("v")
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
         bias1, bias2 = 1 - b1**self.steps, 1 - b2**self.steps
-        p -= (self.lr / bias1) * m / (np.sqrt(v / bias2) + self.eps)
+        denom = v / bias2
+        np.sqrt(denom, out=denom)
+        denom += self.eps
+        p -= (self.lr / bias1) * m / denom
 
 
 class AdamW(Adam):

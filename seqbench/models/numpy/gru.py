@@ -70,5 +70,5 @@ class GRU(RecurrentStack):
             d_hp[:, t, :D], d_hp[:, t, D : 2 * D], d_hp[:, t, 2 * D :] = da_r, da_z, da_n * r
             carry = g * z + d_hp[:, t] @ W_h_T
         dx, dW_x, db_x = linear_backward(d_xp, x, p["W_x"])
-        _, dW_h, db_h = linear_backward(d_hp, h_prev, p["W_h"])
+        _, dW_h, db_h = linear_backward(d_hp, h_prev, p["W_h"], need_dx=False)  # dh_prev came step by step
         return dx, {"W_x": dW_x, "b_x": db_x, "W_h": dW_h, "b_h": db_h}

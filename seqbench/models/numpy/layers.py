@@ -8,13 +8,13 @@ finite-difference test of its own in tests/models/numpy/test_layers.py.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 # A decay factor below exp(-MAX_LOG_DECAY) is treated as exp(-MAX_LOG_DECAY): far below
 # float32 resolution, and it keeps exp() of cumulative decays finite inside a chunk.
 MAX_LOG_DECAY = 60.0
+# The largest decay exp(c) that the prefix-sum scan lets grow inside one chunk, by dtype.
+DECAY_LIMIT = {np.float32: 60.0, np.float64: 600.0}
 
 
 def init_uniform(
@@ -26,51 +26,49 @@ def init_uniform(
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, stable for large |x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    """Logistic function as 0.5 * tanh(x / 2) + 0.5: finite for any x and one fast ufunc.
+
+    Its absolute error is a few ulps of 1; for x below about -17 (float32) that rounds to 0,
+    where 1 / (1 + exp(-x)) would give a tiny positive value no computation here depends on.
+    """
+    out = np.multiply(x, 0.5)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
-    """log(1 + exp(x)), stable for large |x|; its derivative is sigmoid(x)."""
-    return np.logaddexp(0, x).astype(x.dtype, copy=False)
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stable for large |x|; its derivative is sigmoid(x)."""
+    out = np.abs(x)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(x, 0)
+    return out
 
 
 # ---- linear ---------------------------------------------------------------------------------
 
 
 def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """y = x W + b over the last axis: (..., F) @ (F, O) -> (..., O)."""
-    return x @ W + b
+    """y = x W + b over the last axis: (..., F) @ (F, O) -> (..., O), as one 2-D matrix product."""
+    y = x.reshape(-1, x.shape[-1]) @ W  # (N, O)
+    y += b
+    return y.reshape(*x.shape[:-1], W.shape[1])
 
 
 def linear_backward(
-    dy: np.ndarray, x: np.ndarray, W: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients (dx, dW, db) of y = x W + b, for x of any leading shape."""
+    dy: np.ndarray, x: np.ndarray, W: np.ndarray, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients (dx, dW, db) of y = x W + b, for x of any leading shape (dx None if not needed)."""
     x2 = x.reshape(-1, x.shape[-1])  # (N, F)
     dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
-    return dy @ W.T, x2.T @ dy2, dy2.sum(axis=0)
+    dx = (dy2 @ W.T).reshape(x.shape) if need_dx else None
+    return dx, x2.T @ dy2, dy2.sum(axis=0)
 
 
 # ---- linear recurrence h_t = a_t * h_{t-1} + b_t -------------------------------------------------
-
-
-def _chunk_bounds(neg_log_a: np.ndarray, limit: float) -> list[int]:
-    """Split [0, L) so that the total decay inside each chunk stays below exp(-limit).
-
-    The bound uses, per step, the largest decay over all other axes, so it holds for
-    every element; a single step may exceed it, which then forms a chunk of its own.
-    """
-    L = neg_log_a.shape[1]
-    step_max = neg_log_a.reshape(neg_log_a.shape[0], L, -1).max(axis=(0, 2))  # (L,)
-    bounds, total = [0], 0.0
-    for t in range(L):
-        if total + step_max[t] > limit and t > bounds[-1]:
-            bounds.append(t)
-            total = 0.0
-        total += step_max[t]
-    return [*bounds, L]
 
 
 # Above this many values per time step (batch x channels x state), a loop over time with
@@ -119,24 +117,32 @@ def reverse_scan(a: np.ndarray, dh: np.ndarray) -> np.ndarray:
 
 
 def _scan_prefix(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndarray:
-    """The recurrence for all steps of a chunk at once, as prefix sums.
+    """The recurrence for all steps at once, as prefix sums over time.
 
-    Inside a chunk that starts at s, with c_t = -sum_{j=s..t} log_a_j (the decay so far),
-        h_t = exp(-c_t) * (h_{s-1} + sum_{k=s..t} exp(c_k) * b_k),
+    With c_t = -sum_{j<=t} log_a_j (the decay so far, >= 0),
+        h_t = exp(-c_t) * (h_0 + sum_{k<=t} exp(c_k) * b_k),
     and both prefix sums are one batched product with a lower-triangular matrix of ones.
-    Chunks are cut so that exp(c_k) stays finite.
+    Where exp(c) would grow past exp(DECAY_LIMIT), the sequence is cut into chunks that
+    restart c from 0 and carry the last state over (rare: it takes strongly closed gates).
     """
     B, L = b.shape[:2]
-    neg_log_a = np.minimum(-log_a, MAX_LOG_DECAY).reshape(B, L, -1)  # (B, L, M)
+    neg_log_a = np.negative(log_a).reshape(B, L, -1)  # (B, L, M)
     b_flat = b.reshape(B, L, -1)  # (B, L, M)
     carry = carry.reshape(B, 1, -1)  # (B, 1, M)
-    limit = 30.0 if b.dtype == np.float32 else 200.0
+    limit = DECAY_LIMIT[b.dtype.type]
     h = np.empty_like(b_flat)
-    for s, e in itertools.pairwise(_chunk_bounds(neg_log_a, limit)):
-        ones = np.tril(np.ones((e - s, e - s), dtype=b.dtype))  # (C, C): prefix sum over time
-        growth = np.exp(ones @ neg_log_a[:, s:e])  # (B, C, M) exp(c_t)
-        h[:, s:e] = (carry + ones @ (growth * b_flat[:, s:e])) / growth
-        carry = h[:, e - 1 : e]
+    s = 0
+    while s < L:
+        ones = np.tril(np.ones((L - s, L - s), dtype=b.dtype))
+        c = ones @ neg_log_a[:, s:]  # (B, L - s, M) decay since the chunk start
+        too_far = np.flatnonzero(c.max(axis=0).max(axis=1) > limit)
+        e = L if len(too_far) == 0 else s + max(int(too_far[0]), 1)
+        growth = np.exp(c[:, : e - s])  # (B, C, M) exp(c_t)
+        chunk = ones[: e - s, : e - s] @ (growth * b_flat[:, s:e])  # (B, C, M)
+        chunk += carry
+        chunk /= growth
+        h[:, s:e] = chunk
+        carry, s = chunk[:, -1:], e
     return h.reshape(b.shape)
 
 
@@ -154,9 +160,9 @@ def linear_scan_backward(
     if dh[:, 0].size >= STEP_LOOP_MIN_SIZE:
         g = reverse_scan(a, dh)
     else:
-        log_a_next = np.zeros_like(log_a)
-        log_a_next[:, :-1] = log_a[:, 1:]  # a_{t+1}; the last step has no successor
-        g = linear_scan(log_a_next[:, ::-1], dh[:, ::-1])[:, ::-1]  # (B, L, ...)
+        log_a_next = np.zeros_like(log_a)  # a_{t+1}, reversed in time; the last step has no successor
+        log_a_next[:, 1:] = log_a[:, :0:-1]
+        g = linear_scan(log_a_next, np.ascontiguousarray(dh[:, ::-1]))[:, ::-1]  # (B, L, ...)
     h_prev = np.empty_like(h)
     h_prev[:, 0] = 0.0 if h0 is None else h0
     h_prev[:, 1:] = h[:, :-1]

@@ -9,7 +9,8 @@ import numpy as np
 from seqbench.io import atomic_path
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.layers import mse_loss
-from seqbench.optim import Optimizer, clip_grad_norm
+from seqbench.models.numpy.memory import keep_freed_memory
+from seqbench.optim import Optimizer, clip_flat_grad
 
 
 class NumpyLearner:
@@ -19,6 +20,7 @@ class NumpyLearner:
 
     def __init__(self, model: RecurrentStack, optimizer: Optimizer, grad_clip: float | None) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
+        keep_freed_memory()  # large temporaries reuse warm pages (see memory.py)
 
     @property
     def n_params(self) -> int:
@@ -33,9 +35,9 @@ class NumpyLearner:
         loss, dy = mse_loss(out, y.astype(out.dtype, copy=False))
         if not np.isfinite(loss):
             return loss
-        grads = self.model.backward(dy, caches)
-        clip_grad_norm(grads, self.grad_clip)
-        self.optimizer.step(grads)
+        grad = self.optimizer.flatten(self.model.backward(dy, caches))
+        clip_flat_grad(grad, self.grad_clip)
+        self.optimizer.step_flat(grad)
         return loss
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -48,11 +50,42 @@ class NumpyLearner:
         for k, v in snapshot.items():
             self.model.params[k][...] = v
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Weights (`params/NAME`) and optimiser state (`optim/...`, step count included), copied."""
+        state = {f"params/{k}": v.copy() for k, v in self.model.params.items()}
+        state.update({f"optim/{k}": np.array(v) for k, v in self.optimizer.state_dict().items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """The inverse of `state_dict`; a missing or misshapen weight is a ValueError naming it."""
+        params = {k.removeprefix("params/"): v for k, v in state.items() if k.startswith("params/")}
+        check_weights(self.model.params, params)
+        self.restore(params)
+        self.optimizer.load_state_dict(
+            {k.removeprefix("optim/"): v for k, v in state.items() if k.startswith("optim/")}
+        )
+
     def save(self, path: Path) -> None:
         """Weights as .npz (plain arrays, loadable with allow_pickle=False)."""
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **self.model.params)
 
     def load(self, path: Path) -> None:
+        """Weights saved by `save`; never unpickles (an object array is a ValueError)."""
         with np.load(path, allow_pickle=False) as saved:
-            self.restore({k: saved[k] for k in saved.files})
+            weights = {k: saved[k] for k in saved.files}
+        check_weights(self.model.params, weights)
+        self.restore(weights)
+
+
+def check_weights(expected: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> None:
+    """`given` has exactly the names and shapes of `expected`, or a ValueError says which differs."""
+    missing = sorted(set(expected) - set(given))
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"weights differ from the model: missing {missing or 'none'}, unexpected {extra or 'none'}"
+        )
+    for name, value in expected.items():
+        if given[name].shape != value.shape:
+            raise ValueError(f"weight '{name}' has shape {given[name].shape}, the model needs {value.shape}")

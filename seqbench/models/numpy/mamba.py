@@ -164,5 +164,7 @@ class Mamba(RecurrentStack):
         for i in reversed(range(self.n_layers)):
             dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
             grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})
-        _, grads["embed.weight"], grads["embed.bias"] = linear_backward(dh, x, self.params["embed.weight"])
+        _, grads["embed.weight"], grads["embed.bias"] = linear_backward(
+            dh, x, self.params["embed.weight"], need_dx=False
+        )
         return grads

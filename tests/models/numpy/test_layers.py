@@ -84,12 +84,16 @@ def test_linear_backward_matches_finite_differences():
 def test_sigmoid_and_softplus_are_stable_and_consistent():
     x = np.array([-800.0, -30.0, -1.0, 0.0, 1.0, 30.0, 800.0])
     assert np.all(np.isfinite(sigmoid(x))) and np.all(np.isfinite(softplus(x)))
-    np.testing.assert_allclose(sigmoid(x[1:-1]), 1 / (1 + np.exp(-x[1:-1])))
+    np.testing.assert_allclose(sigmoid(x[1:-1]), 1 / (1 + np.exp(-x[1:-1])), rtol=1e-12, atol=1e-15)
+    assert sigmoid(np.array([-800.0]))[0] == 0 and sigmoid(np.array([800.0]))[0] == 1
     np.testing.assert_allclose(softplus(x[1:-1]), np.log1p(np.exp(x[1:-1])))
     # softplus' derivative is sigmoid
     eps = 1e-6
     np.testing.assert_allclose(
-        (softplus(x[1:-1] + eps) - softplus(x[1:-1] - eps)) / (2 * eps), sigmoid(x[1:-1]), rtol=1e-6
+        (softplus(x[1:-1] + eps) - softplus(x[1:-1] - eps)) / (2 * eps),
+        sigmoid(x[1:-1]),
+        rtol=1e-6,
+        atol=1e-15,
     )
 
 
