@@ -5,9 +5,12 @@
     n_t = tanh(x_t W_xn + b_xn + r_t * (h_{t-1} W_hn + b_hn))  candidate
     h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
-The gates depend on h_{t-1}, so time is a loop; the input projections for all
-steps are one matrix product before it, and the weight gradients one after it.
-W_x (F, 3D) and W_h (D, 3D) hold the r, z, n blocks side by side.
+The gates depend on h_{t-1}, so time is a loop. Everything that does not need the
+loop is outside it: the input projections of all steps are one matrix product before
+it, the local derivatives of every gate one array operation after it, and the weight
+gradients one product after the backward loop. Inside, arrays are time-major (L, B, .)
+so that each step reads contiguous memory. W_x (F, 3D) and W_h (D, 3D) hold the r, z, n
+blocks side by side.
 """
 
 from __future__ import annotations
@@ -17,15 +20,13 @@ from typing import Any
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
-from seqbench.models.numpy.layers import init_uniform, linear, linear_backward, sigmoid
+from seqbench.models.numpy.layers import init_uniform, linear, sigmoid
 
 
 class GRU(RecurrentStack):
     """A stack of GRU layers with a linear head on the last state."""
 
-    def init_layer(
-        self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
-    ) -> Params:
+    def init_layer(self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype) -> Params:
         D = hidden_size
         return {
             "W_x": init_uniform(rng, (input_size, 3 * D), D, dtype),
@@ -37,38 +38,57 @@ class GRU(RecurrentStack):
     def layer_forward(self, p: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
         B, L, _ = x.shape
         D = p["W_h"].shape[0]
-        xp = linear(x, p["W_x"], p["b_x"])  # (B, L, 3D) input projections, all steps
-        h_prev = np.zeros((B, L, D), dtype=x.dtype)  # h_{t-1} for every t
-        gates = np.empty((B, L, 3 * D), dtype=x.dtype)  # r, z, n per step
-        hn = np.empty((B, L, D), dtype=x.dtype)  # h_{t-1} W_hn + b_hn per step
-        h = np.zeros((B, D), dtype=x.dtype)
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (L, B, F)
+        xp = linear(x_tm, p["W_x"], p["b_x"])  # (L, B, 3D) input projections, all steps
+        xp[..., : 2 * D] += p["b_h"][: 2 * D]  # b_hr, b_hz add like input biases
+        b_hn = p["b_h"][2 * D :]
+        h_all = np.empty((L + 1, B, D), dtype=x.dtype)  # h_{-1} = 0, h_0 .. h_{L-1}
+        h_all[0] = 0.0
+        rz = xp[..., : 2 * D]  # (L, B, 2D) pre-activations, then gates, in place
+        n = np.empty((L, B, D), dtype=x.dtype)
+        hn = np.empty((L, B, D), dtype=x.dtype)  # h_{t-1} W_hn + b_hn
         for t in range(L):
-            h_prev[:, t] = h
-            hp = h @ p["W_h"] + p["b_h"]  # (B, 3D)
-            rz = sigmoid(xp[:, t, : 2 * D] + hp[:, : 2 * D])  # (B, 2D)
-            r, z = rz[:, :D], rz[:, D:]
-            n = np.tanh(xp[:, t, 2 * D :] + r * hp[:, 2 * D :])  # (B, D)
-            h = (1 - z) * n + z * h
-            gates[:, t, : 2 * D], gates[:, t, 2 * D :], hn[:, t] = rz, n, hp[:, 2 * D :]
-        h_all = np.concatenate([h_prev[:, 1:], h[:, None]], axis=1)  # (B, L, D)
-        return h_all, (x, h_prev, gates, hn)
+            hp = h_all[t] @ p["W_h"]  # (B, 3D)
+            rz[t] += hp[:, : 2 * D]
+            rz[t] = sigmoid(rz[t])
+            r, z = rz[t, :, :D], rz[t, :, D:]
+            np.add(hp[:, 2 * D :], b_hn, out=hn[t])
+            np.tanh(xp[t, :, 2 * D :] + r * hn[t], out=n[t])
+            np.subtract(h_all[t], n[t], out=h_all[t + 1])  # h = n + z * (h_prev - n)
+            h_all[t + 1] *= z
+            h_all[t + 1] += n[t]
+        h_prev = h_all[:-1]  # (L, B, D)
+        r, z = rz[..., :D], rz[..., D:]
+        # local derivatives of every step at once, for the backward loop
+        d_n = (1 - z) * (1 - n * n)  # dh/da_n through tanh
+        d_z = (h_prev - n) * z * (1 - z)  # dh/da_z
+        d_r = hn * r * (1 - r)  # da_n/da_r
+        return h_all[1:].transpose(1, 0, 2), (x_tm, h_prev, r, z, d_n, d_z, d_r)
 
     def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
-        x, h_prev, gates, hn = cache
-        B, L, D = h_prev.shape
-        d_xp = np.empty((B, L, 3 * D), dtype=x.dtype)  # dL/d(input projection)
-        d_hp = np.empty((B, L, 3 * D), dtype=x.dtype)  # dL/d(h_{t-1} W_h + b_h)
+        x_tm, h_prev, r, z, d_n, d_z, d_r = cache
+        L, B, D = h_prev.shape
+        dh_tm = dh.transpose(1, 0, 2)  # (L, B, D)
+        d_xp = np.empty((L, B, 3 * D), dtype=x_tm.dtype)  # dL/d(input projection)
+        d_hp = np.empty((L, B, 3 * D), dtype=x_tm.dtype)  # dL/d(h_{t-1} W_h + b_h)
         W_h_T = p["W_h"].T
-        carry = np.zeros((B, D), dtype=x.dtype)  # dL/dh_t from step t+1
+        carry = np.zeros((B, D), dtype=x_tm.dtype)  # dL/dh_t from step t+1
         for t in reversed(range(L)):
-            r, z, n = gates[:, t, :D], gates[:, t, D : 2 * D], gates[:, t, 2 * D :]
-            g = dh[:, t] + carry  # (B, D) total gradient of h_t
-            da_n = g * (1 - z) * (1 - n * n)  # through tanh
-            da_z = g * (h_prev[:, t] - n) * z * (1 - z)
-            da_r = da_n * hn[:, t] * r * (1 - r)
-            d_xp[:, t, :D], d_xp[:, t, D : 2 * D], d_xp[:, t, 2 * D :] = da_r, da_z, da_n
-            d_hp[:, t, :D], d_hp[:, t, D : 2 * D], d_hp[:, t, 2 * D :] = da_r, da_z, da_n * r
-            carry = g * z + d_hp[:, t] @ W_h_T
-        dx, dW_x, db_x = linear_backward(d_xp, x, p["W_x"])
-        _, dW_h, db_h = linear_backward(d_hp, h_prev, p["W_h"], need_dx=False)  # dh_prev came step by step
-        return dx, {"W_x": dW_x, "b_x": db_x, "W_h": dW_h, "b_h": db_h}
+            g = carry + dh_tm[t]  # (B, D) total gradient of h_t
+            da_r, da_z, da_n = d_xp[t, :, :D], d_xp[t, :, D : 2 * D], d_xp[t, :, 2 * D :]
+            np.multiply(g, d_n[t], out=da_n)
+            np.multiply(g, d_z[t], out=da_z)
+            np.multiply(da_n, d_r[t], out=da_r)
+            d_hp[t, :, : 2 * D] = d_xp[t, :, : 2 * D]
+            np.multiply(da_n, r[t], out=d_hp[t, :, 2 * D :])
+            carry = d_hp[t] @ W_h_T  # (B, D)
+            carry += g * z[t]
+        d_xp2, d_hp2 = d_xp.reshape(L * B, 3 * D), d_hp.reshape(L * B, 3 * D)
+        dx = (d_xp2 @ p["W_x"].T).reshape(L, B, -1).transpose(1, 0, 2)  # (B, L, F)
+        grads = {
+            "W_x": x_tm.reshape(L * B, -1).T @ d_xp2,
+            "b_x": d_xp2.sum(axis=0),
+            "W_h": h_prev.reshape(L * B, D).T @ d_hp2,
+            "b_h": d_hp2.sum(axis=0),
+        }
+        return dx, grads

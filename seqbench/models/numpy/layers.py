@@ -252,52 +252,58 @@ def selective_scan(
     u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,). For each channel e and
     state n:   A_bar = exp(delta A),   B_bar = (exp(delta A) - 1) / A * B   (exact ZOH for diagonal A)
                h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
-    The (b, L, E, N) arrays dominate the cost, so each is made in as few passes as possible.
+    The (b, L, N, E) arrays dominate the cost: they keep the long channel axis E innermost
+    (contiguous) and each is made in as few passes as possible.
     """
     b, L, E = u.shape
     N = A.shape[1]
-    log_a = delta[..., None] * A  # (b, L, E, N) = log A_bar
-    a_bar = np.exp(log_a)  # (b, L, E, N)
-    zoh = np.expm1(log_a, out=log_a)  # (b, L, E, N), reusing log_a's memory
-    zoh /= A  # (A_bar - 1) / A
-    s = u[..., None] * B[:, :, None, :]  # (b, L, E, N) = u B, the input before discretisation
-    h = linear_scan_given_a(a_bar, zoh * s)  # (b, L, E, N)
-    y = (h.reshape(b * L, E, N) @ C.reshape(b * L, N, 1)).reshape(b, L, E) + D * u  # (b, L, E)
-    return y, (u, delta, A, B, C, D, a_bar, zoh, s, h)
+    A_t = np.ascontiguousarray(A.T)  # (N, E)
+    log_a = delta[:, :, None, :] * A_t  # (b, L, N, E) = log A_bar
+    a_bar = np.exp(log_a)  # (b, L, N, E)
+    zoh = np.expm1(log_a, out=log_a)  # reusing log_a's memory
+    zoh /= A_t  # (A_bar - 1) / A
+    s = B[..., None] * u[:, :, None, :]  # (b, L, N, E) = B u, the input before discretisation
+    h = linear_scan_given_a(a_bar, zoh * s)  # (b, L, N, E)
+    y = (C.reshape(b * L, 1, N) @ h.reshape(b * L, N, E)).reshape(b, L, E) + D * u  # (b, L, E)
+    return y, (u, delta, A_t, B, C, D, a_bar, zoh, s, h)
 
 
 def linear_scan_given_a(a: np.ndarray, bu: np.ndarray) -> np.ndarray:
-    """linear_scan from h_0 = 0 when the decays a = exp(log_a) are already at hand."""
+    """linear_scan from h_0 = 0 when the decays a = exp(log_a) are already at hand (bu is reused)."""
     h = bu  # updated in place: h_t = a_t * h_{t-1} + bu_t
+    step = np.empty_like(h[:, 0])
     for t in range(1, bu.shape[1]):
-        h[:, t] += a[:, t] * h[:, t - 1]
+        np.multiply(a[:, t], h[:, t - 1], out=step)
+        h[:, t] += step
     return h
 
 
 def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
     """Gradients (du, ddelta, dA, dB, dC, dD) of selective_scan.
 
-    With G the total gradient of h (a reverse scan), Q = G A_bar and R = A h_{t-1} + u B:
+    With G the total gradient of h (a reverse scan), Q = G A_bar and R = A h_{t-1} + B u:
         ddelta = sum_n Q R,   du = sum_n G zoh B + D dy,   dB = sum_e G zoh u,
-        dA = (sum_{b,t} delta Q R - sum_{b,t} G zoh u B) / A.
+        dA = (sum_{b,t} delta Q R - sum_{b,t} G zoh B u) / A.
     """
-    u, delta, A, B, C, D, a_bar, zoh, s, h = cache
-    b, L, E, N = h.shape
-    dC = (dy.reshape(b * L, 1, E) @ h.reshape(b * L, E, N)).reshape(b, L, N)
+    u, delta, A_t, B, C, D, a_bar, zoh, s, h = cache
+    b, L, N, E = h.shape
+    dC = (h.reshape(b * L, N, E) @ dy.reshape(b * L, E, 1)).reshape(b, L, N)
     dD = np.einsum("ble,ble->e", dy, u)
-    G = reverse_scan(a_bar, dy[..., None] * C[:, :, None, :])  # (b, L, E, N)
-    R = np.empty_like(h)  # A h_{t-1} + s
+    G = reverse_scan(a_bar, C[..., None] * dy[:, :, None, :])  # (b, L, N, E)
+    R = np.empty_like(h)  # A h_{t-1} + B u
     R[:, 0] = s[:, 0]
-    np.multiply(h[:, :-1], A, out=R[:, 1:])
+    np.multiply(h[:, :-1], A_t, out=R[:, 1:])
     R[:, 1:] += s[:, 1:]
     QR = R
     QR *= G
-    QR *= a_bar  # (b, L, E, N)
-    ddelta = QR.sum(axis=-1)  # (b, L, E)
+    QR *= a_bar  # (b, L, N, E)
+    ddelta = QR.sum(axis=2)  # (b, L, E)
     GZ = G
-    GZ *= zoh  # (b, L, E, N) = dL/d(u B)
-    du = (GZ.reshape(b * L, E, N) @ B.reshape(b * L, N, 1)).reshape(b, L, E) + D * dy
-    dB = (u.reshape(b * L, 1, E) @ GZ.reshape(b * L, E, N)).reshape(b, L, N)
-    dA = np.einsum("ble,blen->en", delta, QR) - np.einsum("blen,blen->en", GZ, s)
-    dA /= A
-    return du, ddelta, dA, dB, dC, dD
+    GZ *= zoh  # (b, L, N, E) = dL/d(B u)
+    du = (B.reshape(b * L, 1, N) @ GZ.reshape(b * L, N, E)).reshape(b, L, E) + D * dy
+    dB = (GZ.reshape(b * L, N, E) @ u.reshape(b * L, E, 1)).reshape(b, L, N)
+    QR *= delta[:, :, None, :]
+    GZ *= s
+    dA_t = QR.sum(axis=(0, 1)) - GZ.sum(axis=(0, 1))  # (N, E)
+    dA_t /= A_t
+    return du, ddelta, dA_t.T, dB, dC, dD
