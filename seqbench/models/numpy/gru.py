@@ -26,7 +26,9 @@ from seqbench.models.numpy.layers import init_uniform, linear, sigmoid
 class GRU(RecurrentStack):
     """A stack of GRU layers with a linear head on the last state."""
 
-    def init_layer(self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype) -> Params:
+    def init_layer(
+        self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
+    ) -> Params:
         D = hidden_size
         return {
             "W_x": init_uniform(rng, (input_size, 3 * D), D, dtype),
