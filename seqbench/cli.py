@@ -40,27 +40,42 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder of cached down
 
 
 def handles_errors(command: F) -> F:
-    """Turn SeqbenchError into one line on stderr and its exit code; Ctrl-C into exit 130."""
+    """Run a command with its failures said in one or two lines, and its exit code.
+
+    SeqbenchError: its message and exit code (2 bad input, 1 failed run, 130 interrupted);
+    Ctrl-C outside a run: exit 130; any other failed read or write (OSError): exit 1. Warnings
+    are one `warning: ...` line each. `--debug` lets the exception and its traceback through.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            if state["debug"]:
-                return command(*args, **kwargs)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.simplefilter("ignore", FutureWarning)
+                warnings.showwarning = _show_warning
+                if not state["debug"]:
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    warnings.simplefilter("ignore", FutureWarning)
                 return command(*args, **kwargs)
         except SeqbenchError as exc:
             if state["debug"]:
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"{exc.label}: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
+        except OSError as exc:  # a failed read or write that no layer below turned into a message
+            if state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _version(value: bool) -> None:
@@ -83,36 +98,59 @@ def main_options(
 @app.command()
 @handles_errors
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Experiment spec (YAML).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment spec (YAML).")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=3e-3.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Run-name prefix (default: the spec's).")] = None,
     backend: Annotated[str | None, typer.Option(help="numpy or torch.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue an interrupted run from its folder (instead of --config)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; print only the result.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
     results: ResultsDir = Path("results"),
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Train one run and write its run folder.
 
+    Ctrl-C stops it after the current batch (status interrupted, exit 130); `--resume RUN_DIR`
+    continues it to the same result as an uninterrupted run.
+
     Example: seqbench train --config experiments/quickstart.yaml --set train.epochs=5
     """
-    from seqbench.experiment import RunLog, run_experiment
     from seqbench.spec import load_spec
 
     overrides = list(set_ or [])
     overrides += [
         f"{k}={v}" for k, v in (("name", name), ("model.backend", backend), ("seed", seed)) if v is not None
     ]
-    spec = load_spec(config, overrides, data_dir)
-    result = run_experiment(spec, results, data_dir, RunLog(None if quiet else sys.stderr))
+    if resume is not None and (config is not None or overrides):
+        raise SeqbenchError(
+            "--resume continues a run exactly as it was started: "
+            "do not combine it with --config, --set, --name, --backend or --seed"
+        )
+    if resume is None and config is None:
+        raise SeqbenchError(
+            "missing --config SPEC (or --resume RUN_DIR); e.g. seqbench train -c experiments/quickstart.yaml"
+        )
+    spec = load_spec(config, overrides, data_dir) if config is not None else None  # before the slow imports
+
+    from seqbench.experiment import RunLog, resume_experiment, run_experiment
+
+    log = RunLog(None if quiet else sys.stderr)
+    if spec is None:
+        result = resume_experiment(resume, data_dir, log)
+    else:
+        result = run_experiment(spec, results, data_dir, log)
     if as_json:
         print(json.dumps(result.metrics, indent=2, default=str))
     else:
         stdout.print(summary_table(result.metrics))
         stdout.print(f"run folder: {result.run_dir}")
+    result.raise_for_status()
 
 
 def summary_table(metrics: dict[str, Any]) -> Table:
@@ -140,6 +178,7 @@ def compare(
     ] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by a column; '-rmse' for descending.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write validation curves overlaid to this PNG.")] = None,
     results: ResultsDir = Path("results"),
 ) -> None:
@@ -158,6 +197,8 @@ def compare(
     )
     from seqbench.plots import plot_val_curves
 
+    if as_json:
+        fmt = "json"
     if fmt not in ("table", "md", "csv", "json"):
         raise SeqbenchError(f"unknown --format '{fmt}'; choose table, md, csv or json")
     loaded = load_runs(find_runs(list(runs or []), results))

@@ -2,12 +2,19 @@
 
 Everything that can fail because of the user's input (the spec, the data, the
 model name) is checked before the run folder is created, so a bad input leaves
-nothing on disk.
+nothing on disk. During training, SIGINT and SIGTERM stop the run at the next batch
+(status interrupted); the run folder holds a checkpoint of the last finished epoch
+until the run is over, and `resume_experiment` continues from it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.metadata
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,46 +24,85 @@ import pandas as pd
 
 import seqbench
 from seqbench.baselines import BASELINES
+from seqbench.checkpoint import (
+    CHECKPOINT_FILE,
+    has_checkpoint,
+    read_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows
-from seqbench.errors import RunFailed
+from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError
 from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.metrics import regression_metrics
 from seqbench.models.numpy.learner import NumpyLearner
 from seqbench.models.registry import model_class
 from seqbench.optim import make_optimizer
 from seqbench.plots import plot_loss_curve, plot_predictions
-from seqbench.runs import create_run_dir
-from seqbench.spec import Spec, dump_spec
-from seqbench.train import EpochRecord, FitResult, fit
+from seqbench.progress import TrainingBar
+from seqbench.runs import create_run_dir, read_status, run_lock, write_error
+from seqbench.signals import StopRequest, stop_on_signals
+from seqbench.spec import Spec, dump_spec, load_spec
+from seqbench.train import Checkpoint, EpochRecord, FitResult, fit
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
+    message: str = ""  # for a run that did not complete: what happened and what to do
+
+    @property
+    def status(self) -> str:
+        return str(self.metrics["status"])
+
+    def raise_for_status(self) -> None:
+        """RunFailed (exit 1) for a diverged run, RunInterrupted (exit 130) for an interrupted one."""
+        if self.status == "diverged":
+            raise RunFailed(self.message)
+        if self.status == "interrupted":
+            raise RunInterrupted(self.message)
 
 
 class RunLog:
-    """What a run prints: to the terminal (unless quiet) and to its run.log."""
+    """What a run prints: to the terminal (unless quiet) and to its run.log.
 
-    def __init__(self, stream: TextIO | None) -> None:
+    `live` means the stream is an interactive terminal, where a run shows a progress bar;
+    while it does, `echo` prints the lines above the bar instead of to the stream.
+    """
+
+    def __init__(self, stream: TextIO | None, live: bool | None = None) -> None:
         self.stream = stream
+        if live is None:
+            live = stream is not None and bool(getattr(stream, "isatty", lambda: False)())
+        self.live = live
+        self.echo: Callable[[str], None] | None = None
         self.lines: list[str] = []
         self.path: Path | None = None
 
-    def attach(self, path: Path) -> None:
+    def attach(self, path: Path, append: bool = False) -> None:
         """Start writing to `path`, beginning with what was said so far."""
         self.path = path
-        path.write_text("".join(f"{line}\n" for line in self.lines), encoding="utf-8")
+        with path.open("a" if append else "w", encoding="utf-8") as f:
+            f.write("".join(f"{line}\n" for line in self.lines))
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
-        if self.stream is not None:
+        if self.echo is not None:
+            self.echo(line)
+        elif self.stream is not None:
             print(line, file=self.stream, flush=True)
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
+
+    def warn(self, message: str) -> None:
+        """A warning: into run.log, and onto stderr even when the run is quiet."""
+        line = f"warning: {message}"
+        if self.stream is None and self.echo is None:
+            print(line, file=sys.stderr, flush=True)
+        self(line)
 
 
 def build_learner(spec: Spec, n_features: int, n_outputs: int) -> NumpyLearner:
@@ -83,7 +129,7 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> NumpyLearner:
 def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, NumpyLearner]:
     """Load and window the data and build the model; raises SeqbenchError on bad input."""
     loaded = load_frame(spec.dataset, data_dir)
-    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset)
+    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
     learner = build_learner(spec, len(loaded.features), spec.dataset.horizon * len(loaded.targets))
     return loaded, windows, learner
 
@@ -91,37 +137,233 @@ def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, NumpyLear
 def run_experiment(
     spec: Spec, results_dir: Path = Path("results"), data_dir: Path = Path("data"), log: RunLog | None = None
 ) -> RunResult:
-    """Train `spec` and write its complete run folder; returns the folder and metrics."""
+    """Train `spec` and write its complete run folder; returns the folder and metrics.
+
+    Bad input raises a SeqbenchError before anything is written. A run that diverges or is
+    stopped by SIGINT/SIGTERM still writes its folder (status diverged or interrupted; see
+    `RunResult.raise_for_status`); an interrupted one keeps its checkpoint for `resume_experiment`.
+    A failed write (disk full, permission denied) raises RunFailed.
+    """
     log = log or RunLog(None)
-    loaded, windows, learner = prepare(spec, data_dir)
-    run_dir, run_id = create_run_dir(results_dir, spec.name)
-    log.attach(run_dir / "run.log")
-    atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
-    log(f"run {run_dir}")
+    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+    with stop_on_signals() as stop:
+        run_dir, _ = create_run_dir(results_dir, spec.name)
+        with writes_into(run_dir), run_lock(run_dir):
+            log.attach(run_dir / "run.log")
+            atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
+            log(f"run {run_dir}")
+            _log_header(spec, loaded, windows, learner, log)
+            return _train(spec, run_dir, loaded, windows, learner, log, stop)
+
+
+def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog | None = None) -> RunResult:
+    """Continue an interrupted run from its checkpoint, with the spec it was started with.
+
+    The result is the run it would have been without the interruption, number for number.
+    A completed or diverged run, a folder without a checkpoint, or data or a spec.yaml that
+    changed since the run started is a SeqbenchError (exit 2), and nothing is written.
+    """
+    log = log or RunLog(None)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SeqbenchError(f"cannot resume {run_dir}: no such run folder")
+    if not (run_dir / "spec.yaml").is_file():
+        raise SeqbenchError(f"cannot resume {run_dir}: not a run folder (it has no spec.yaml)")
+    with stop_on_signals() as stop, writes_into(run_dir), run_lock(run_dir):
+        _check_resumable(run_dir)
+        spec = load_spec(run_dir / "spec.yaml", [], data_dir)
+        checkpoint, record = read_checkpoint(run_dir)
+        loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+        _check_checkpoint_fits(run_dir, spec, loaded, learner, checkpoint, record)
+        if stop.requested:
+            raise RunInterrupted(f"stopped by {stop.signal} before resuming; {run_dir} is unchanged")
+        log.attach(run_dir / "run.log", append=True)
+        log(f"resume {run_dir} after epoch {checkpoint.epoch} of {spec.train.epochs}")
+        return _train(spec, run_dir, loaded, windows, learner, log, stop, resume=checkpoint)
+
+
+@contextlib.contextmanager
+def writes_into(run_dir: Path) -> Iterator[None]:
+    """Turn a failed write into the run folder (disk full, permission denied) into one RunFailed line."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(run_dir, exc) from exc
+    except MemoryError:
+        raise RunFailed(
+            f"ran out of memory; lower train.batch_size or model.hidden_size (kept what it had in {run_dir})"
+        ) from None
+
+
+def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFrame, Windows, NumpyLearner]:
+    """`prepare`, with the data's warnings (e.g. dates sorted) said in the run's log."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        prepared = prepare(spec, data_dir)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning) and not issubclass(warning.category, FutureWarning):
+            log.warn(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return prepared
+
+
+def _log_header(
+    spec: Spec, loaded: LoadedFrame, windows: Windows, learner: NumpyLearner, log: RunLog
+) -> None:
     log(
         f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
         f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
         f"test {len(windows.test.x)}"
     )
+    if loaded.info.get("rows_with_missing"):
+        action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
+        log(f"data: {loaded.info['rows_with_missing']} rows with missing values {action} (dataset.fill)")
     log(f"model {spec.model.name} ({spec.model.backend}), {learner.n_params} parameters")
 
-    def on_epoch(record: EpochRecord, improved: bool) -> None:
-        mark = " *" if improved else ""
-        log(
-            f"epoch {record.epoch:3d}/{spec.train.epochs}  train {record.train_loss:.6f}  "
-            f"val {record.val_loss:.6f}  {record.seconds:.2f}s{mark}"
-        )
 
-    fit_result = fit(
-        learner, windows.train, windows.val, spec.train, np.random.default_rng(spec.seed), on_epoch
-    )
+def _check_resumable(run_dir: Path) -> None:
+    status = read_status(run_dir)
+    again = f"seqbench train --config {run_dir / 'spec.yaml'}"
+    if status == "completed":
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: it completed, and a finished run is never overwritten; "
+            f"to run it again: {again}"
+        )
+    if status == "diverged":
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: it diverged, and would diverge again; "
+            f"start a new run with a lower lr: {again} --set train.lr=..."
+        )
+    if not has_checkpoint(run_dir):
+        raise SeqbenchError(f"cannot resume {run_dir}: it has no checkpoint ({CHECKPOINT_FILE})")
+
+
+def _check_checkpoint_fits(
+    run_dir: Path,
+    spec: Spec,
+    loaded: LoadedFrame,
+    learner: NumpyLearner,
+    checkpoint: Checkpoint,
+    record: dict[str, Any],
+) -> None:
+    """The checkpoint was made by this spec, on this data, for this model."""
+    if record.get("spec_sha256") != _digest(dump_spec(spec)):
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: its spec.yaml changed since the run started; "
+            "a resumed run must be the run that was started (start a new run for a new spec)"
+        )
+    if record.get("data_sha256") != loaded.info["sha256"]:
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: the data of {spec.dataset.label} changed since the run started; "
+            "start a new run on the new data"
+        )
+    try:
+        learner.load_state_dict(checkpoint.learner_state)
+        current = learner.snapshot()
+        best = checkpoint.best_weights
+        if set(best) != set(current) or any(best[k].shape != current[k].shape for k in current):
+            raise ValueError("the best weights do not fit the model")
+    except (KeyError, ValueError) as exc:
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: the checkpoint does not fit the model ({exc})"
+        ) from None
+
+
+def _train(
+    spec: Spec,
+    run_dir: Path,
+    loaded: LoadedFrame,
+    windows: Windows,
+    learner: NumpyLearner,
+    log: RunLog,
+    stop: StopRequest,
+    resume: Checkpoint | None = None,
+) -> RunResult:
+    """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
+    digests = {"spec_sha256": _digest(dump_spec(spec)), "data_sha256": loaded.info["sha256"]}
+    n_batches = -(-len(windows.train.x) // spec.train.batch_size)
+    first_epoch = resume.epoch + 1 if resume else 1
+    with _progress_bar(log, spec.train.epochs, n_batches, first_epoch) as bar:
+
+        def on_epoch(record: EpochRecord, improved: bool) -> None:
+            mark = " *" if improved else ""
+            log(
+                f"epoch {record.epoch:3d}/{spec.train.epochs}  train {record.train_loss:.6f}  "
+                f"val {record.val_loss:.6f}  {record.seconds:.2f}s{mark}"
+            )
+            if bar is not None:
+                bar.on_epoch(record)
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is a status
+            fit_result = fit(
+                learner,
+                windows.train,
+                windows.val,
+                spec.train,
+                np.random.default_rng(spec.seed),
+                on_epoch,
+                on_batch=bar.on_batch if bar is not None else None,
+                should_stop=stop,
+                on_checkpoint=lambda checkpoint: save_checkpoint(run_dir, checkpoint, digests),
+                resume=resume,
+            )
     learner.save(run_dir / learner.weights_file)
-    metrics = evaluate(spec, loaded, windows, learner, fit_result, run_id)
+    metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
     write_outputs(run_dir, spec, windows, learner, fit_result, metrics)
-    if fit_result.status == "diverged":
-        log("training diverged (non-finite loss); lower train.lr or set train.grad_clip")
-        raise RunFailed(f"run diverged; kept what it had in {run_dir}")
-    return RunResult(run_dir, metrics)
+    message = _ending(spec, run_dir, fit_result, stop)
+    if message:
+        log(message.replace("\n", "; "))
+    if fit_result.status != "interrupted":
+        remove_checkpoint(run_dir)
+    return RunResult(run_dir, metrics, message)
+
+
+@contextlib.contextmanager
+def _progress_bar(log: RunLog, epochs: int, n_batches: int, first_epoch: int) -> Iterator[TrainingBar | None]:
+    """A live bar on a terminal (log lines printed above it); None elsewhere."""
+    if not log.live or log.stream is None:
+        yield None
+        return
+    with TrainingBar(log.stream, epochs, n_batches, first_epoch) as bar:
+        log.echo = bar.print
+        try:
+            yield bar
+        finally:
+            log.echo = None
+
+
+def _ending(spec: Spec, run_dir: Path, result: FitResult, stop: StopRequest) -> str:
+    """What to say about a run that did not complete (two lines at most); '' when it completed."""
+    best = (
+        f"the best weights so far (epoch {result.best_epoch})" if result.best_epoch else "the initial weights"
+    )
+    if result.status == "diverged":
+        clip = (
+            f"or lower train.grad_clip (now {spec.train.grad_clip:g})"
+            if spec.train.grad_clip
+            else "or enable train.grad_clip (e.g. --set train.grad_clip=1.0)"
+        )
+        return (
+            f"training diverged in epoch {result.epochs_run} (the loss became NaN or inf); "
+            f"lower train.lr (now {spec.train.lr:g}) {clip}\n"
+            f"kept history.csv, metrics.json and {best} in {run_dir}"
+        )
+    if result.status == "interrupted":
+        return (
+            f"stopped by {stop.signal or 'a signal'} in epoch {result.epochs_run + 1}; kept {run_dir} "
+            f"with {_plural(result.epochs_run, 'finished epoch')} and {best}\n"
+            f"resume with: seqbench train --resume {run_dir}"
+        )
+    return ""
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def evaluate(

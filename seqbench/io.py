@@ -15,7 +15,8 @@ from typing import Any
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
 
-    On any exception the temporary file is removed and `path` is left untouched.
+    On any exception the temporary file is removed and `path` is left untouched, so a reader
+    sees either the old file or the complete new one, never a half-written file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,10 +26,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        _fsync(tmp)  # the data is on disk before the name points at it
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is not None and (exc.filename is None or str(exc.filename) == str(tmp)):
+            exc.filename = str(path)  # name the file the user knows, not the temporary one
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)  # (Windows cannot fsync a read-only handle)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

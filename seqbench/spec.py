@@ -9,7 +9,6 @@ saved, with every default filled in, as the run's `spec.yaml`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import difflib
 import re
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from seqbench.errors import SpecError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # 1e-3, 3E5, .5 (not quoted)
 
 
 class _Section(BaseModel):
@@ -133,6 +133,11 @@ class Spec(_Section):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _number_as_name(cls, name: Any) -> Any:
+        return str(name) if isinstance(name, int) and not isinstance(name, bool) else name
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
@@ -165,6 +170,12 @@ def _short_key_map() -> dict[str, str]:
     return {leaf: full[0] for leaf, full in owners.items() if len(full) == 1 and leaf not in TOP_LEVEL_KEYS}
 
 
+def shown(text: str) -> str:
+    """User text as it can be shown on one line: control characters escaped."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _unknown_key_error(key: str, where: str) -> SpecError:
     candidates = valid_keys() + list(_short_key_map())
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
@@ -172,7 +183,7 @@ def _unknown_key_error(key: str, where: str) -> SpecError:
         leaf = key.rsplit(".", 1)[1]
         close = [m for m in difflib.get_close_matches(leaf, candidates, n=3, cutoff=0.6) if "." in m][:1]
     hint = f"; did you mean '{_short_key_map().get(close[0], close[0])}'?" if close else ""
-    return SpecError(f"{where}: unknown key '{key}'{hint}")
+    return SpecError(f"{where}: unknown key '{shown(key)}'{hint}")
 
 
 def expand_dataset_shorthand(value: str, data_dir: Path) -> dict[str, Any]:
@@ -218,16 +229,15 @@ def expand_short_form(raw: dict[str, Any], data_dir: Path, where: str) -> dict[s
 def parse_override(item: str) -> tuple[str, Any]:
     """`train.lr=3e-3` -> ("train.lr", 0.003); the value is parsed as a YAML scalar."""
     if "=" not in item:
-        raise SpecError(f"--set '{item}': expected KEY=VALUE, e.g. --set train.lr=3e-3")
+        raise SpecError(f"--set '{shown(item)}': expected KEY=VALUE, e.g. --set train.lr=3e-3")
     key, text = item.split("=", 1)
     key = key.strip()
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
-    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
-        with contextlib.suppress(ValueError):
-            value = float(value)
+    if isinstance(value, str) and FLOAT_TEXT.match(text.strip()):  # YAML 1.1 reads 1e-3 as a string
+        value = float(value)
     return key, value
 
 
@@ -237,7 +247,7 @@ def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: P
     for item in overrides:
         key, value = parse_override(item)
         if key in SECTIONS:
-            patch = expand_short_form({key: value}, data_dir, f"--set {item}")
+            patch = expand_short_form({key: value}, data_dir, f"--set {shown(item)}")
             if key == "dataset" and isinstance(value, str):
                 canonical[key] = {**_keep_window_keys(canonical.get(key, {})), **patch[key]}
             else:
@@ -249,7 +259,7 @@ def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: P
             continue
         section, _, leaf = key.partition(".")
         if section not in SECTIONS or leaf not in SECTIONS[section].model_fields:
-            raise _unknown_key_error(key, f"--set {item}")
+            raise _unknown_key_error(key, f"--set {shown(item)}")
         canonical.setdefault(section, {})[leaf] = value
     return canonical
 
@@ -274,6 +284,12 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        tag = re.search(r"constructor for the tag '([^']*)'", problem)
+        if tag:  # e.g. !!python/object/apply:os.system: refused by the safe loader, never run
+            name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise SpecError(
+                f"{where}: YAML tag '{name}' is not allowed; a spec is plain YAML (read with a safe loader)"
+            ) from None
         raise SpecError(f"{where}: malformed YAML: {problem}") from None
 
 

@@ -1,15 +1,22 @@
 """The training loop, backend-neutral: epochs of shuffled batches, validation, best weights.
 
 It talks to a model only through the `Learner` interface, so NumPy and Torch
-models (and later tasks) share it.
+models (and later tasks) share it. Everything the loop needs to continue where it
+left off is a `Checkpoint`: the learner's state (weights and optimiser, as plain
+arrays), the best weights so far, the progress (history, best epoch, patience
+count) and the state of the generator that orders the batches. `fit` hands one to
+`on_checkpoint` at the start and after every finished epoch, and continues from
+one given as `resume`; a run interrupted and resumed is the same run, number for
+number, as one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,15 +24,21 @@ from seqbench.data.windows import WindowSet
 from seqbench.optim import scheduled_lr
 from seqbench.spec import TrainSpec
 
+Arrays = dict[str, np.ndarray]
+
 
 class Learner(Protocol):
     n_params: int
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float: ...
     def predict(self, x: np.ndarray) -> np.ndarray: ...
-    def snapshot(self) -> dict[str, np.ndarray]: ...
-    def restore(self, snapshot: dict[str, np.ndarray]) -> None: ...
+    def snapshot(self) -> Arrays: ...
+    def restore(self, snapshot: Arrays) -> None: ...
     def set_lr(self, lr: float) -> None: ...
+
+    # checkpoints: weights and optimiser state as named NumPy arrays (no pickle), whatever the backend
+    def state_dict(self) -> Arrays: ...
+    def load_state_dict(self, state: Arrays) -> None: ...
 
 
 @dataclass
@@ -39,16 +52,34 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    status: str = "completed"  # completed | diverged
+    status: str = "completed"  # completed | diverged | interrupted
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = float("inf")
+    stale: int = 0  # epochs since the last improvement (early stopping)
     train_seconds: float = 0.0
     samples_seen: int = 0
 
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+
+@dataclass
+class Checkpoint:
+    """The state after `progress.epochs_run` finished epochs: enough to continue exactly."""
+
+    progress: FitResult
+    learner_state: Arrays  # Learner.state_dict(): weights and optimiser state
+    best_weights: Arrays  # Learner.snapshot() of the best epoch so far
+    rng_state: dict[str, Any]  # the batch-order generator's bit_generator.state
+
+    @property
+    def epoch(self) -> int:
+        return self.progress.epochs_run
+
+
+BatchHook = Callable[[int, int, int, float], None]  # (epoch, batch, n_batches, mean train loss so far)
 
 
 def mse(learner: Learner, windows: WindowSet) -> float:
@@ -64,46 +95,78 @@ def fit(
     spec: TrainSpec,
     rng: np.random.Generator,
     on_epoch: Callable[[EpochRecord, bool], None] | None = None,
+    *,
+    on_batch: BatchHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: Checkpoint | None = None,
 ) -> FitResult:
     """Train for `spec.epochs` (or until early stopping), keeping the best weights by val loss.
 
     Each epoch starts by setting the learner's learning rate from `spec.schedule` and
     `spec.warmup_epochs` (see `scheduled_lr`); the history records it. On return the learner
-    holds the best weights. A non-finite training loss stops the run with status 'diverged'
-    (the best weights so far are kept).
+    holds the best weights. A non-finite training or validation loss stops the run with
+    status 'diverged'; `should_stop()` returning True (checked before every batch) stops it
+    with status 'interrupted', dropping the unfinished epoch. Either way the best weights so
+    far are kept, and `on_checkpoint` has seen the last finished epoch.
     """
-    result = FitResult()
-    best = learner.snapshot()
-    stale = 0
-    for epoch in range(1, spec.epochs + 1):
+    if resume is None:
+        result, best = FitResult(), learner.snapshot()
+    else:
+        result, best = copy.deepcopy(resume.progress), copy.deepcopy(resume.best_weights)
+        learner.load_state_dict(resume.learner_state)
+        rng.bit_generator.state = resume.rng_state
+
+    def checkpoint() -> None:
+        if on_checkpoint is not None:
+            state = Checkpoint(copy.deepcopy(result), learner.state_dict(), best, rng.bit_generator.state)
+            on_checkpoint(state)
+
+    if resume is None:
+        checkpoint()  # so that a run stopped in its first epoch can be resumed too
+    n_batches = -(-len(train.x) // spec.batch_size)
+    for epoch in range(result.epochs_run + 1, spec.epochs + 1):
+        if spec.patience and result.stale >= spec.patience:
+            break
         lr = scheduled_lr(spec.lr, epoch, spec.epochs, spec.schedule, spec.warmup_epochs)
         learner.set_lr(lr)
         start = time.perf_counter()
         order = rng.permutation(len(train.x)) if spec.shuffle else np.arange(len(train.x))
-        losses = []
+        losses, seen, total = [], 0, 0.0
         for i in range(0, len(order), spec.batch_size):
+            if should_stop is not None and should_stop():
+                result.status = "interrupted"
+                break
             batch = order[i : i + spec.batch_size]
             loss = learner.train_step(train.x[batch], train.y[batch])
             losses.append(loss * len(batch))
             if not np.isfinite(loss):
                 result.status = "diverged"
                 break
+            if on_batch is not None:
+                seen, total = seen + len(batch), total + losses[-1]
+                on_batch(epoch, len(losses), n_batches, total / seen)
+        if result.status == "interrupted":
+            break  # the unfinished epoch is dropped: a resume repeats it from its start
+        train_loss = float(np.sum(losses) / len(order))
+        val_loss = mse(learner, val) if result.status == "completed" else float("nan")
+        if not np.isfinite(val_loss):
+            result.status = "diverged"
         seconds = time.perf_counter() - start
         result.train_seconds += seconds
         result.samples_seen += len(order)
-        train_loss = float(np.sum(losses) / len(order))
-        val_loss = mse(learner, val) if result.status == "completed" else float("nan")
         record = EpochRecord(epoch, train_loss, val_loss, lr, seconds)
         result.history.append(record)
-        improved = np.isfinite(val_loss) and val_loss < result.best_val_loss - spec.min_delta
+        improved = bool(np.isfinite(val_loss) and val_loss < result.best_val_loss - spec.min_delta)
         if improved:
-            result.best_val_loss, result.best_epoch, stale = val_loss, epoch, 0
+            result.best_val_loss, result.best_epoch, result.stale = val_loss, epoch, 0
             best = learner.snapshot()
         else:
-            stale += 1
+            result.stale += 1
         if on_epoch:
             on_epoch(record, improved)
-        if result.status != "completed" or (spec.patience and stale >= spec.patience):
+        if result.status != "completed":
             break
+        checkpoint()
     learner.restore(best)
     return result

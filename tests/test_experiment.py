@@ -105,10 +105,61 @@ def test_saved_weights_reproduce_the_test_metrics(tmp_path, price_csv):
     assert rmse == pytest.approx(result.metrics["test"]["rmse"], rel=1e-9)
 
 
-def test_same_seed_same_metrics(tmp_path, price_csv):
-    a = run_experiment(csv_spec(price_csv), tmp_path / "a").metrics
-    b = run_experiment(csv_spec(price_csv), tmp_path / "b").metrics
-    assert a["test"] == b["test"] and a["val"] == b["val"]
+TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
+
+
+def numbers(run_dir):
+    """metrics.json without its timings and run id (read back, so that NaN equals NaN)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k not in TIMINGS}
+
+
+def test_same_spec_and_seed_give_identical_metrics_and_weights(tmp_path, price_csv):
+    a = run_experiment(csv_spec(price_csv), tmp_path / "a")
+    b = run_experiment(csv_spec(price_csv), tmp_path / "b")
+    assert numbers(a.run_dir) == numbers(b.run_dir)  # every number, exactly
+    history = [pd.read_csv(r.run_dir / "history.csv").drop(columns="seconds") for r in (a, b)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)
+    with np.load(a.run_dir / "model.npz") as wa, np.load(b.run_dir / "model.npz") as wb:
+        assert all((wa[k] == wb[k]).all() for k in wa.files)
+    other_seed = csv_spec(price_csv)
+    other_seed.seed = 1
+    c = run_experiment(other_seed, tmp_path / "c")
+    assert c.metrics["test"] != a.metrics["test"]
+
+
+def test_early_stopping_keeps_the_best_weights_and_records_the_epochs(tmp_path, price_csv):
+    """min_delta larger than any loss: only epoch 1 counts as an improvement, so patience 2 stops at 3."""
+    from seqbench.experiment import prepare
+    from seqbench.train import mse
+
+    result = run_experiment(csv_spec(price_csv, epochs=10, patience=2, min_delta=100.0), tmp_path / "results")
+    assert result.metrics["status"] == "completed"
+    assert result.metrics["epochs_run"] == 3 and result.metrics["best_epoch"] == 1
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    _, windows, learner = prepare(load_spec(result.run_dir / "spec.yaml"), tmp_path / "data")
+    learner.load(result.run_dir / "model.npz")
+    assert mse(learner, windows.val) == pytest.approx(history["val_loss"][0], rel=1e-12)
+    assert "checkpoint.json" not in {p.name for p in result.run_dir.iterdir()}
+
+
+def test_a_diverged_run_keeps_history_metrics_and_its_best_weights(tmp_path, price_csv):
+    from seqbench.errors import RunFailed
+
+    spec = csv_spec(
+        price_csv, epochs=6, optimizer="sgd", momentum=0.0, lr=1.0, warmup_epochs=1000, grad_clip=0
+    )
+    spec.train.lr = 400.0  # warm-up raises the lr by 0.4 per epoch until the loss blows up
+    result = run_experiment(spec, tmp_path / "results")
+    assert result.status == "diverged" and result.metrics["status"] == "diverged"
+    with pytest.raises(RunFailed, match=r"lower train\.lr \(now 400\) or enable train\.grad_clip"):
+        result.raise_for_status()
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert len(history) == result.metrics["epochs_run"] and np.isnan(history["val_loss"].iloc[-1])
+    assert result.metrics["best_epoch"] == int(history["val_loss"].idxmin()) + 1
+    assert {"metrics.json", "model.npz", "history.csv"} <= {p.name for p in result.run_dir.iterdir()}
+    assert "training diverged in epoch" in (result.run_dir / "run.log").read_text()
 
 
 def test_bad_data_creates_no_run_folder(tmp_path, price_csv):

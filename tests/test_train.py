@@ -8,7 +8,7 @@ from seqbench.models.numpy.learner import NumpyLearner
 from seqbench.models.registry import model_class
 from seqbench.optim import SGD, Adam, scheduled_lr
 from seqbench.spec import TrainSpec
-from seqbench.train import fit, mse
+from seqbench.train import Checkpoint, fit, mse
 
 
 class ScriptedLearner:
@@ -42,6 +42,13 @@ class ScriptedLearner:
 
     def set_lr(self, lr):
         self.lrs.append(lr)
+
+    def state_dict(self):
+        return {"w": self.w.copy(), "steps": np.array(self.steps)}
+
+    def load_state_dict(self, state):
+        self.w[...] = state["w"]
+        self.steps = int(state["steps"])
 
 
 def zeros(n=8, seq_len=3):
@@ -122,3 +129,92 @@ def test_the_numpy_learner_trains_at_the_scheduled_lr():
     result = fit(learner, data, data, spec, np.random.default_rng(0))
     assert learner.optimizer.lr == pytest.approx(result.history[-1].lr)
     assert learner.optimizer.lr == pytest.approx(scheduled_lr(0.01, 4, 4, "cosine", 1))
+
+
+def test_a_non_finite_validation_loss_is_divergence_too():
+    learner, result = fit_scripted([2.0, 1.0, np.inf, 0.5])
+    assert result.status == "diverged" and result.epochs_run == 3 and learner.w[0] == 1.0
+
+
+def stop_after(n_calls):
+    """A should_stop that says stop from its (n_calls + 1)-th call on."""
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > n_calls
+
+    return should_stop
+
+
+def test_should_stop_interrupts_before_the_next_batch_and_drops_the_unfinished_epoch():
+    learner = ScriptedLearner([3.0, 2.0, 1.0, 0.5, 0.4])
+    spec = TrainSpec(epochs=5, batch_size=4, patience=0)  # 2 batches per epoch
+    result = fit(learner, zeros(), zeros(), spec, np.random.default_rng(0), should_stop=stop_after(3))
+    assert result.status == "interrupted"
+    assert learner.steps == 3  # epoch 1 (2 batches), then one batch of epoch 2
+    assert result.epochs_run == 1 and result.best_epoch == 1
+    assert learner.w[0] == 2.0  # the best (only finished) epoch's weights, not the half-trained ones
+
+
+def test_checkpoints_are_taken_at_the_start_and_after_every_finished_epoch():
+    checkpoints = []
+    learner = ScriptedLearner([3.0, 2.0, 1.0])
+    spec = TrainSpec(epochs=3, batch_size=8, patience=0)
+    fit(learner, zeros(), zeros(), spec, np.random.default_rng(0), on_checkpoint=checkpoints.append)
+    assert [c.epoch for c in checkpoints] == [0, 1, 2, 3]
+    assert [float(c.learner_state["w"][0]) for c in checkpoints] == [0.0, 3.0, 2.0, 1.0]
+    assert checkpoints[2].progress.best_epoch == 2 and checkpoints[2].progress.history[-1].epoch == 2
+
+
+def interrupted_then_resumed(make_learner, train, val, spec, stop_calls):
+    """Fit until should_stop fires, then resume a fresh learner from the last checkpoint."""
+    checkpoints: list[Checkpoint] = []
+    first = fit(
+        make_learner(), train, val, spec, np.random.default_rng(7),
+        should_stop=stop_after(stop_calls), on_checkpoint=checkpoints.append,
+    )  # fmt: skip
+    assert first.status == "interrupted"
+    learner = make_learner()
+    result = fit(learner, train, val, spec, np.random.default_rng(7), resume=checkpoints[-1])
+    return learner, result
+
+
+def test_resuming_an_early_stopped_schedule_gives_the_same_run():
+    """Patience count, best epoch and the stop itself carry over a resume."""
+    script = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 0.5]
+    spec = TrainSpec(epochs=7, batch_size=8, patience=3)
+    straight_learner = ScriptedLearner(script)
+    straight = fit(straight_learner, zeros(), zeros(), spec, np.random.default_rng(7))
+    for stop_calls in range(5):  # interrupted in epoch 1, 2, 3, 4 or 5
+        learner, resumed = interrupted_then_resumed(
+            lambda: ScriptedLearner(script), zeros(), zeros(), spec, stop_calls
+        )
+        assert resumed.epochs_run == straight.epochs_run == 5 and resumed.best_epoch == 2
+        assert [r.val_loss for r in resumed.history] == [r.val_loss for r in straight.history]
+        assert learner.w[0] == straight_learner.w[0] == 2.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_real_model_interrupted_and_resumed_ends_bit_for_bit_where_an_uninterrupted_one_does(optimizer):
+    rng = np.random.default_rng(0)
+    train = WindowSet(rng.normal(size=(40, 5, 2)), rng.normal(size=(40, 1)), np.arange(40))
+    val = WindowSet(rng.normal(size=(16, 5, 2)), rng.normal(size=(16, 1)), np.arange(16))
+    spec = TrainSpec(epochs=4, batch_size=8, optimizer=optimizer, patience=0, schedule="cosine", lr=0.01)
+
+    def make_learner():
+        from seqbench.optim import make_optimizer
+
+        model = model_class("gru", "numpy")(2, 1, hidden_size=4, rng=np.random.default_rng(0))
+        opt = make_optimizer(optimizer, model.params, spec.lr, momentum=0.9)
+        return NumpyLearner(model, opt, grad_clip=1.0)
+
+    straight_learner = make_learner()
+    straight = fit(straight_learner, train, val, spec, np.random.default_rng(7))
+    learner, resumed = interrupted_then_resumed(make_learner, train, val, spec, stop_calls=12)  # in epoch 3
+    assert [(r.train_loss, r.val_loss, r.lr) for r in resumed.history] == [
+        (r.train_loss, r.val_loss, r.lr) for r in straight.history
+    ]
+    assert resumed.best_epoch == straight.best_epoch and resumed.samples_seen == straight.samples_seen
+    for name, value in straight_learner.state_dict().items():
+        np.testing.assert_array_equal(learner.state_dict()[name], value, err_msg=name)

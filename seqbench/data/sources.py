@@ -224,7 +224,7 @@ def _fill(frame: pd.DataFrame, policy: str, label: str) -> tuple[pd.DataFrame, i
         row = int(np.argmax(bad))
         column = frame.columns[frame.iloc[row].isna().to_numpy()][0]
         raise DataError(
-            f"{label}: {int(bad.sum())} rows have missing or infinite values (first: column '{column}' "
+            f"{label}: {_rows_have(int(bad.sum()))} missing or infinite values (first: column '{column}' "
             f"on {_when(frame.index, row)}); set dataset.fill: ffill | drop"
         )
     return FILLS[policy](frame), int(bad.sum())
@@ -234,6 +234,10 @@ FILLS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "ffill": lambda frame: frame.ffill().dropna(),  # leading gaps have nothing to carry forward
     "drop": lambda frame: frame.dropna(),
 }
+
+
+def _rows_have(n: int) -> str:
+    return "1 row has" if n == 1 else f"{n} rows have"
 
 
 def _describe(frame: pd.DataFrame) -> dict[str, Any]:

@@ -92,12 +92,14 @@ class Windows:
 
 def split_bounds(n_rows: int, fractions: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
     """Chronological [start, end) row ranges of train, val and test."""
-    n_train = round(n_rows * fractions[0])
-    n_val = round(n_rows * fractions[1])
+    n_train = min(round(n_rows * fractions[0]), n_rows)
+    n_val = min(round(n_rows * fractions[1]), n_rows - n_train)
     return {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_rows)}
 
 
-def apply_transform(values: np.ndarray, transform: str, columns: list[str]) -> tuple[np.ndarray, int]:
+def apply_transform(
+    values: np.ndarray, transform: str, columns: list[str], label: str = "dataset"
+) -> tuple[np.ndarray, int]:
     """Levels -> changes, row by row. Returns (transformed rows, first valid row)."""
     if transform == "none":
         return values.copy(), 0
@@ -107,22 +109,27 @@ def apply_transform(values: np.ndarray, transform: str, columns: list[str]) -> t
     else:  # log_return
         bad = np.nonzero((values <= 0).any(axis=0))[0]
         if len(bad):
+            row = int(np.argmax(values[:, bad[0]] <= 0))
             raise DataError(
-                f"dataset.transform 'log_return' needs positive values; column '{columns[bad[0]]}' "
-                "has zeros or negatives (use transform: diff)"
+                f"{label}: dataset.transform 'log_return' needs positive values; column '{columns[bad[0]]}' "
+                f"has zeros or negatives (first in row {row + 1}); use transform: diff"
             )
         out[1:] = np.log(values[1:] / values[:-1])
     return out, 1
 
 
-def fit_scaler(kind: str, train_rows: np.ndarray, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def fit_scaler(
+    kind: str, train_rows: np.ndarray, columns: list[str], label: str = "dataset"
+) -> tuple[np.ndarray, np.ndarray]:
     """(center, scale) per column from the training rows: scaled = (value - center) / scale."""
     if kind == "none":
         return np.zeros(train_rows.shape[1]), np.ones(train_rows.shape[1])
     constant = np.nonzero(np.ptp(train_rows, axis=0) == 0)[0]
     if len(constant):
         raise DataError(
-            f"column '{columns[constant[0]]}' is constant in the training split; drop it from features"
+            f"{label}: column '{columns[constant[0]]}' is constant in the training split "
+            f"({len(train_rows)} rows), so dataset.scaler '{kind}' cannot scale it; "
+            "drop it from dataset.features (or set dataset.scaler: none)"
         )
     if kind == "minmax":
         scaler = MinMaxScaler().fit(train_rows)
@@ -138,14 +145,42 @@ def _window_origins(start: int, end: int, first_row: int, seq_len: int, horizon:
     return np.arange(lo, hi)
 
 
-def make_windows(frame: pd.DataFrame, features: list[str], targets: list[str], ds: DatasetSpec) -> Windows:
-    """Split, transform, scale (fit on train) and window `frame` as the spec says."""
+def _check_split_lengths(
+    bounds: dict[str, tuple[int, int]], first_row: int, ds: DatasetSpec, label: str
+) -> None:
+    """Every split holds at least one window, or a DataError says which split is short and why."""
+    for name in SPLITS:
+        start, end = bounds[name]
+        rows = end - start
+        if len(_window_origins(start, end, first_row, ds.seq_len, ds.horizon)):
+            continue
+        if rows < ds.horizon:
+            raise DataError(
+                f"{label}: the {name} split has {rows} rows, too few for dataset.horizon {ds.horizon}; "
+                f"use a shorter horizon, more data or a larger {name} fraction in dataset.split"
+            )
+        need = first_row + ds.seq_len + ds.horizon
+        raise DataError(
+            f"{label}: the {name} split has {rows} rows, too few for dataset.seq_len {ds.seq_len} and "
+            f"dataset.horizon {ds.horizon} (a window needs {need} rows up to the end of the split, "
+            f"there are {end}); use a shorter seq_len or more data"
+        )
+
+
+def make_windows(
+    frame: pd.DataFrame, features: list[str], targets: list[str], ds: DatasetSpec, label: str = "dataset"
+) -> Windows:
+    """Split, transform, scale (fit on train) and window `frame` as the spec says.
+
+    `label` names the data in error messages (a file, a ticker, a built-in name).
+    """
     columns = list(dict.fromkeys(features + targets))
     raw = frame[columns].to_numpy(dtype=np.float64)  # (rows, C)
     bounds = split_bounds(len(raw), ds.split)
-    transformed, first_row = apply_transform(raw, ds.transform, columns)
+    transformed, first_row = apply_transform(raw, ds.transform, columns, label)
     scaler_rows = (first_row, bounds["train"][1])
-    center, scale = fit_scaler(ds.scaler, transformed[scaler_rows[0] : scaler_rows[1]], columns)
+    _check_split_lengths(bounds, first_row, ds, label)
+    center, scale = fit_scaler(ds.scaler, transformed[scaler_rows[0] : scaler_rows[1]], columns, label)
     scaled = (transformed - center) / scale  # (rows, C)
     f_idx = [columns.index(c) for c in features]
     t_idx = [columns.index(c) for c in targets]
@@ -155,12 +190,6 @@ def make_windows(frame: pd.DataFrame, features: list[str], targets: list[str], d
     scales: dict[str, np.ndarray] = {}
     for name in SPLITS:
         origin = _window_origins(*bounds[name], first_row, ds.seq_len, ds.horizon)
-        if len(origin) == 0:
-            rows = bounds[name][1] - bounds[name][0]
-            raise DataError(
-                f"the {name} split has {rows} rows, too few for dataset.seq_len {ds.seq_len} and "
-                f"dataset.horizon {ds.horizon}; use a shorter seq_len/horizon or a larger split"
-            )
         steps = np.arange(-ds.seq_len + 1, 1)  # (L,) relative input rows
         x = scaled[origin[:, None] + steps][:, :, f_idx]  # (N, L, F)
         y = scaled[origin[:, None] + np.arange(1, ds.horizon + 1)][:, :, t_idx]  # (N, H, T)

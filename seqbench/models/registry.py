@@ -7,18 +7,24 @@ the other (torch stays optional).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from seqbench.errors import SeqbenchError
 
 # name -> backend -> "module:Class"
 MODELS: dict[str, dict[str, str]] = {
-    "mingru": {"numpy": "seqbench.models.numpy.mingru:MinGRU"},
-    "gru": {"numpy": "seqbench.models.numpy.gru:GRU"},
-    "mamba": {"numpy": "seqbench.models.numpy.mamba:Mamba"},
+    "mingru": {"numpy": "seqbench.models.numpy.mingru:MinGRU", "torch": "seqbench.models.torch.mingru:MinGRU"},
+    "gru": {"numpy": "seqbench.models.numpy.gru:GRU", "torch": "seqbench.models.torch.gru:GRU"},
+    "mamba": {"numpy": "seqbench.models.numpy.mamba:Mamba", "torch": "seqbench.models.torch.mamba:Mamba"},
 }
 
 TORCH_HINT = "pip install 'seqbench[torch]' -c constraints.txt  (or: pip install torch)"
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported (checked without importing it)."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def model_names() -> list[str]:
@@ -29,13 +35,11 @@ def model_class(name: str, backend: str) -> Any:
     """The class implementing `name` on `backend`; a clear SeqbenchError otherwise."""
     if name not in MODELS:
         raise SeqbenchError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
-    if backend == "torch":
-        try:
-            importlib.import_module("torch")
-        except ImportError:
-            raise SeqbenchError(
-                f"backend 'torch' needs PyTorch, which is not installed: {TORCH_HINT}"
-            ) from None
+    if backend == "torch" and not torch_installed():
+        raise SeqbenchError(
+            f"model.backend 'torch' needs PyTorch, which is not installed: {TORCH_HINT}; "
+            "or use model.backend: numpy"
+        )
     if backend not in MODELS[name]:
         have = ", ".join(sorted(MODELS[name]))
         raise SeqbenchError(f"model '{name}' has no '{backend}' backend yet; available: {have}")

@@ -1,0 +1,331 @@
+"""The bad-input matrix: every way a user's input can be wrong, through the CLI.
+
+Each case exits 2 with one or two lines on stderr that say what is wrong and where (file,
+key, column, row), shows no traceback (`--debug` raises it instead), and writes nothing:
+no run folder, nothing under results/ or data/, no other file.
+"""
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from seqbench.cli import app
+from seqbench.errors import SeqbenchError
+
+runner = CliRunner()
+N_ROWS = 100
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A project folder with CSV files that are broken in one way each."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    close = 50 + np.cumsum(rng.normal(0, 1, N_ROWS))
+    good = pd.DataFrame(
+        {
+            "Date": pd.bdate_range("2015-01-01", periods=N_ROWS).strftime("%Y-%m-%d"),
+            "Close": close,
+            "Open": close + rng.normal(0, 0.1, N_ROWS),
+        }
+    )
+    good.to_csv("prices.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("Date,Close\n")
+    good.rename(columns={"Date": "when"}).assign(when=range(N_ROWS)).to_csv("nodate.csv", index=False)
+    good.assign(Date=good["Date"].where(good.index != 5, "not-a-date")).to_csv("baddate.csv", index=False)
+    text = good.astype({"Close": object})
+    text.loc[7, "Close"] = "abc"
+    text.to_csv("text.csv", index=False)
+    good.assign(Flat=1.0).to_csv("flat.csv", index=False)
+    gappy = good.copy()
+    gappy.loc[[3, 8], "Close"] = np.nan
+    gappy.loc[9, "Open"] = np.inf
+    gappy.to_csv("gappy.csv", index=False)
+    good.assign(Close=good["Close"].where(good.index != 4, np.inf)).to_csv("inf.csv", index=False)
+    good.assign(Date=good["Date"].where(good.index != 10, good["Date"][9])).to_csv("dup.csv", index=False)
+    return tmp_path
+
+
+def spec(path, text):
+    path.write_text(text)
+    return path
+
+
+def files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def offline_yfinance(monkeypatch, raises=False):
+    """yfinance as it behaves offline or for an unknown ticker: an empty frame (or an exception)."""
+    import yfinance
+
+    def download(*args, **kwargs):
+        if raises:
+            raise ConnectionError("Could not resolve host: query1.finance.yahoo.com")
+        return pd.DataFrame()
+
+    monkeypatch.setattr(yfinance, "download", download)
+
+
+def no_torch(monkeypatch):
+    from seqbench.models import registry
+
+    monkeypatch.setattr(registry, "torch_installed", lambda: False)
+
+
+DS = "dataset: {source: csv, path: prices.csv"  # a spec prefix; each case closes the mapping
+CASES = {
+    # the spec file: YAML, keys, types, ranges
+    "malformed YAML": (
+        "dataset: sp500\nmodel: [unclosed\n",
+        [],
+        "s.yaml:3:1: malformed YAML: expected ',' or ']'",
+    ),
+    "unknown key": ("dataset: sp500\nmodel: {hiden_size: 3}\n", [], "did you mean 'model.hidden_size'?"),
+    "unknown top-level key": (
+        "dataset: sp500\nlrr: 0.1\n",
+        [],
+        "unknown key 'lrr'; did you mean 'train.lr'?",
+    ),
+    "unknown --set key": ("dataset: sp500\n", ["--set", "train.lrr=1"], "did you mean 'train.lr'?"),
+    "--set without =": ("dataset: sp500\n", ["--set", "train.lr"], "--set 'train.lr': expected KEY=VALUE"),
+    "wrong type": ("dataset: sp500\ntrain: {epochs: many}\n", [], "s.yaml: train.epochs: Input should be"),
+    "negative lr": (
+        "dataset: sp500\ntrain: {lr: -1}\n",
+        [],
+        "s.yaml: train.lr: Input should be greater than 0",
+    ),
+    "hidden_size 0": (
+        "dataset: sp500\n",
+        ["--set", "model.hidden_size=0"],
+        "model.hidden_size: Input should be greater than or equal to 1 (got 0)",
+    ),
+    "split does not sum to 1": (
+        "dataset: {source: builtin, name: sp500, split: [0.5, 0.2, 0.2]}\n",
+        [],
+        "dataset.split: split fractions must sum to 1, got [0.5, 0.2, 0.2] (sum 0.9)",
+    ),
+    "split fraction 0": (
+        "dataset: {source: builtin, name: sp500, split: [0.7, 0.3, 0]}\n",
+        [],
+        "dataset.split: every split fraction must be > 0",
+    ),
+    "spec is a list": ("- a\n- b\n", [], "s.yaml: a spec must be a mapping of keys, got list"),
+    "no dataset": ("model: gru\n", [], "s.yaml: dataset: is required"),
+    "csv source without path": ("dataset: {source: csv}\n", [], "source 'csv' needs dataset.path"),
+    "seq_len longer than the train split": (
+        DS + ", seq_len: 80}\n",
+        [],
+        "prices.csv: the train split has 70 rows, too few for dataset.seq_len 80 and dataset.horizon 1",
+    ),
+    "horizon longer than the val split": (
+        DS + ", horizon: 30}\n",
+        [],
+        "prices.csv: the val split has 15 rows, too few for dataset.horizon 30",
+    ),
+    # files
+    "missing CSV": ("dataset: missing.csv\n", [], "CSV file not found: missing.csv"),
+    "empty CSV": ("dataset: empty.csv\n", [], "empty.csv: the file is empty"),
+    "CSV with a header only": ("dataset: header.csv\n", [], "header.csv: no data rows (only a header)"),
+    "CSV without a date column": (
+        "dataset: nodate.csv\n",
+        [],
+        "nodate.csv: no date column found (columns: when, Close, Open); name it with dataset.date_column",
+    ),
+    "unparseable date": (
+        "dataset: baddate.csv\n",
+        [],
+        "baddate.csv: cannot parse 'not-a-date' as a date in column 'Date' (row 6, line 7 of the file)",
+    ),
+    "duplicate date": (
+        "dataset: dup.csv\n",
+        [],
+        "dup.csv: duplicate date 2015-01-14 (row 11); each date must appear once",
+    ),
+    "non-numeric column": (
+        "dataset: text.csv\n",
+        [],
+        "text.csv: column 'Close' is not numeric ('abc' on 2015-01-12)",
+    ),
+    "missing column": (
+        DS + ", features: [Close, Volume]}\n",
+        [],
+        "dataset.features: column 'Volume' not found in prices.csv; available columns: Close, Open",
+    ),
+    "constant column": (
+        "dataset: {source: csv, path: flat.csv, features: [Close, Flat], target: Close}\n",
+        [],
+        "flat.csv: column 'Flat' is constant in the training split (70 rows)",
+    ),
+    "NaN values": (
+        "dataset: {source: csv, path: gappy.csv, features: [Close, Open], target: Close}\n",
+        [],
+        "gappy.csv: 3 rows have missing or infinite values (first: column 'Close' on 2015-01-06); "
+        "set dataset.fill: ffill | drop",
+    ),
+    "inf values": (
+        "dataset: inf.csv\n",
+        [],
+        "inf.csv: 1 row has missing or infinite values (first: column 'Close' on 2015-01-07)",
+    ),
+    "unknown fill policy": (
+        DS + ", fill: zero}\n",
+        [],
+        "dataset.fill: Input should be 'none', 'ffill' or 'drop'",
+    ),
+    # names
+    "unknown model": ("dataset: sp500\nmodel: lstm\n", [], "unknown model 'lstm'; choose one of: gru, "),
+    "unknown backend": (
+        "dataset: sp500\nmodel: {backend: jax}\n",
+        [],
+        "model.backend: Input should be 'numpy' or 'torch' (got 'jax')",
+    ),
+    "unknown optimiser": (
+        "dataset: sp500\ntrain: {optimizer: rmsprop}\n",
+        [],
+        "train.optimizer: Input should be 'sgd', 'adam' or 'adamw' (got 'rmsprop')",
+    ),
+    "unknown built-in dataset": (
+        "dataset: {source: builtin, name: sp5000}\n",
+        [],
+        "unknown built-in dataset 'sp5000'; did you mean 'sp500'?",
+    ),
+    "backend torch without torch": (
+        "dataset: sp500\nmodel: {backend: torch}\n",
+        [],
+        "model.backend 'torch' needs PyTorch, which is not installed: pip install 'seqbench[torch]'",
+    ),
+    "--backend torch without torch": (
+        "dataset: sp500\n",
+        ["--backend", "torch"],
+        "model.backend 'torch' needs PyTorch, which is not installed",
+    ),
+    "unknown ticker (or offline)": (
+        "dataset: ZZZZQ\n",
+        [],
+        "could not download 'ZZZZQ' from Yahoo Finance (network unreachable or unknown ticker); "
+        "use a CSV (dataset.source: csv) or a built-in dataset",
+    ),
+    # untrusted input
+    "!!python tag": (
+        "dataset: !!python/object/apply:os.system ['touch pwned']\n",
+        [],
+        "s.yaml:1:10: YAML tag '!!python/object/apply:os.system' is not allowed",
+    ),
+    "run name with ../": ("name: ../escape\ndataset: sp500\n", [], "'../escape' is not a valid run name"),
+    "--name with a separator": ("dataset: sp500\n", ["--name", "a/b"], "'a/b' is not a valid run name"),
+    "--name absolute path": ("dataset: sp500\n", ["--name", "/tmp/x"], "'/tmp/x' is not a valid run name"),
+    "ticker with ../": (
+        "dataset: {source: yahoo, ticker: ../../etc/passwd}\n",
+        [],
+        "'../../etc/passwd' is not a valid ticker",
+    ),
+    "absolute ticker": ("dataset: {source: yahoo, ticker: /etc/passwd}\n", [], "is not a valid ticker"),
+}
+
+
+@pytest.mark.parametrize(("text", "args", "message"), CASES.values(), ids=CASES.keys())
+def test_train_refuses_bad_input_cleanly(workdir, monkeypatch, text, args, message):
+    offline_yfinance(monkeypatch)
+    no_torch(monkeypatch)
+    config = spec(workdir / "s.yaml", text)
+    before = files_under(workdir)
+
+    result = invoke("train", "--config", config, *args)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+    assert "Traceback" not in result.output
+    assert files_under(workdir) == before  # no run folder, nothing in results/ or data/, no stray file
+    assert not (workdir / "pwned").exists()
+
+    debug = invoke("--debug", "train", "--config", config, *args)
+    assert isinstance(debug.exception, SeqbenchError)  # --debug lets the traceback through
+    assert files_under(workdir) == before
+
+
+def test_missing_spec_file(workdir):
+    result = invoke("train", "--config", "nope.yaml")
+    assert result.exit_code == 2 and result.stderr == "error: spec file not found: nope.yaml\n"
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "missing --config SPEC (or --resume RUN_DIR)"),
+        (["--config", "s.yaml", "--resume", "results/x/1"], "do not combine it with --config"),
+        (["--resume", "results/x/1", "--set", "lr=1"], "--resume continues a run exactly as it was started"),
+    ],
+)
+def test_config_and_resume_are_exclusive(workdir, args, message):
+    spec(workdir / "s.yaml", "dataset: sp500\n")
+    result = invoke("train", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["empty answer", "connection error"])
+@pytest.mark.parametrize("ticker", ["ZZZZQ", "AAPL"])
+def test_download_unknown_ticker_or_offline(workdir, monkeypatch, raises, ticker):
+    offline_yfinance(monkeypatch, raises=raises)
+    result = invoke("download", ticker)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: could not download '{ticker}' from Yahoo Finance (network unreachable or unknown ticker); "
+        "use a CSV (dataset.source: csv) or a built-in dataset (seqbench datasets)\n"
+    )
+    assert "Traceback" not in result.output and not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("ticker", ["../evil", "/etc/passwd", "a/b", "..", "C:\\x"])
+def test_download_refuses_a_ticker_that_would_escape_data(workdir, monkeypatch, ticker):
+    offline_yfinance(monkeypatch)
+    before = files_under(workdir.parent)
+    result = invoke("download", ticker)
+    assert result.exit_code == 2 and "is not a valid ticker" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert files_under(workdir.parent) == before
+
+
+def test_unsorted_dates_are_sorted_with_a_warning(workdir):
+    frame = pd.read_csv("prices.csv")
+    frame.iloc[::-1].to_csv("backwards.csv", index=False)
+    config = spec(workdir / "s.yaml", "dataset: backwards.csv\nepochs: 1\nhidden_size: 4\n")
+    result = invoke("train", "--config", config, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "warning: backwards.csv: dates are not in ascending order; sorted them" in result.stderr
+    (run_dir,) = (workdir / "results" / "s").iterdir()
+    assert "dates are not in ascending order" in (run_dir / "run.log").read_text()
+
+
+@pytest.mark.parametrize("fill", ["ffill", "drop"])
+def test_missing_values_with_a_fill_policy_train(workdir, fill):
+    config = spec(
+        workdir / "s.yaml",
+        f"dataset: {{source: csv, path: gappy.csv, features: [Close, Open], target: Close, fill: {fill}}}\n"
+        "epochs: 1\nhidden_size: 4\n",
+    )
+    result = invoke("train", "--config", config, "--json")
+    assert result.exit_code == 0, result.output
+    assert "3 rows with missing values" in result.stderr
+
+
+def test_debug_prints_the_traceback():
+    """Through a real process: --debug shows Python's traceback, without it there is none."""
+    import subprocess
+
+    command = [sys.executable, "-m", "seqbench", "train", "--config", "no-such-spec.yaml"]
+    plain = subprocess.run(command, capture_output=True, text=True)
+    debug = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "spec file not found" in debug.stderr
