@@ -14,9 +14,18 @@ from seqbench.errors import SeqbenchError
 
 # name -> backend -> "module:Class"
 MODELS: dict[str, dict[str, str]] = {
-    "mingru": {"numpy": "seqbench.models.numpy.mingru:MinGRU", "torch": "seqbench.models.torch.mingru:MinGRU"},
-    "gru": {"numpy": "seqbench.models.numpy.gru:GRU", "torch": "seqbench.models.torch.gru:GRU"},
-    "mamba": {"numpy": "seqbench.models.numpy.mamba:Mamba", "torch": "seqbench.models.torch.mamba:Mamba"},
+    "mingru": {
+        "numpy": "seqbench.models.numpy.mingru:MinGRU",
+        "torch": "seqbench.models.torch.mingru:MinGRU",
+    },
+    "gru": {
+        "numpy": "seqbench.models.numpy.gru:GRU",
+        "torch": "seqbench.models.torch.gru:GRU",
+    },
+    "mamba": {
+        "numpy": "seqbench.models.numpy.mamba:Mamba",
+        "torch": "seqbench.models.torch.mamba:Mamba",
+    },
 }
 
 TORCH_HINT = "pip install 'seqbench[torch]' -c constraints.txt  (or: pip install torch)"
