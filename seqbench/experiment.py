@@ -44,7 +44,7 @@ from seqbench.progress import TrainingBar
 from seqbench.runs import create_run_dir, read_status, run_lock, write_error
 from seqbench.signals import StopRequest, stop_on_signals
 from seqbench.spec import Spec, dump_spec, load_spec
-from seqbench.train import Checkpoint, EpochRecord, FitResult, fit
+from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
 
 @dataclass
@@ -105,28 +105,47 @@ class RunLog:
         self(line)
 
 
-def build_learner(spec: Spec, n_features: int, n_outputs: int) -> NumpyLearner:
-    """The model of `spec` with its optimiser, weights drawn from `spec.seed`."""
-    cls = model_class(spec.model.name, spec.model.backend)
-    rng = np.random.default_rng(spec.seed)
-    options = {key: getattr(spec.model, key) for key in cls.options}
+def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
+    """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend)."""
+    m, t = spec.model, spec.train
+    cls = model_class(m.name, m.backend)
+    options = {key: getattr(m, key) for key in cls.options}
+    if m.backend == "torch":
+        from seqbench.models.torch.learner import build_torch_learner
+
+        return build_torch_learner(
+            m.name,
+            n_features,
+            n_outputs,
+            hidden_size=m.hidden_size,
+            n_layers=m.n_layers,
+            options=options,
+            optimizer=t.optimizer,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            momentum=t.momentum,
+            grad_clip=t.grad_clip,
+            dtype=t.dtype,
+            seed=spec.seed,
+            device=t.device,
+            threads=t.threads,
+        )
     model = cls(
         n_features,
         n_outputs,
-        hidden_size=spec.model.hidden_size,
-        n_layers=spec.model.n_layers,
-        rng=rng,
-        dtype=np.dtype(spec.train.dtype),
+        hidden_size=m.hidden_size,
+        n_layers=m.n_layers,
+        rng=np.random.default_rng(spec.seed),
+        dtype=np.dtype(t.dtype),
         **options,
     )
-    t = spec.train
     optimizer = make_optimizer(
         t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
     )
     return NumpyLearner(model, optimizer, t.grad_clip)
 
 
-def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, NumpyLearner]:
+def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
     """Load and window the data and build the model; raises SeqbenchError on bad input."""
     loaded = load_frame(spec.dataset, data_dir)
     windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
@@ -195,7 +214,7 @@ def writes_into(run_dir: Path) -> Iterator[None]:
         ) from None
 
 
-def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFrame, Windows, NumpyLearner]:
+def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFrame, Windows, Learner]:
     """`prepare`, with the data's warnings (e.g. dates sorted) said in the run's log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
@@ -208,9 +227,7 @@ def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFram
     return prepared
 
 
-def _log_header(
-    spec: Spec, loaded: LoadedFrame, windows: Windows, learner: NumpyLearner, log: RunLog
-) -> None:
+def _log_header(spec: Spec, loaded: LoadedFrame, windows: Windows, learner: Learner, log: RunLog) -> None:
     log(
         f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
         f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
@@ -243,7 +260,7 @@ def _check_checkpoint_fits(
     run_dir: Path,
     spec: Spec,
     loaded: LoadedFrame,
-    learner: NumpyLearner,
+    learner: Learner,
     checkpoint: Checkpoint,
     record: dict[str, Any],
 ) -> None:
@@ -275,7 +292,7 @@ def _train(
     run_dir: Path,
     loaded: LoadedFrame,
     windows: Windows,
-    learner: NumpyLearner,
+    learner: Learner,
     log: RunLog,
     stop: StopRequest,
     resume: Checkpoint | None = None,
@@ -370,7 +387,7 @@ def evaluate(
     spec: Spec,
     loaded: LoadedFrame,
     windows: Windows,
-    learner: NumpyLearner,
+    learner: Learner,
     fit_result: FitResult,
     run_id: str,
 ) -> dict[str, Any]:
@@ -480,7 +497,7 @@ def write_outputs(
     run_dir: Path,
     spec: Spec,
     windows: Windows,
-    learner: NumpyLearner,
+    learner: Learner,
     fit_result: FitResult,
     metrics: dict[str, Any],
 ) -> None:

@@ -123,6 +123,8 @@ class TrainSpec(_Section):
     min_delta: float = Field(0.0, ge=0)
     dtype: Literal["float32", "float64"] = "float32"
     shuffle: bool = True
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # torch: auto picks cuda, then mps, else cpu
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; null = torch's default
 
 
 class Spec(_Section):

@@ -15,6 +15,7 @@ import numpy as np
 MAX_LOG_DECAY = 60.0
 # The largest decay exp(c) that the prefix-sum scan lets grow inside one chunk, by dtype.
 DECAY_LIMIT = {np.float32: 60.0, np.float64: 600.0}
+MAX_CHUNK = 128  # the prefix-sum scan's longest chunk: its matrix of ones is MAX_CHUNK^2
 
 
 def init_uniform(
@@ -133,10 +134,11 @@ def _scan_prefix(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndar
     h = np.empty_like(b_flat)
     s = 0
     while s < L:
-        ones = np.tril(np.ones((L - s, L - s), dtype=b.dtype))
-        c = ones @ neg_log_a[:, s:]  # (B, L - s, M) decay since the chunk start
+        span = min(L - s, MAX_CHUNK)  # look at most MAX_CHUNK steps ahead: O(L * MAX_CHUNK) work
+        ones = np.tril(np.ones((span, span), dtype=b.dtype))
+        c = ones @ neg_log_a[:, s : s + span]  # (B, span, M) decay since the chunk start
         too_far = np.flatnonzero(c.max(axis=0).max(axis=1) > limit)
-        e = L if len(too_far) == 0 else s + max(int(too_far[0]), 1)
+        e = s + span if len(too_far) == 0 else s + max(int(too_far[0]), 1)
         growth = np.exp(c[:, : e - s])  # (B, C, M) exp(c_t)
         chunk = ones[: e - s, : e - s] @ (growth * b_flat[:, s:e])  # (B, C, M)
         chunk += carry

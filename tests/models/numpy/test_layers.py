@@ -32,7 +32,7 @@ def sequential_scan(log_a, b, h0=None):
     return np.stack(out, axis=1)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 7, 4), (3, 50, 2), (2, 5, 3, 4)])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 7, 4), (3, 50, 2), (2, 300, 3), (2, 5, 3, 4)])
 def test_linear_scan_matches_a_loop(shape):
     rng = np.random.default_rng(1)
     log_a = -rng.uniform(0, 3, size=shape)

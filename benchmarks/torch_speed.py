@@ -1,0 +1,332 @@
+"""Torch backend speed and memory against the implementations people use today, on CPU.
+
+Contenders, each on the same random batch in one process, round-robin, medians of rounds:
+- mamba (seqbench) vs mambapy's Mamba (pscan=True): batch 32, d_model 64, 2 layers,
+  state 16, expand 2, conv 4;
+- mingru (seqbench) vs minGRU-pytorch's minGRU: hidden 128;
+- gru (seqbench) vs torch.nn.GRU: hidden 128;
+each at L in {64, 256, 1024}: a training step (forward, backward, AdamW) and inference
+(forward under no_grad). Peak memory is VmHWM from /proc/self/status, measured in a fresh
+process per case after a few training steps; "extra" subtracts the VmHWM reached before
+the first step (imports, model, data). A last table puts seqbench's Torch and NumPy
+backends side by side on the original guide's workload (L 20, 1 feature, hidden 128).
+
+Usage: python benchmarks/torch_speed.py [--threads 1] [--rounds 5] [--lengths 64,256,1024]
+Needs the `bench` extra: pip install -c constraints.txt -e ".[torch,bench]"
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PAIRS = {  # seqbench model -> its peer
+    "mamba": "mambapy",
+    "mingru": "minGRU-pytorch",
+    "gru": "torch.nn.GRU",
+}
+BATCH = 32
+TARGETS = {  # ratio of the peer's time to ours, at the longest L
+    "mamba": "train >= 5x faster, peak memory <= 1/3",
+    "mingru": "train >= 2x faster",
+    "gru": "train within 1.2x (>= 0.83x)",
+}
+
+
+def set_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+@dataclass
+class Case:
+    """One contender at one sequence length: a model, its input, and its loss."""
+
+    name: str
+    model: object
+    x: object
+    loss: Callable[[object], object]
+
+
+def build(contender: str, L: int, seed: int = 0) -> Case:
+    """The contender's model and a random batch; seqbench's models forecast from the last step."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if contender == "mambapy":
+        from mambapy.mamba import Mamba, MambaConfig
+
+        model = Mamba(MambaConfig(d_model=64, n_layers=2, d_state=16, expand_factor=2, d_conv=4, pscan=True))
+        x = torch.randn(BATCH, L, 64)
+        return Case(contender, model, x, lambda out: out[:, -1].pow(2).mean())
+    if contender == "minGRU-pytorch":
+        from minGRU_pytorch import minGRU
+
+        model = minGRU(128)
+        x = torch.randn(BATCH, L, 128)
+        return Case(contender, model, x, lambda out: out[:, -1].pow(2).mean())
+    if contender == "torch.nn.GRU":
+        model = torch.nn.GRU(128, 128, batch_first=True)
+        x = torch.randn(BATCH, L, 128)
+        return Case(contender, model, x, lambda out: out[0][:, -1].pow(2).mean())
+    from seqbench.models.registry import model_class
+
+    hidden, features, options = (
+        (64, 64, {"state_size": 16, "expand": 2, "conv_kernel": 4})
+        if contender == "mamba"
+        else (128, 128, {})
+    )
+    layers = 2 if contender == "mamba" else 1
+    model = model_class(contender, "torch")(
+        features, 1, hidden_size=hidden, n_layers=layers, rng=rng, dtype=np.float32, **options
+    )
+    x = torch.randn(BATCH, L, features)
+    return Case(contender, model, x, lambda out: out.pow(2).mean())
+
+
+def train_step_fn(case: Case) -> Callable[[], None]:
+    import torch
+
+    opt = torch.optim.AdamW(case.model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        case.loss(case.model(case.x)).backward()
+        opt.step()
+
+    return step
+
+
+def infer_fn(case: Case) -> Callable[[], None]:
+    import torch
+
+    def infer() -> None:
+        with torch.no_grad():
+            case.model(case.x)
+
+    return infer
+
+
+def timed(fn: Callable[[], None], repeats: int) -> float:
+    """Seconds per call, the mean of `repeats` calls."""
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def vm_hwm_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_memory(contender: str, L: int, threads: int) -> dict:
+    """Run in a fresh process: peak resident memory of a few training steps."""
+    import torch
+
+    torch.set_num_threads(threads)
+    case = build(contender, L)
+    before = vm_hwm_mb()
+    step = train_step_fn(case)
+    for _ in range(2):
+        step()
+    peak = vm_hwm_mb()
+    return {"peak_mb": peak, "extra_mb": peak - before}
+
+
+def memory_in_fresh_process(contender: str, L: int, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--memory-case", contender, str(L), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def speed_table(lengths: list[int], rounds: int, threads: int, models: list[str]) -> list[dict]:
+    """Round-robin medians of train-step and inference time per contender and length."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = []
+    for L in lengths:
+        contenders = [c for m in models for c in (m, PAIRS[m])]
+        cases = {c: build(c, L) for c in contenders}
+        fns = {c: (train_step_fn(cases[c]), infer_fn(cases[c])) for c in contenders}
+        repeats = max(1, 64 // L * 4) if L < 1024 else 1
+        for c in contenders:  # warm-up
+            fns[c][0]()
+            fns[c][1]()
+        times: dict[str, tuple[list[float], list[float]]] = {c: ([], []) for c in contenders}
+        for r in range(rounds):
+            for c in contenders:
+                times[c][0].append(timed(fns[c][0], repeats))
+                times[c][1].append(timed(fns[c][1], repeats))
+            print(f"L={L} round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+        for m in models:
+            peer = PAIRS[m]
+            ours_mem, peer_mem = (memory_in_fresh_process(c, L, threads) for c in (m, peer))
+            ours_t, peer_t = statistics.median(times[m][0]), statistics.median(times[peer][0])
+            ours_i, peer_i = statistics.median(times[m][1]), statistics.median(times[peer][1])
+            rows.append(
+                {
+                    "model": m,
+                    "peer": peer,
+                    "L": L,
+                    "train_ms": ours_t * 1e3,
+                    "peer_train_ms": peer_t * 1e3,
+                    "train_speedup": peer_t / ours_t,
+                    "infer_ms": ours_i * 1e3,
+                    "peer_infer_ms": peer_i * 1e3,
+                    "infer_speedup": peer_i / ours_i,
+                    "us_per_token": ours_t / (BATCH * L) * 1e6,
+                    "extra_mb": ours_mem["extra_mb"],
+                    "peer_extra_mb": peer_mem["extra_mb"],
+                    "peak_mb": ours_mem["peak_mb"],
+                    "peer_peak_mb": peer_mem["peak_mb"],
+                    "memory_ratio": ours_mem["extra_mb"] / max(peer_mem["extra_mb"], 1e-9),
+                }
+            )
+    return rows
+
+
+def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
+    """seqbench Torch vs NumPy on the guide's workload: training samples per second."""
+    import numpy as np
+
+    from seqbench.experiment import build_learner
+    from seqbench.spec import Spec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3456, 20, 1)).astype(np.float32)
+    y = rng.normal(size=(3456, 1)).astype(np.float32)
+    learners = {}
+    for m in models:
+        for backend in ("numpy", "torch"):
+            spec = Spec.model_validate(
+                {
+                    "dataset": {"source": "synthetic", "name": "sine"},
+                    "model": {
+                        "name": m,
+                        "backend": backend,
+                        "hidden_size": 128,
+                        "n_layers": 2 if m == "mamba" else 1,
+                        "state_size": 16,
+                    },
+                    "train": {"threads": threads} if backend == "torch" else {},
+                }
+            )
+            learners[(m, backend)] = build_learner(spec, 1, 1)
+
+    def epoch(learner: object) -> float:
+        start = time.perf_counter()
+        for i in range(0, len(x), 32):
+            learner.train_step(x[i : i + 32], y[i : i + 32])
+        return len(x) / (time.perf_counter() - start)
+
+    for learner in learners.values():
+        learner.train_step(x[:32], y[:32])
+    rates: dict[tuple[str, str], list[float]] = {k: [] for k in learners}
+    for _ in range(rounds):
+        for key, learner in learners.items():
+            rates[key].append(epoch(learner))
+    rows = []
+    for m in models:
+        numpy_rate, torch_rate = (statistics.median(rates[(m, b)]) for b in ("numpy", "torch"))
+        rows.append(
+            {
+                "model": m,
+                "numpy_samples_s": numpy_rate,
+                "torch_samples_s": torch_rate,
+                "torch_vs_numpy": torch_rate / numpy_rate,
+            }
+        )
+    return rows
+
+
+def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) -> str:
+    import torch
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    lines = [
+        "# Torch backend speed and memory (CPU)",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; cpu: {cpu} ({os.cpu_count()} cores)",
+        f"- torch {torch.__version__}; threads {args.threads}; rounds {args.rounds} (medians, round-robin)",
+        f"- batch {BATCH}, float32; train = forward + backward + AdamW; memory = VmHWM in a fresh process, "
+        "extra = above the VmHWM before the first step",
+        "",
+        "| model | peer | L | train ms | peer train ms | speed-up | infer ms | peer infer ms | speed-up "
+        "| us/token | extra MB | peer extra MB | memory ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in speed:
+        cells = [r["model"], r["peer"], r["L"], f"{r['train_ms']:.1f}", f"{r['peer_train_ms']:.1f}",
+                 f"{r['train_speedup']:.2f}x", f"{r['infer_ms']:.1f}", f"{r['peer_infer_ms']:.1f}",
+                 f"{r['infer_speedup']:.2f}x", f"{r['us_per_token']:.2f}", f"{r['extra_mb']:.0f}",
+                 f"{r['peer_extra_mb']:.0f}", f"{r['memory_ratio']:.2f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "Targets (at the longest L): " + "; ".join(f"{m}: {t}" for m, t in TARGETS.items()), ""]
+    if backends:
+        lines += [
+            "## seqbench Torch vs NumPy on the guide's workload (L 20, 1 feature, hidden 128, batch 32)",
+            "",
+            "| model | NumPy samples/s | Torch samples/s | Torch / NumPy |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['numpy_samples_s']:,.0f} | {r['torch_samples_s']:,.0f} | "
+            f"{r['torch_vs_numpy']:.2f}x |"
+            for r in backends
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lengths", default="64,256,1024")
+    parser.add_argument("--models", default="mamba,mingru,gru")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "torch_speed.md")
+    parser.add_argument("--skip-backends", action="store_true", help="skip the Torch vs NumPy table")
+    parser.add_argument("--memory-case", nargs=2, metavar=("CONTENDER", "L"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    if args.memory_case:
+        print(json.dumps(measure_memory(args.memory_case[0], int(args.memory_case[1]), args.threads)))
+        return
+    sys.path.insert(0, str(HERE.parent))
+    models = args.models.split(",")
+    speed = speed_table([int(v) for v in args.lengths.split(",")], args.rounds, args.threads, models)
+    backends = [] if args.skip_backends else backend_table(args.rounds, args.threads, models)
+    text = markdown(speed, backends, args)
+    print(text)
+    from seqbench.io import atomic_write_text
+
+    atomic_write_text(args.output, text)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The Torch building blocks: hand-written backward passes against autograd, and plain references."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch.nn import functional as F  # noqa: E402
+
+from seqbench.models.registry import model_class  # noqa: E402
+from seqbench.models.torch import layers  # noqa: E402
+from seqbench.models.torch.gru import _GRULayer  # noqa: E402
+from seqbench.models.torch.layers import causal_conv1d, linear, rms_norm, selective_scan  # noqa: E402
+from seqbench.models.torch.mingru import _MinGRUScan  # noqa: E402
+
+
+def f64(*shape, low=None, high=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if low is not None:
+        return (low + (high - low) * torch.rand(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+    return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+
+def naive_selective_scan(u, delta, A, B, C, D, z=None, delta_softplus=False):
+    """The paper's recurrence with plain autograd, one step at a time (the reference)."""
+    if delta_softplus:
+        delta = F.softplus(delta)
+    h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])  # (b, E, N)
+    ys = []
+    for t in range(u.shape[1]):
+        dA = delta[:, t, :, None] * A  # (b, E, N)
+        h = torch.exp(dA) * h + torch.expm1(dA) / A * B[:, t, None, :] * u[:, t, :, None]
+        ys.append((h * C[:, t, None, :]).sum(-1) + D * u[:, t])
+    y = torch.stack(ys, dim=1)
+    return y if z is None else y * F.silu(z)
+
+
+def scan_inputs(b, L, E, N, seed=0):
+    return (
+        f64(b, L, E, seed=seed),
+        f64(b, L, E, low=0.05, high=1.5, seed=seed + 1),
+        (-torch.exp(f64(E, N, seed=seed + 2).detach())).requires_grad_(),
+        f64(b, L, N, seed=seed + 3),
+        f64(b, L, N, seed=seed + 4),
+        f64(E, seed=seed + 5),
+    )
+
+
+@pytest.fixture(params=["recompute", "keep"])
+def state_policy(request, monkeypatch):
+    """Both ways of the scan's backward: states recomputed per chunk, or kept from forward."""
+    monkeypatch.setattr(layers, "KEEP_STATES_MAX", 0 if request.param == "recompute" else 1 << 40)
+    return request.param
+
+
+@pytest.mark.parametrize(("L", "chunk"), [(1, 4), (5, 1), (7, 3), (8, 4)])
+@pytest.mark.parametrize("fused", [False, True])
+def test_selective_scan_gradcheck(L, chunk, fused, state_policy):
+    u, delta, A, B, C, D = scan_inputs(2, L, 3, 2)
+    z = f64(2, L, 3, seed=9) if fused else None
+
+    def f(u, delta, A, B, C, D, *z):
+        return selective_scan(u, delta, A, B, C, D, z=z[0] if z else None, delta_softplus=fused, chunk=chunk)
+
+    assert torch.autograd.gradcheck(f, (u, delta, A, B, C, D, *([z] if fused else [])), atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("L", "chunk"), [(1, 4), (37, 4), (37, 16), (20, 64)])
+@pytest.mark.parametrize("fused", [False, True])
+def test_selective_scan_matches_the_naive_recurrence(L, chunk, fused, state_policy):
+    u, delta, A, B, C, D = scan_inputs(3, L, 5, 4, seed=3)
+    z = f64(3, L, 5, seed=20) if fused else None
+    inputs = [u, delta, A, B, C, D] + ([z] if fused else [])
+    w = torch.randn(3, L, 5, dtype=torch.float64)
+    ours = selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused, chunk=chunk)
+    grads = torch.autograd.grad((ours * w).sum(), inputs)
+    ref = naive_selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused)
+    ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("policy", ["recompute", "keep"])
+def test_selective_scan_keeps_no_full_state_tensor_for_backward(policy, monkeypatch):
+    """Above KEEP_STATES_MAX nothing of size (b, L, E, N) is saved: states are recomputed per chunk."""
+    b, L, E, N, chunk = 2, 64, 8, 4, 4
+    monkeypatch.setattr(layers, "KEEP_STATES_MAX", 0 if policy == "recompute" else b * L * E * N)
+    u, delta, A, B, C, D = (t.float() for t in scan_inputs(b, L, E, N))
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        selective_scan(u, delta, A, B, C, D, z=u.detach().clone(), delta_softplus=True, chunk=chunk)
+    inputs = 3 * b * L * E + 2 * b * L * N + E * N + E  # u, delta, z, B, C, A, D
+    states = b * L * E * N
+    if policy == "recompute":  # the inputs and the state before each chunk
+        assert sum(saved) <= inputs + states // chunk
+    else:  # small enough: every chunk's A_bar, zoh, B u and states as well
+        assert sum(saved) >= inputs + 4 * states
+
+
+@pytest.mark.parametrize("L", [1, 2, 9])
+def test_mingru_scan_gradcheck_and_reference(L):
+    kh = f64(3, L, 8, seed=L)
+    assert torch.autograd.gradcheck(_MinGRUScan.apply, (kh,), atol=1e-8, rtol=1e-6)
+    k, h_tilde = kh.chunk(2, dim=-1)
+    z, h, ref = torch.sigmoid(k), torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(L):  # h_t = (1 - z_t) h_{t-1} + z_t h~_t
+        h = (1 - z[:, t]) * h + z[:, t] * h_tilde[:, t]
+        ref.append(h)
+    torch.testing.assert_close(_MinGRUScan.apply(kh), torch.stack(ref, dim=1), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("L", [1, 6])
+def test_gru_layer_gradcheck(L):
+    D, Fin = 3, 2
+    x = f64(L, 2, Fin, seed=1)
+    args = (x, f64(Fin, 3 * D, seed=2), f64(3 * D, seed=3), f64(D, 3 * D, seed=4), f64(3 * D, seed=5))
+    assert torch.autograd.gradcheck(_GRULayer.apply, args, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("L", "n_layers"), [(1, 1), (9, 2)])
+def test_gru_equals_torch_nn_gru_with_converted_weights(L, n_layers):
+    """weight_ih_l{i} = W_x.T, weight_hh_l{i} = W_h.T, bias_ih_l{i} = b_x, bias_hh_l{i} = b_h."""
+    ours = model_class("gru", "torch")(
+        3, 1, hidden_size=5, n_layers=n_layers, rng=np.random.default_rng(0), dtype=np.float64
+    )
+    ref = torch.nn.GRU(3, 5, num_layers=n_layers, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for i, layer in enumerate(ours.layers):
+            getattr(ref, f"weight_ih_l{i}").copy_(layer.W_x.T)
+            getattr(ref, f"weight_hh_l{i}").copy_(layer.W_h.T)
+            getattr(ref, f"bias_ih_l{i}").copy_(layer.b_x)
+            getattr(ref, f"bias_hh_l{i}").copy_(layer.b_h)
+    x = torch.randn(4, L, 3, dtype=torch.float64)
+    h = x
+    for layer in ours.layers:
+        h = layer(h)  # (B, L, D)
+    h_ref = ref(x)[0]
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-13)
+    w = torch.randn_like(h)
+    (h * w).sum().backward()
+    (h_ref * w).sum().backward()
+    for i, layer in enumerate(ours.layers):
+        torch.testing.assert_close(
+            layer.W_x.grad, getattr(ref, f"weight_ih_l{i}").grad.T, rtol=1e-10, atol=1e-12
+        )
+        torch.testing.assert_close(
+            layer.W_h.grad, getattr(ref, f"weight_hh_l{i}").grad.T, rtol=1e-10, atol=1e-12
+        )
+        torch.testing.assert_close(layer.b_x.grad, getattr(ref, f"bias_ih_l{i}").grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(layer.b_h.grad, getattr(ref, f"bias_hh_l{i}").grad, rtol=1e-10, atol=1e-12)
+
+
+def test_causal_conv1d_equals_a_grouped_conv1d_and_is_causal():
+    x, weight, bias = f64(2, 7, 3), f64(3, 4, seed=1), f64(3, seed=2)
+    ref = F.conv1d(x.transpose(1, 2), weight.unsqueeze(1), bias, padding=3, groups=3)[..., :7].transpose(1, 2)
+    torch.testing.assert_close(causal_conv1d(x, weight, bias), ref, rtol=1e-12, atol=1e-14)
+    changed = x.detach().clone()
+    changed[:, -1] += 1.0
+    torch.testing.assert_close(
+        causal_conv1d(changed, weight, bias)[:, :-1], causal_conv1d(x, weight, bias)[:, :-1]
+    )
+
+
+def test_linear_keeps_the_numpy_layout_and_rms_norm_normalises():
+    x, W, b = f64(2, 3, 4), f64(4, 5, seed=1), f64(5, seed=2)
+    torch.testing.assert_close(linear(x, W, b), x @ W + b)
+    torch.testing.assert_close(linear(x, W), x @ W)
+    y = rms_norm(x, torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(2, 3, dtype=torch.float64), rtol=1e-4, atol=1e-4)
+
+
+def graph_size(output) -> int:
+    """The number of autograd nodes behind `output`."""
+    seen, todo = set(), [output.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return len(seen)
+
+
+@pytest.mark.parametrize("name", ["mingru", "gru", "mamba"])
+def test_autograd_records_no_node_per_time_step(name):
+    """The recurrences are custom Functions: the graph (and the backward pass) has no O(L) part."""
+    model = model_class(name, "torch")(1, 1, hidden_size=4, n_layers=2, rng=np.random.default_rng(0))
+    sizes = {L: graph_size(model(torch.randn(2, L, 1))) for L in (3, 40)}
+    assert sizes[3] == sizes[40]

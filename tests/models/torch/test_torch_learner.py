@@ -1,0 +1,74 @@
+"""The Torch learner's factory: devices, threads, optimisers, and the registry entries."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from seqbench.errors import SeqbenchError  # noqa: E402
+from seqbench.models.registry import MODELS, model_class  # noqa: E402
+from seqbench.models.torch.base import TorchStack  # noqa: E402
+from seqbench.models.torch.learner import (  # noqa: E402
+    TorchLearner,
+    build_torch_learner,
+    make_torch_optimizer,
+    resolve_device,
+)
+
+
+def test_every_model_has_a_torch_twin_with_the_numpy_signature():
+    for name in MODELS:
+        cls = model_class(name, "torch")
+        assert issubclass(cls, TorchStack)
+        assert cls.options == model_class(name, "numpy").options
+
+
+def test_devices(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(SeqbenchError, match=r"train\.device 'cuda' is not available"):
+        resolve_device("cuda")
+    with pytest.raises(SeqbenchError, match=r"train\.device 'mps' is not available"):
+        resolve_device("mps")
+    with pytest.raises(SeqbenchError, match=r"unknown train\.device 'tpu'"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+
+
+def test_threads_are_set_when_given():
+    before = torch.get_num_threads()
+    try:
+        build_torch_learner("mingru", 1, 1, hidden_size=4, device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("name", "cls"), [("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW")])
+def test_optimizers_and_their_hyperparameters(name, cls):
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = make_torch_optimizer(name, params, lr=0.1, weight_decay=0.01, momentum=0.9)
+    assert type(opt).__name__ == cls
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.1 and group["weight_decay"] == 0.01
+    if name == "sgd":
+        assert group["momentum"] == 0.9 and group["dampening"] == 0 and not group["nesterov"]
+    else:
+        assert group["betas"] == (0.9, 0.999) and group["eps"] == 1e-8
+    with pytest.raises(SeqbenchError, match="unknown optimizer"):
+        make_torch_optimizer("lion", params, lr=0.1)
+
+
+def test_set_lr_and_a_diverged_step_leaves_the_weights():
+    learner = build_torch_learner("gru", 1, 1, hidden_size=4, device="cpu")
+    assert isinstance(learner, TorchLearner) and learner.weights_file == "model.pt"
+    learner.set_lr(0.5)
+    assert all(g["lr"] == 0.5 for g in learner.optimizer.param_groups)
+    before = learner.snapshot()
+    x = np.full((2, 3, 1), np.nan, dtype=np.float32)
+    assert np.isnan(learner.train_step(x, np.zeros((2, 1))))
+    after = learner.snapshot()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
