@@ -246,6 +246,11 @@ def causal_conv1d_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) ->
 # ---- selective scan (Mamba's S6, Gu & Dao 2023, algorithm 2) ----------------------------------------
 
 
+def _time_major(x: np.ndarray) -> np.ndarray:
+    """(b, L, ...) -> a contiguous (L, b, ...) copy, so that each time step is one block."""
+    return np.ascontiguousarray(x.swapaxes(0, 1))
+
+
 def selective_scan(
     u: np.ndarray, delta: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray
 ) -> tuple[np.ndarray, tuple]:
@@ -254,30 +259,26 @@ def selective_scan(
     u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,). For each channel e and
     state n:   A_bar = exp(delta A),   B_bar = (exp(delta A) - 1) / A * B   (exact ZOH for diagonal A)
                h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
-    The (b, L, N, E) arrays dominate the cost: they keep the long channel axis E innermost
-    (contiguous) and each is made in as few passes as possible.
+    The (L, b, N, E) arrays dominate the cost: they are time-major (each step one contiguous
+    block for the loop over time) with the long channel axis E innermost, and each is made in
+    as few passes as possible.
     """
-    b, L, E = u.shape
+    u, delta, B, C = (_time_major(v) for v in (u, delta, B, C))  # (L, b, .)
+    L, b, E = u.shape
     N = A.shape[1]
     A_t = np.ascontiguousarray(A.T)  # (N, E)
-    log_a = delta[:, :, None, :] * A_t  # (b, L, N, E) = log A_bar
-    a_bar = np.exp(log_a)  # (b, L, N, E)
+    log_a = delta[:, :, None, :] * A_t  # (L, b, N, E) = log A_bar
+    a_bar = np.exp(log_a)  # (L, b, N, E)
     zoh = np.expm1(log_a, out=log_a)  # reusing log_a's memory
     zoh /= A_t  # (A_bar - 1) / A
-    s = B[..., None] * u[:, :, None, :]  # (b, L, N, E) = B u, the input before discretisation
-    h = linear_scan_given_a(a_bar, zoh * s)  # (b, L, N, E)
-    y = (C.reshape(b * L, 1, N) @ h.reshape(b * L, N, E)).reshape(b, L, E) + D * u  # (b, L, E)
-    return y, (u, delta, A_t, B, C, D, a_bar, zoh, s, h)
-
-
-def linear_scan_given_a(a: np.ndarray, bu: np.ndarray) -> np.ndarray:
-    """linear_scan from h_0 = 0 when the decays a = exp(log_a) are already at hand (bu is reused)."""
-    h = bu  # updated in place: h_t = a_t * h_{t-1} + bu_t
-    step = np.empty_like(h[:, 0])
-    for t in range(1, bu.shape[1]):
-        np.multiply(a[:, t], h[:, t - 1], out=step)
-        h[:, t] += step
-    return h
+    s = B[..., None] * u[:, :, None, :]  # (L, b, N, E) = B u, the input before discretisation
+    h = zoh * s  # (L, b, N, E), B_bar u, turned into the states in place:
+    step = np.empty_like(h[0])
+    for t in range(1, L):  # h_t = A_bar_t h_{t-1} + B_bar_t u_t
+        np.multiply(a_bar[t], h[t - 1], out=step)
+        h[t] += step
+    y = (C.reshape(L * b, 1, N) @ h.reshape(L * b, N, E)).reshape(L, b, E) + D * u  # (L, b, E)
+    return y.swapaxes(0, 1), (u, delta, A_t, B, C, D, a_bar, zoh, s, h)
 
 
 def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
@@ -287,25 +288,32 @@ def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, .
         ddelta = sum_n Q R,   du = sum_n G zoh B + D dy,   dB = sum_e G zoh u,
         dA = (sum_{b,t} delta Q R - sum_{b,t} G zoh B u) / A.
     """
-    u, delta, A_t, B, C, D, a_bar, zoh, s, h = cache
-    b, L, N, E = h.shape
-    dC = (h.reshape(b * L, N, E) @ dy.reshape(b * L, E, 1)).reshape(b, L, N)
-    dD = np.einsum("ble,ble->e", dy, u)
-    G = reverse_scan(a_bar, C[..., None] * dy[:, :, None, :])  # (b, L, N, E)
+    u, delta, A_t, B, C, D, a_bar, zoh, s, h = cache  # time-major, (L, b, ...)
+    L, b, N, E = h.shape
+    dy = _time_major(dy)  # (L, b, E)
+    dC = (h.reshape(L * b, N, E) @ dy.reshape(L * b, E, 1)).reshape(L, b, N)
+    dD = np.einsum("lbe,lbe->e", dy, u)
+    G = C[..., None] * dy[:, :, None, :]  # (L, b, N, E) dL/dh_t, turned into totals in place:
+    step = np.empty_like(G[0])
+    for t in range(L - 2, -1, -1):  # G_t = dh_t + A_bar_{t+1} G_{t+1}
+        np.multiply(a_bar[t + 1], G[t + 1], out=step)
+        G[t] += step
     R = np.empty_like(h)  # A h_{t-1} + B u
-    R[:, 0] = s[:, 0]
-    np.multiply(h[:, :-1], A_t, out=R[:, 1:])
-    R[:, 1:] += s[:, 1:]
+    R[0] = s[0]
+    np.multiply(h[:-1], A_t, out=R[1:])
+    R[1:] += s[1:]
     QR = R
     QR *= G
-    QR *= a_bar  # (b, L, N, E)
-    ddelta = QR.sum(axis=2)  # (b, L, E)
+    QR *= a_bar  # (L, b, N, E)
+    ddelta = QR.sum(axis=2)  # (L, b, E)
     GZ = G
-    GZ *= zoh  # (b, L, N, E) = dL/d(B u)
-    du = (B.reshape(b * L, 1, N) @ GZ.reshape(b * L, N, E)).reshape(b, L, E) + D * dy
-    dB = (GZ.reshape(b * L, N, E) @ u.reshape(b * L, E, 1)).reshape(b, L, N)
+    GZ *= zoh  # (L, b, N, E) = dL/d(B u)
+    du = (B.reshape(L * b, 1, N) @ GZ.reshape(L * b, N, E)).reshape(L, b, E) + D * dy
+    dB = (GZ.reshape(L * b, N, E) @ u.reshape(L * b, E, 1)).reshape(L, b, N)
     QR *= delta[:, :, None, :]
     GZ *= s
     dA_t = QR.sum(axis=(0, 1)) - GZ.sum(axis=(0, 1))  # (N, E)
     dA_t /= A_t
+    back = (v.swapaxes(0, 1) for v in (du, ddelta, dB, dC))  # (b, L, ...)
+    du, ddelta, dB, dC = back
     return du, ddelta, dA_t.T, dB, dC, dD
