@@ -104,39 +104,50 @@ def train(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Run-name prefix (default: the spec's).")] = None,
     backend: Annotated[str | None, typer.Option(help="numpy or torch.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (one run, instead of any seeds).")] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Run seeds 0..N-1, one run each, then mean ± std.")
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option("--resume", help="Continue an interrupted run from its folder (instead of --config)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; print only the result.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics.json to stdout (a list with several seeds).")
+    ] = False,
     results: ResultsDir = Path("results"),
     data_dir: DataDir = Path("data"),
 ) -> None:
-    """Train one run and write its run folder.
+    """Train one run and write its run folder; with several seeds, one run per seed.
 
-    Ctrl-C stops it after the current batch (status interrupted, exit 130); `--resume RUN_DIR`
-    continues it to the same result as an uninterrupted run.
+    `--seeds N` (or `seeds: [0, 1, 2]` in the spec) runs the spec once per seed, one after another,
+    each in its own run folder, then prints mean ± std over the seeds. Ctrl-C stops a run after
+    the current batch (status interrupted, exit 130); `--resume RUN_DIR` continues it to the same
+    result as an uninterrupted run.
 
     Example: seqbench train --config experiments/quickstart.yaml --set train.epochs=5
     """
     from seqbench.spec import load_spec
 
     overrides = list(set_ or [])
-    overrides += [
-        f"{k}={v}" for k, v in (("name", name), ("model.backend", backend), ("seed", seed)) if v is not None
-    ]
+    flags = (("name", name), ("model.backend", backend), ("seed", seed), ("seeds", seeds))
+    overrides += [f"{k}={v}" for k, v in flags if v is not None]
+    if seed is not None and seeds is not None:
+        raise SeqbenchError("give --seed S (one run) or --seeds N (seeds 0..N-1), not both")
     if resume is not None and (config is not None or overrides):
         raise SeqbenchError(
             "--resume continues a run exactly as it was started: "
-            "do not combine it with --config, --set, --name, --backend or --seed"
+            "do not combine it with --config, --set, --name, --backend, --seed or --seeds"
         )
     if resume is None and config is None:
         raise SeqbenchError(
             "missing --config SPEC (or --resume RUN_DIR); e.g. seqbench train -c experiments/quickstart.yaml"
         )
     spec = load_spec(config, overrides, data_dir) if config is not None else None  # before the slow imports
+    if spec is not None and spec.seeds is not None and len(spec.seeds) > 1:
+        _train_seeds(spec, results, data_dir, quiet, as_json)
+        return
 
     from seqbench.experiment import RunLog, resume_experiment, run_experiment
 
@@ -151,6 +162,66 @@ def train(
         stdout.print(summary_table(result.metrics))
         stdout.print(f"run folder: {result.run_dir}")
     result.raise_for_status()
+
+
+def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json: bool) -> None:
+    """`train` with several seeds: one run each, in turn; then each seed's result and mean ± std."""
+    from seqbench.errors import RunFailed
+    from seqbench.experiment import RunLog, run_seeds
+    from seqbench.groups import group_rows, rich_group_table
+
+    seeds = list(spec.seeds)
+
+    def log_for(seed_spec: Any) -> RunLog:
+        if not quiet:
+            position = seeds.index(seed_spec.seed) + 1
+            print(f"seed {seed_spec.seed} ({position} of {len(seeds)})", file=sys.stderr)
+        return RunLog(None if quiet else sys.stderr)
+
+    done = run_seeds(spec, results, data_dir, log_for)
+    if as_json:
+        print(json.dumps([result.metrics for result in done], indent=2, default=str))
+    else:
+        stdout.print(seeds_table(done))
+        (row,) = group_rows([{**r.metrics, "run_dir": str(r.run_dir)} for r in done])
+        stdout.print(rich_group_table([row], min(stdout.width, 120)))  # the seeds' table has the rest
+        stdout.print(f"seeds beating persistence: {row['beats_persistence']}/{row['n']}")
+    last = done[-1]
+    if last.status == "interrupted":
+        not_started = ", ".join(str(seed) for seed in seeds[len(done) :])
+        if not_started:
+            first, _, rest = last.message.partition("\n")
+            last.message = f"{first}; seeds {not_started} not started\n{rest}".rstrip()
+        last.raise_for_status()
+    diverged = [result for result in done if result.status == "diverged"]
+    if diverged:
+        which = ", ".join(str(result.metrics["seed"]) for result in diverged)
+        raise RunFailed(
+            f"{len(diverged)} of {len(seeds)} seeds diverged (seed {which}); "
+            f"lower train.lr (now {spec.train.lr:g}) or enable train.grad_clip"
+        )
+
+
+def seeds_table(done: list[Any]) -> Table:
+    """One line per seed: status, test RMSE next to persistence, skill, and the run folder."""
+    table = Table(title="one run per seed (test split)")
+    for column in ("seed", "status", "rmse", "persistence", "skill"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    table.add_column("run folder", overflow="fold")
+    for result in done:
+        m = result.metrics
+        rmse = (m.get("test") or {}).get("rmse")
+        persistence = ((m.get("baselines") or {}).get("persistence") or {}).get("rmse")
+        skill = 1 - rmse / persistence if rmse is not None and persistence else None
+        table.add_row(
+            str(m["seed"]),
+            result.status,
+            f"{rmse:.4g}" if rmse is not None else "",
+            f"{persistence:.4g}" if persistence is not None else "",
+            f"{skill:+.3f}" if skill is not None else "",
+            str(result.run_dir),
+        )
+    return table
 
 
 def summary_table(metrics: dict[str, Any]) -> Table:
@@ -180,9 +251,30 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write validation curves overlaid to this PNG.")] = None,
+    group: Annotated[
+        bool | None,
+        typer.Option(
+            "--group/--no-group",
+            help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
+        ),
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(help="dm_p against this run's test forecasts instead of persistence (a run folder)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse (exit 2) runs on different data or splits.")
+    ] = False,
     results: ResultsDir = Path("results"),
 ) -> None:
     """Put runs side by side, every score next to the persistence and linear baselines.
+
+    dm_p is the Diebold-Mariano p-value of a run's test errors against persistence's (or, with
+    --against RUN, against that run's). Runs on different data or splits are a warning
+    (--strict: an error).
+
+    Runs of the same config (same spec but for the seed) become one row with mean ± std and n
+    when some config has several runs, or with --group; --no-group keeps one row per run.
 
     Example: seqbench compare results/aapl-mingru --sort rmse --format md
     """
@@ -202,16 +294,119 @@ def compare(
     if fmt not in ("table", "md", "csv", "json"):
         raise SeqbenchError(f"unknown --format '{fmt}'; choose table, md, csv or json")
     loaded = load_runs(find_runs(list(runs or []), results))
-    rows = compare_rows(loaded)
-    if sort:
-        rows = sort_rows(rows, sort)
-    if fmt == "table":
-        stdout.print(rich_table(rows, stdout.width))
-    else:
-        sys.stdout.write(render(rows, fmt))
+    _pin_and_test(loaded, against, strict, results)
+    if not _print_groups(loaded, group, sort, fmt):
+        rows = compare_rows(loaded)
+        if sort:
+            rows = sort_rows(rows, sort)
+        if fmt == "table":
+            stdout.print(rich_table(rows, stdout.width))
+        else:
+            sys.stdout.write(render(rows, fmt))
     if plot:
         plot_val_curves(load_val_curves(loaded), plot)
         print(f"wrote {plot}", file=sys.stderr)
+
+
+def _pin_and_test(loaded: list[dict[str, Any]], against: str | None, strict: bool, results: Path) -> None:
+    """`compare`'s data-pinning warnings (or --strict refusal) and the --against DM test."""
+    from seqbench.compare import attach_dm_against, check_pinned
+
+    for line in check_pinned(loaded, strict):
+        print(f"warning: {line}", file=sys.stderr)
+    if against:
+        reference = attach_dm_against(loaded, against, results)
+        print(f"dm_p: Diebold-Mariano p-value against {reference}", file=sys.stderr)
+
+
+def _print_groups(loaded: list[dict[str, Any]], group: bool | None, sort: str | None, fmt: str) -> bool:
+    """`compare` with one row per config, if asked (or by default when a config repeats); else False."""
+    from seqbench.groups import group_rows, has_repeats, render_groups, rich_group_table, sort_groups
+
+    if group is False or (group is None and not has_repeats(loaded)):
+        return False
+    rows = group_rows(loaded)
+    if sort:
+        rows = sort_groups(rows, sort)
+    if fmt == "table":
+        stdout.print(rich_group_table(rows, stdout.width))
+    else:
+        sys.stdout.write(render_groups(rows, fmt))
+    return True
+
+
+@app.command()
+@handles_errors
+def sweep(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="The base spec (YAML).")] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="A swept key and its values: --grid train.lr=1e-3,3e-3 (repeatable)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key of the base spec: --set train.epochs=5.")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Seeds 0..N-1 per grid point (default: the spec's).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Runs at a time (default: one per CPU core).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Sweep name: its folder is results/sweeps/NAME (default: the spec's).")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray tasks).")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="With --executor ray: a Ray cluster's address (default: a local Ray).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines; only the table.")] = False,
+    results: ResultsDir = Path("results"),
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Run a grid of specs, once per seed, in parallel; resumable; summarised in its sweep folder.
+
+    The grid is every combination of the --grid values. Runs land in results/sweeps/NAME/ with
+    sweep.yaml, summary.md (one row per grid point, mean ± std over seeds) and sweep_KEY.png.
+    Running the same command again skips completed runs and resumes interrupted ones.
+
+    Example: seqbench sweep -c experiments/aapl_sweep.yaml --grid model.hidden_size=32,64
+    --grid train.lr=1e-3,3e-3 --seeds 3 --workers 2
+    """
+    from seqbench.executors import check_executor
+    from seqbench.groups import rich_group_table
+    from seqbench.sweep import check_data, plan_sweep, run_sweep, write_summary
+
+    if config is None:
+        raise SeqbenchError("missing --config SPEC; e.g. seqbench sweep -c experiments/aapl_sweep.yaml")
+    check_executor(executor, address)
+    plan = plan_sweep(config, list(grid or []), list(set_ or []), seeds, name, results, data_dir)
+    check_data(plan, data_dir)
+    report = run_sweep(plan, data_dir, executor, workers, address, None if quiet else _sweep_progress(plan))
+    summary = write_summary(report)
+    stdout.print(rich_group_table(summary.rows, stdout.width))
+    stdout.print(f"sweep folder: {plan.sweep_dir} ({', '.join(path.name for path in summary.files)})")
+    report.raise_for_status()
+
+
+def _sweep_progress(plan: Any) -> Callable[[Any], None]:
+    """Say what the sweep is about to do; return what prints a line (stderr) as each run ends."""
+    from seqbench.sweep import outcome_line
+
+    resumed = sum(1 for task in plan.todo if task.resume_dir)
+    print(
+        f"sweep {plan.name}: {len(plan.tasks) // len(plan.seeds)} grid points x {len(plan.seeds)} seeds = "
+        f"{len(plan.tasks)} runs; {len(plan.done)} done before (skipped), {resumed} to resume, "
+        f"{len(plan.todo) - resumed} to start",
+        file=sys.stderr,
+        flush=True,
+    )
+    ended = [len(plan.done)]
+
+    def on_outcome(outcome: Any) -> None:
+        ended[0] += 1
+        print(outcome_line(outcome, ended[0], len(plan.tasks)), file=sys.stderr, flush=True)
+
+    return on_outcome
 
 
 @app.command()
@@ -291,6 +486,46 @@ def gradcheck(
     stdout.print(table)
     if failed:
         raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")
+
+
+@app.command()
+@handles_errors
+def audit(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Experiment spec (YAML).")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set model.name=mamba.")
+    ] = None,
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Check that the spec's model and data pipeline never look at the future.
+
+    Perturbs real inputs after step t (several t) and checks that the model's states up to t
+    do not change (float64, every backend installed); checks that the scaler sees training rows
+    only and that train < val < test share no target row. Exit 1 on a leak.
+
+    Example: seqbench audit --config experiments/quickstart.yaml --set model.name=mamba
+    """
+    from seqbench.spec import load_spec
+
+    spec = load_spec(config, list(set_ or []), data_dir)
+
+    from seqbench.audit import TOLERANCE, audit_spec
+    from seqbench.errors import RunFailed
+
+    report = audit_spec(spec, data_dir)
+    table = Table(title=f"causality audit: {spec.model.name} on {spec.dataset.label}")
+    for column in ("part", "subject", "check", "result", "ok"):
+        table.add_column(column, justify="right" if column == "ok" else "left")
+    for c in report.checks:
+        table.add_row(c.part, c.subject, c.check, c.result, "ok" if c.ok else "LEAK")
+    table.caption = f"model: states at steps <= t may change by at most {TOLERANCE:g} (float64)"
+    stdout.print(table)
+    if report.leaks:
+        first = report.leaks[0]
+        raise RunFailed(
+            f"causality audit: {len(report.leaks)} of {len(report.checks)} checks found a leak "
+            f"(first: {first.subject}, {first.check}: {first.result})"
+        )
 
 
 def main() -> None:

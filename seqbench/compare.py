@@ -28,9 +28,9 @@ from seqbench.errors import SeqbenchError
 METRICS_FILE = "metrics.json"
 COLUMNS = [
     "run", "model", "backend", "dataset", "hidden", "lr", "params", "epochs", "s/epoch",
-    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "status",
+    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "status",
 ]  # fmt: skip
-TEXT_COLUMNS = {"run", "model", "backend", "dataset", "status"}
+TEXT_COLUMNS = {"run", "model", "backend", "dataset", "status", "config", "config_id"}  # left-aligned
 FORMATS = ("table", "md", "csv", "json")
 STATUS_STYLES = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}
 QUICKSTART = "seqbench train --config experiments/quickstart.yaml"
@@ -169,6 +169,7 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
         "persistence_rmse": persistence_rmse,
         "linear_rmse": _number(_section(baselines, "linear").get("rmse")),
         "skill": _skill(rmse, persistence_rmse),
+        "dm_p": _dm_p(run),
         "status": _text(run.get("status")),
     }
 
@@ -209,14 +210,15 @@ def _skill(rmse: float | None, persistence_rmse: float | None) -> float | None:
     return 1.0 - rmse / persistence_rmse
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def sort_rows(rows: list[dict[str, Any]], key: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows sorted by column `key` (leading '-' for descending); missing values always last."""
+    columns = columns or COLUMNS
     descending = key.startswith("-")
     column = key.lstrip("-+")
-    if column not in COLUMNS:
-        nearest = difflib.get_close_matches(column, COLUMNS, n=1)
+    if column not in columns:
+        nearest = difflib.get_close_matches(column, columns, n=1)
         hint = f"did you mean '{nearest[0]}'? " if nearest else ""
-        raise SeqbenchError(f"unknown sort key '{column}'; {hint}valid keys: {', '.join(COLUMNS)}")
+        raise SeqbenchError(f"unknown sort key '{column}'; {hint}valid keys: {', '.join(columns)}")
     present = [row for row in rows if row.get(column) is not None]
     missing = [row for row in rows if row.get(column) is None]
     present.sort(key=lambda row: row[column], reverse=descending)
@@ -230,8 +232,12 @@ def format_value(column: str, value: Any) -> str:
     """A cell as text: blank if missing, skill signed (+0.012), other numbers to 4 significant digits."""
     if value is None:
         return ""
+    if isinstance(value, str):  # already text (e.g. a grouped row's "2.01 ± 0.04")
+        return value
     if column == "skill":
         return f"{value:+.3f}"
+    if column == "dm_p":
+        return f"{value:.2g}"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -239,39 +245,42 @@ def format_value(column: str, value: Any) -> str:
     return str(value)
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    """The rows as a string in `fmt`: md (GitHub Markdown), csv, json, or table (plain rich text)."""
+def render(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
+    """The rows as a string in `fmt`: md (GitHub Markdown), csv, json, or table (plain rich text).
+
+    `columns` defaults to `COLUMNS` (one row per run); grouped rows bring their own.
+    """
     renderers = {"md": _render_md, "csv": _render_csv, "json": _render_json, "table": _render_table}
     if fmt not in renderers:
         raise SeqbenchError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    return renderers[fmt](rows)
+    return renderers[fmt](rows, columns or COLUMNS)
 
 
-def _render_md(rows: list[dict[str, Any]]) -> str:
+def _render_md(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def line(cells: Iterable[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    rule = ["---" if column in TEXT_COLUMNS else "---:" for column in COLUMNS]
-    body = [line(format_value(column, row.get(column)) for column in COLUMNS) for row in rows]
-    return "\n".join([line(COLUMNS), "|" + "|".join(rule) + "|", *body]) + "\n"
+    rule = ["---" if column in TEXT_COLUMNS else "---:" for column in columns]
+    body = [line(format_value(column, row.get(column)) for column in columns) for row in rows]
+    return "\n".join([line(columns), "|" + "|".join(rule) + "|", *body]) + "\n"
 
 
-def _render_csv(rows: list[dict[str, Any]]) -> str:
+def _render_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # full precision; None becomes an empty cell
     return buffer.getvalue()
 
 
-def _render_json(rows: list[dict[str, Any]]) -> str:
-    records = [{column: row.get(column) for column in COLUMNS} for row in rows]
+def _render_json(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    records = [{column: row.get(column) for column in columns} for row in rows]
     return json.dumps(records, indent=2) + "\n"
 
 
-def _render_table(rows: list[dict[str, Any]]) -> str:
+def _render_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     console = Console(file=io.StringIO(), width=250, color_system=None, force_terminal=False)
-    console.print(rich_table(rows))
+    console.print(rich_table(rows, columns=columns))
     return console.file.getvalue()
 
 
@@ -287,12 +296,18 @@ OPTIONAL_COLUMNS = [
     "mae",
     "r2",
     "linear_rmse",
+    "dm_p",
 ]
 
 
-def fitting_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
-    """COLUMNS, less the optional ones a terminal `width` characters wide cannot show."""
-    columns = list(COLUMNS)
+def fitting_columns(
+    rows: list[dict[str, Any]],
+    width: int | None,
+    columns: list[str] | None = None,
+    optional: list[str] | None = None,
+) -> list[str]:
+    """`columns` (default COLUMNS), less the `optional` ones a terminal `width` wide cannot show."""
+    columns = list(columns or COLUMNS)
 
     def needed() -> int:
         cells = [
@@ -301,21 +316,27 @@ def fitting_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
         ]
         return sum(cells) + 3 * len(columns) + 1
 
-    for column in OPTIONAL_COLUMNS:
+    for column in optional or OPTIONAL_COLUMNS:
         if width is None or needed() <= width:
             break
-        columns.remove(column)
+        if column in columns:
+            columns.remove(column)
     return columns
 
 
-def rich_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+def rich_table(
+    rows: list[dict[str, Any]],
+    width: int | None = None,
+    columns: list[str] | None = None,
+    optional: list[str] | None = None,
+) -> Table:
     """A rich Table of the rows: numbers right-aligned, status coloured; fitted to `width`."""
     table = Table(header_style="bold")
-    columns = fitting_columns(rows, width)
+    columns = fitting_columns(rows, width, columns, optional)
     for column in columns:
         justify = "left" if column in TEXT_COLUMNS else "right"
         header = column.replace("_", "\n")  # persistence_rmse -> two short header lines
-        table.add_column(header, justify=justify, no_wrap=column != "run", overflow="fold")
+        table.add_column(header, justify=justify, no_wrap=column not in ("run", "config"), overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row, column) for column in columns))
     return table
@@ -325,3 +346,109 @@ def _cell(row: dict[str, Any], column: str) -> Text:
     """A Text cell (not a markup string, so that a '[' in a run name shows as it is)."""
     style = STATUS_STYLES.get(row.get("status") or "", "") if column == "status" else ""
     return Text(format_value(column, row.get(column)), style=style)
+
+
+# --- significance: the dm_p column -------------------------------------------------------------
+
+
+def _dm_p(run: dict[str, Any]) -> float | None:
+    """Diebold-Mariano p-value of the run's test errors: against `--against`'s run when one was attached
+    (`dm_against`), else against persistence, from metrics.json or else from predictions.csv."""
+    if "dm_against" in run:
+        return _number(run["dm_against"])
+    stored = _section(_section(run, "significance"), "persistence").get("p_value")
+    if stored is not None:
+        return _number(stored)
+    if "run_dir" not in run or not (Path(run["run_dir"]) / "predictions.csv").is_file():
+        return None
+    from seqbench.significance import dm_vs_persistence
+
+    try:
+        result = dm_vs_persistence(run["run_dir"])
+    except (SeqbenchError, ValueError, KeyError):
+        return None
+    return None if result is None else result.p_value
+
+
+def attach_dm_against(runs: list[dict[str, Any]], against: str, results_dir: Path = Path("results")) -> str:
+    """Set each run's `dm_against`: the DM p-value of its test errors against run `against`'s.
+
+    `against` is a run folder (or a name or glob that finds exactly one run). Rows pair by date,
+    series and step; a run that shares no windows with it is a SeqbenchError. The reference run
+    itself gets None. Returns the reference run's label.
+    """
+    from seqbench.significance import dm_between_runs
+
+    found = find_runs([against], results_dir)
+    if len(found) != 1:
+        raise SeqbenchError(
+            f"--against needs one run, and '{against}' matches {len(found)}; name a run folder"
+        )
+    reference = found[0]
+    for run in runs:
+        run_dir = Path(run.get("run_dir", ""))
+        if run_dir.resolve() == reference.resolve():
+            run["dm_against"] = None
+            continue
+        run["dm_against"] = dm_between_runs(run_dir, reference).p_value
+    return f"{reference.parent.name}/{reference.name}"
+
+
+# --- data-pinned runs: warn when runs on different data or splits stand side by side ------------------
+
+
+def data_mismatches(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct mismatch: runs on different data (sha256), or on the same data with
+    different splits (split_id). Runs that do not record a fingerprint are not compared."""
+    lines: list[str] = []
+    by_data = _groups(runs, lambda run: _section(run, "data").get("sha256"))
+    for other in list(by_data)[1:]:
+        lines.append(_mismatch("different data", by_data, other, _describe_data))
+    for group in by_data.values():
+        by_split = _groups(group, lambda run: run.get("split_id"))
+        for other in list(by_split)[1:]:
+            lines.append(_mismatch("different splits", by_split, other, _describe_split))
+    return lines
+
+
+def check_pinned(runs: list[dict[str, Any]], strict: bool = False) -> list[str]:
+    """The mismatch lines to warn about; with `strict`, a SeqbenchError (exit 2) on the first one."""
+    lines = data_mismatches(runs)
+    if strict and lines:
+        raise SeqbenchError(f"--strict: refusing to compare runs on {lines[0]}")
+    return lines
+
+
+def _groups(runs: list[dict[str, Any]], key: Any) -> dict[str, list[dict[str, Any]]]:
+    """Runs by a fingerprint, in order of first appearance; runs without one are left out."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        value = key(run)
+        if value:
+            groups.setdefault(str(value), []).append(run)
+    return groups
+
+
+def _mismatch(kind: str, groups: dict[str, list[dict[str, Any]]], other: str, describe: Any) -> str:
+    """`kind`: the first group's runs vs the `other` group's, each described by `describe`."""
+
+    def side(fingerprint: str) -> str:
+        members = groups[fingerprint]
+        more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
+        return f"{_run_label(members[0])}{more} [{describe(members[0], fingerprint)}]"
+
+    return f"{kind}: {side(next(iter(groups)))} vs {side(other)}"
+
+
+def _describe_data(run: dict[str, Any], sha256: str) -> str:
+    data = _section(run, "data")
+    where = data.get("ticker") or data.get("name") or data.get("path") or data.get("label") or "?"
+    span = f"{data.get('first_date', '?')}..{data.get('last_date', '?')}"
+    return f"{data.get('source', '?')} {where} {span}, {data.get('rows', '?')} rows, sha256 {sha256[:12]}"
+
+
+def _describe_split(run: dict[str, Any], split_id: str) -> str:
+    config = _section(run, "config")
+    keys = ("seq_len", "horizon", "transform", "scaler", "normalize")
+    shown = ", ".join(f"{key} {config[key]}" for key in keys if key in config)
+    return f"{shown}, split_id {split_id}" if shown else f"split_id {split_id}"

@@ -32,7 +32,7 @@ from seqbench.checkpoint import (
     save_checkpoint,
 )
 from seqbench.data.sources import LoadedFrame, load_frame
-from seqbench.data.windows import Windows, make_windows
+from seqbench.data.windows import Windows, make_windows, split_id
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError
 from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.metrics import regression_metrics
@@ -43,7 +43,8 @@ from seqbench.plots import plot_loss_curve, plot_predictions
 from seqbench.progress import TrainingBar
 from seqbench.runs import create_run_dir, read_status, run_lock, write_error
 from seqbench.signals import StopRequest, stop_on_signals
-from seqbench.spec import Spec, dump_spec, load_spec
+from seqbench.significance import dm_against_baselines
+from seqbench.spec import Spec, config_id, dump_spec, load_spec, seed_specs
 from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
 
@@ -164,6 +165,10 @@ def run_experiment(
     A failed write (disk full, permission denied) raises RunFailed.
     """
     log = log or RunLog(None)
+    if spec.seeds is not None:  # one run is one seed; several are `run_seeds`
+        if len(spec.seeds) > 1:
+            raise ValueError(f"run_experiment runs one seed, got seeds {spec.seeds}; use run_seeds")
+        spec = seed_specs(spec)[0]
     loaded, windows, learner = _prepare_logged(spec, data_dir, log)
     with stop_on_signals() as stop:
         run_dir, _ = create_run_dir(results_dir, spec.name)
@@ -173,6 +178,28 @@ def run_experiment(
             log(f"run {run_dir}")
             _log_header(spec, loaded, windows, learner, log)
             return _train(spec, run_dir, loaded, windows, learner, log, stop)
+
+
+def run_seeds(
+    spec: Spec,
+    results_dir: Path = Path("results"),
+    data_dir: Path = Path("data"),
+    log_for: Callable[[Spec], RunLog] | None = None,
+) -> list[RunResult]:
+    """Run `spec` once per seed of `spec.seeds` (or once, with `spec.seed`), one after another.
+
+    Each seed is an ordinary run with its own folder, `seed` in its metrics.json, and the same
+    `config_id`. A diverged seed does not stop the others; an interrupted one (Ctrl-C) does, and
+    is the last result. `log_for(seed_spec)` gives each run its own log (default: silent).
+    """
+    results: list[RunResult] = []
+    for seed_spec in seed_specs(spec):
+        log = log_for(seed_spec) if log_for is not None else RunLog(None)
+        result = run_experiment(seed_spec, results_dir, data_dir, log)
+        results.append(result)
+        if result.status == "interrupted":
+            break
+    return results
 
 
 def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog | None = None) -> RunResult:
@@ -396,9 +423,9 @@ def evaluate(
     test_truth, last = windows.truth("test"), windows.persistence("test")
     test_pred = windows.to_original("test", forecasts["test"])
     scaled = regression_metrics(windows.test.y, forecasts["test"])
+    baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
     baselines = {
-        name: regression_metrics(test_truth, forecast(windows, "test"), last)
-        for name, forecast in BASELINES.items()
+        name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
     }
     seconds = fit_result.train_seconds
     return {
@@ -410,6 +437,7 @@ def evaluate(
         "backend": spec.model.backend,
         "dataset": spec.dataset.label,
         "seed": spec.seed,
+        "config_id": config_id(spec),  # shared by runs that differ only in seed (and name)
         "params": learner.n_params,
         "epochs_run": fit_result.epochs_run,
         "best_epoch": fit_result.best_epoch,
@@ -434,14 +462,21 @@ def evaluate(
         "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")},
         "val": regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"])),
         "baselines": baselines,
-        "splits": _split_record(windows),
+        # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
+        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts),
+        "splits": split_record(windows),
+        "split_id": split_id(spec.dataset, windows.features, windows.targets),
         "data": loaded.info,
         "versions": _versions(),
     }
 
 
-def _split_record(windows: Windows) -> dict[str, Any]:
-    """Which rows (and dates) fit the scaler and hold each split's targets."""
+def split_record(windows: Windows) -> dict[str, Any]:
+    """Which rows (and dates) fit the scaler and hold each split's targets.
+
+    `rows` is a split's [first, end) row range; `target_rows` the [first, end) rows its windows'
+    targets actually cover (inputs may look back into earlier rows).
+    """
     dates = windows.dates
 
     def span(start: int, end: int) -> dict[str, Any]:
@@ -453,7 +488,10 @@ def _split_record(windows: Windows) -> dict[str, Any]:
 
     record = {"scaler_fit": span(*windows.scaler_rows)}
     for name, (start, end) in windows.split_rows.items():
-        record[name] = {**span(start, end), "windows": len(windows.split(name).x)}
+        origin = windows.split(name).origin
+        record[name] = {**span(start, end), "windows": len(origin)}
+        if len(origin):
+            record[name]["target_rows"] = [int(origin.min()) + 1, int(origin.max()) + windows.horizon + 1]
     return record
 
 

@@ -72,6 +72,36 @@ def plot_val_curves(curves: dict[str, pd.DataFrame], path: str | Path) -> None:
         plt.close(fig)
 
 
+def plot_sweep(
+    key: str,
+    values: list[str],
+    lines: dict[str, list[tuple[float | None, float | None]]],
+    persistence: list[float],
+    path: str | Path,
+    title: str,
+) -> None:
+    """Test RMSE (mean ± std over seeds) against one swept key: one line per setting of the other
+    keys, one point per value of `key` (evenly spaced, labelled as given), persistence dashed."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    try:
+        x = np.arange(len(values))
+        for i, (label, points) in enumerate(lines.items()):
+            mean = np.array([np.nan if m is None else m for m, _ in points], dtype=float)
+            std = np.array([0.0 if s is None else s for _, s in points], dtype=float)
+            dodge = 0.05 * (i - (len(lines) - 1) / 2)  # side by side: error bars do not hide each other
+            ax.errorbar(x + dodge, mean, yerr=std, marker="o", capsize=4, label=label)
+        for i, value in enumerate(persistence):
+            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=None if i else "persistence")
+        ax.set_xticks(x, values)
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        _finish(ax, title=title, xlabel=key, ylabel="test RMSE (mean ± std over seeds)")
+        if len(lines) > 4:
+            ax.legend(fontsize="small")
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def _curve(history: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(epochs, values) of a history column with its missing or non-finite entries dropped."""
     if column not in history or len(history) == 0:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -130,10 +132,42 @@ class TrainSpec(_Section):
 class Spec(_Section):
     name: str = "run"  # run-name prefix; default: the spec's file name
     seed: int = 0
+    seeds: list[int] | None = None  # one run per seed (instead of `seed`); an integer N means 0 .. N-1
     task: Literal["forecast"] = "forecast"
     dataset: DatasetSpec
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_as_seeds(cls, seeds: Any) -> Any:
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds < 1:
+                raise ValueError(f"a number of seeds must be >= 1, got {seeds}")
+            return list(range(seeds))
+        return seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is None:
+            return None
+        if not seeds:
+            raise ValueError("must list at least one seed, e.g. [0, 1, 2] (or leave it out and use seed)")
+        if any(seed < 0 for seed in seeds):
+            raise ValueError(f"seeds must be >= 0, got {seeds}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _seed_or_seeds(self) -> Spec:
+        if self.seeds is not None and "seed" in self.model_fields_set:
+            raise ValueError(
+                "give either seed (one run) or seeds (one run per seed), not both; "
+                "--seed on the command line replaces seeds"
+            )
+        return self
 
     @field_validator("name", mode="before")
     @classmethod
@@ -152,7 +186,7 @@ class Spec(_Section):
 
 
 SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec}
-TOP_LEVEL_KEYS = ("name", "seed", "task")
+TOP_LEVEL_KEYS = ("name", "seed", "seeds", "task")
 
 
 def valid_keys() -> list[str]:
@@ -258,6 +292,8 @@ def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: P
         key = short.get(key, key)
         if key in TOP_LEVEL_KEYS:
             canonical[key] = value
+            if key in ("seed", "seeds"):  # one replaces the other: `--seed 3` runs only seed 3
+                canonical.pop("seeds" if key == "seed" else "seed", None)
             continue
         section, _, leaf = key.partition(".")
         if section not in SECTIONS or leaf not in SECTIONS[section].model_fields:
@@ -329,5 +365,31 @@ def load_spec(path: str | Path, overrides: list[str] | None = None, data_dir: st
 
 
 def dump_spec(spec: Spec) -> str:
-    """The resolved spec as YAML, every default filled in, in the canonical key order."""
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    """The resolved spec as YAML, every default filled in, in the canonical key order.
+
+    A single run's spec (as its run folder saves it) has `seed` and no `seeds`; a spec with
+    `seeds` has no `seed`, so that either reads back as it was.
+    """
+    exclude = {"seeds"} if spec.seeds is None else {"seed"}
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude=exclude), sort_keys=False)
+
+
+def seed_specs(spec: Spec) -> list[Spec]:
+    """One spec per run: each of `seeds` as the `seed` of a single run, or the spec itself."""
+    if spec.seeds is None:
+        return [spec]
+    return [spec.model_copy(update={"seed": seed, "seeds": None}) for seed in spec.seeds]
+
+
+CONFIG_ID_EXCLUDES = {"name", "seed", "seeds"}
+
+
+def config_id(spec: Spec) -> str:
+    """What runs of the same config share: a hash of the resolved spec without name, seed and seeds.
+
+    Runs with equal config ids differ only in their seed (and name), so `compare` puts them in
+    one row with mean +- std over seeds.
+    """
+    canonical = spec.model_dump(mode="json", exclude=CONFIG_ID_EXCLUDES)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

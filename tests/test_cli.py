@@ -1,6 +1,7 @@
 """Every command through the CLI: exit codes, output, and nothing written on bad input."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -185,3 +186,40 @@ def test_gradcheck_unknown_model():
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: unknown model 'lstm'; choose one of: gru, ")
     assert "Traceback" not in result.output and not result.stdout
+
+
+def test_sweep_help_has_an_example():
+    result = invoke("sweep", "--help")
+    assert result.exit_code == 0 and "Example:" in result.stdout and "--grid" in result.stdout
+
+
+def test_sweep_without_config(workdir):
+    assert_clean_failure(invoke("sweep", "--grid", "lr=1e-3"), 2, "missing --config SPEC", workdir)
+
+
+def test_compare_groups_the_seeds_of_a_config_by_default(workdir):
+    spec = write_spec(
+        workdir / "tiny.yaml",
+        "dataset: {source: synthetic, name: sine, length: 300, seq_len: 10}\n"
+        "model: {name: mingru, hidden_size: 4}\ntrain: {epochs: 1}\n",
+    )
+    assert invoke("train", "--config", spec, "--seeds", "2", "--quiet").exit_code == 0
+    assert invoke("train", "--config", spec, "--set", "hidden_size=6", "--quiet").exit_code == 0
+
+    grouped = invoke("compare", "--format", "csv")  # a config with two runs: one row per config
+    assert grouped.exit_code == 0, grouped.output
+    table = pd.read_csv(pd.io.common.StringIO(grouped.stdout))
+    assert sorted(table["n"]) == [1, 2] and sorted(table["runs"]) == [1, 2]
+    assert {"rmse_std", "persistence_rmse", "linear_rmse", "skill", "beats_persistence"} <= set(table.columns)
+
+    shown = invoke("compare", "--sort", "rmse")
+    assert shown.exit_code == 0 and "±" in shown.stdout and "beats" in shown.stdout
+
+    per_run = invoke("compare", "--no-group", "--format", "csv")
+    assert len(pd.read_csv(pd.io.common.StringIO(per_run.stdout))) == 3
+
+    one_run = invoke("compare", "results/tiny/*", "--format", "json")  # all three share the name
+    assert one_run.exit_code == 0 and len(json.loads(one_run.stdout)) == 2
+    forced = invoke("compare", sorted((workdir / "results" / "tiny").iterdir())[-1], "--group", "-f", "md")
+    assert forced.exit_code == 0 and "| n |" in forced.stdout
+    assert re.search(r"\| [01]/1 \|", forced.stdout)  # the one run beats persistence or not

@@ -23,6 +23,7 @@ class BuiltinDataset:
     frequency: str  # daily | business-daily | hourly
     default_target: str
     loader: Callable[[], pd.DataFrame]
+    adjusted: bool | None = None  # prices adjusted for splits and dividends; None: not prices, or unknown
 
     def load(self) -> pd.DataFrame:
         return self.loader()
@@ -66,6 +67,7 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "business-daily",
             "Close",
             _arch("sp500"),
+            adjusted=True,  # an index: its Close equals Yahoo's Adj Close
         ),
         BuiltinDataset(
             "nasdaq",
@@ -73,6 +75,7 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "business-daily",
             "Close",
             _arch("nasdaq"),
+            adjusted=True,  # an index: its Close equals Yahoo's Adj Close
         ),
         BuiltinDataset(
             "seattle-weather",

@@ -90,7 +90,14 @@ def _load_yahoo(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) -> _
     if cached:
         _warn_if_cache_is_short(frame, ds, path)
     sidecar = _read_sidecar(path.with_suffix(".json")) or {}
-    info = {"source": "yahoo", "label": path.stem, "path": str(path), "adjusted": sidecar.get("adjusted")}
+    info = {
+        "source": "yahoo",
+        "label": path.stem,
+        "ticker": str(ds.ticker),
+        "path": str(path),
+        "adjusted": sidecar.get("adjusted"),
+        "interval": sidecar.get("interval", ds.interval),
+    }
     return _Raw(frame, "Close", info)
 
 
@@ -110,19 +117,32 @@ def _warn_if_cache_is_short(frame: pd.DataFrame, ds: DatasetSpec, path: Path) ->
 
 def _load_csv(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) -> _Raw:
     frame = read_csv(str(ds.path), ds.date_column)
-    info = {"source": "csv", "label": str(ds.path), "path": str(ds.path)}
+    info = {"source": "csv", "label": str(ds.path), "path": str(ds.path), "adjusted": None}  # unknown
     return _Raw(frame, _csv_default_target(frame, str(ds.path)), info)
 
 
 def _load_builtin(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) -> _Raw:
     dataset = BUILTINS.get(str(ds.name)) or _unknown(str(ds.name), "built-in dataset", BUILTINS)
-    info = {"source": "builtin", "label": dataset.name, "description": dataset.description}
+    info = {
+        "source": "builtin",
+        "label": dataset.name,
+        "name": dataset.name,
+        "description": dataset.description,
+        "adjusted": dataset.adjusted,
+    }
     return _Raw(dataset.load(), dataset.default_target, info)
 
 
 def _load_synthetic(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) -> _Raw:
     generate = GENERATORS.get(str(ds.name)) or _unknown(str(ds.name), "synthetic generator", GENERATORS)
-    info = {"source": "synthetic", "label": str(ds.name), "length": ds.length, "data_seed": ds.data_seed}
+    info = {
+        "source": "synthetic",
+        "label": str(ds.name),
+        "name": str(ds.name),
+        "length": ds.length,
+        "data_seed": ds.data_seed,
+        "adjusted": None,  # not prices
+    }
     return _Raw(generate(ds.length, ds.data_seed), DEFAULT_TARGET, info)
 
 

@@ -14,6 +14,8 @@ in the original units (dollars, degrees).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +90,25 @@ class Windows:
         """Date of each forecast step, (N, H)."""
         origin = self.split(split).origin
         return self.dates.values[origin[:, None] + np.arange(1, self.horizon + 1)]
+
+
+def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
+    """What decides which rows become which split's windows, and how they are scaled, as a short hash.
+
+    Runs with the same data (sha256) and split_id have exactly the same test windows and targets.
+    """
+    keys = {
+        "seq_len": ds.seq_len,
+        "horizon": ds.horizon,
+        "split": list(ds.split),
+        "transform": ds.transform,
+        "scaler": ds.scaler,
+        "normalize": ds.normalize,
+        "features": list(features),
+        "targets": list(targets),
+    }
+    text = json.dumps(keys, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def split_bounds(n_rows: int, fractions: tuple[float, float, float]) -> dict[str, tuple[int, int]]:

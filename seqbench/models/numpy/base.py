@@ -77,6 +77,16 @@ class RecurrentStack:
         caches.append((last, h.shape))
         return y, caches
 
+    def sequence(self, x: np.ndarray) -> np.ndarray:
+        """x (B, L, F) -> the last layer's states at every step (B, L, D); the head reads step L-1.
+
+        For the causality audit (seqbench.audit): state t may depend on inputs 0..t only.
+        """
+        h = x.astype(self.dtype, copy=False)
+        for i in range(self.n_layers):
+            h, _ = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
+        return h
+
     def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
         """dL/dy (B, O) -> the gradient of every parameter, by name."""
         last, h_shape = caches[-1]

@@ -18,8 +18,11 @@ class NumpyLearner:
 
     weights_file = "model.npz"
 
-    def __init__(self, model: RecurrentStack, optimizer: Optimizer, grad_clip: float | None) -> None:
+    def __init__(
+        self, model: RecurrentStack, optimizer: Optimizer, grad_clip: float | None, predict_batch: int = 1024
+    ) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
+        self.predict_batch = predict_batch  # windows per forward pass in predict (memory only)
         keep_freed_memory()  # large temporaries reuse warm pages (see memory.py)
 
     @property
@@ -41,7 +44,8 @@ class NumpyLearner:
         return loss
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict(x).astype(np.float64)
+        """Forecasts for every window, the last partial batch included: (N, L, F) -> (N, O), float64."""
+        return self.model.predict(x, self.predict_batch).astype(np.float64)
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.model.params.items()}

@@ -153,6 +153,13 @@ class Mamba(RecurrentStack):
         caches.append((x, last, norm_cache, h.shape))
         return y, caches
 
+    def sequence(self, x: np.ndarray) -> np.ndarray:
+        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D)."""
+        h = linear(x.astype(self.dtype, copy=False), self.params["embed.weight"], self.params["embed.bias"])
+        for i in range(self.n_layers):
+            h, _ = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
+        return rms_norm(h, self.params["norm_f.weight"])[0]  # (B, L, D)
+
     def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
         x, last, norm_cache, h_shape = caches[-1]
         grads: Params = {}

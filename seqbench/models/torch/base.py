@@ -129,10 +129,14 @@ class TorchStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F) -> y (B, O)."""
+        return self.head(self.sequence(x)[:, -1])  # (B, O)
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, F) -> the last layer's states at every step (B, L, D) (for the causality audit)."""
         h = x.to(self.dtype)  # (B, L, F)
         for layer in self.layers:
             h = layer(h)  # (B, L, D)
-        return self.head(h[:, -1])  # (B, O)
+        return h
 
     @property
     def n_params(self) -> int:

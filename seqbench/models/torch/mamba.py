@@ -108,3 +108,10 @@ class Mamba(TorchStack):
         for block in self.layers:
             h = block(h)  # (B, L, D)
         return self.head(self.norm_f(h[:, -1]))  # (B, O)
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D)."""
+        h = self.embed(x.to(self.dtype))  # (B, L, D)
+        for block in self.layers:
+            h = block(h)  # (B, L, D)
+        return self.norm_f(h)  # (B, L, D)

@@ -1,0 +1,258 @@
+"""Does anything look at the future? A causality audit of a spec's model and data pipeline.
+
+Model: on real windows, the states a model's sequence layers produce at steps 0..t (its
+`sequence(x)`, (B, L, D), what the head would read at each step) must not change when the
+inputs after step t change. The audit perturbs the inputs after several t, in float64, on
+every backend the model has, and reports the largest change at steps <= t (a leak above
+`TOLERANCE`) next to the largest change after t (which shows the perturbation had an effect).
+
+Data: the scaler is fit on training rows only (scaler rows within the training rows, and
+changing every row after the training split changes neither the scaler nor any training
+window); the splits are in time order (train < val < test, by rows and dates); no target
+row belongs to two splits; and no window's inputs reach past the end of its own split.
+`check_split_record` checks the same order on the `splits` record a run's metrics.json holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench.data.sources import LoadedFrame, load_frame
+from seqbench.data.windows import SPLITS, Windows, make_windows
+from seqbench.models.registry import MODELS, model_class, torch_installed
+from seqbench.spec import Spec
+
+TOLERANCE = 1e-12  # in float64: a state at step <= t may move by rounding, never by more
+MAX_WINDOWS = 8  # real windows per model check
+
+Sequence = Callable[[np.ndarray], np.ndarray]  # x (B, L, F) -> states (B, L, D), float64
+
+
+@dataclass
+class Check:
+    part: str  # model | data
+    subject: str  # e.g. "mingru (numpy)", "splits", "scaler"
+    check: str  # what was checked
+    result: str  # what was measured
+    ok: bool
+
+
+@dataclass
+class AuditReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def leaks(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+def perturbation_times(seq_len: int) -> list[int]:
+    """Steps t after which the inputs are perturbed: the start, quarters and the second-to-last step."""
+    if seq_len < 2:
+        return []
+    last = seq_len - 2
+    return sorted({0, seq_len // 4, seq_len // 2, 3 * seq_len // 4, last} & set(range(last + 1)))
+
+
+def audit_sequence(
+    sequence: Sequence, x: np.ndarray, times: list[int], seed: int = 0
+) -> list[tuple[int, float, float]]:
+    """(t, max |change| at steps <= t, max |change| after t) for each t, perturbing x[:, t+1:]."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    base = sequence(x)  # (B, L, D)
+    out = []
+    for t in times:
+        perturbed = x.copy()
+        perturbed[:, t + 1 :] += rng.normal(0.0, 1.0, size=perturbed[:, t + 1 :].shape)
+        states = sequence(perturbed)  # (B, L, D)
+        change = np.abs(states - base)
+        out.append((t, float(change[:, : t + 1].max()), float(change[:, t + 1 :].max())))
+    return out
+
+
+def model_checks(
+    subject: str, sequence: Sequence, x: np.ndarray, tolerance: float = TOLERANCE
+) -> list[Check]:
+    """One Check per perturbation time for a model's `sequence` on windows x (B, L, F)."""
+    L = x.shape[1]
+    times = perturbation_times(L)
+    if not times:
+        return [Check("model", subject, "perturb inputs after step t", f"seq_len {L}: no later step", True)]
+    checks = []
+    for t, before, after in audit_sequence(sequence, x, times):
+        effect = f"after: {after:.1e}" if after > 0 else "after: 0 (no effect)"
+        checks.append(
+            Check(
+                "model",
+                subject,
+                f"perturb inputs after step {t} of {L}",
+                f"max |change| at steps <= {t}: {before:.1e}; {effect}",
+                bool(before <= tolerance),
+            )
+        )
+    return checks
+
+
+def model_backends(name: str) -> list[str]:
+    """The backends `name` has that can run here (torch only when it is installed)."""
+    return [b for b in MODELS.get(name, {}) if b != "torch" or torch_installed()]
+
+
+def build_sequence(spec: Spec, backend: str, n_features: int, n_outputs: int) -> Sequence:
+    """The spec's model on `backend`, in float64 with the seed's initial weights, as a NumPy function."""
+    m = spec.model
+    cls = model_class(m.name, backend)
+    options = {key: getattr(m, key) for key in cls.options}
+    model = cls(
+        n_features,
+        n_outputs,
+        hidden_size=m.hidden_size,
+        n_layers=m.n_layers,
+        rng=np.random.default_rng(spec.seed),
+        dtype=np.float64,
+        **options,
+    )
+    if backend == "torch":
+        return torch_sequence(model)
+    return lambda x: np.asarray(model.sequence(x), dtype=np.float64)
+
+
+def torch_sequence(model: Any) -> Sequence:
+    """A Torch model's `sequence` as a function of NumPy arrays (no gradients, CPU)."""
+    import torch
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.sequence(torch.as_tensor(x, dtype=torch.float64)).numpy().astype(np.float64)
+
+    return run
+
+
+# --- the data ------------------------------------------------------------------------------------
+
+
+def check_split_record(splits: dict[str, Any]) -> list[Check]:
+    """The order of a metrics.json `splits` record: scaler rows within train, train < val < test.
+
+    Row ranges are [first, end); `target_rows` (where recorded) must lie inside the split's rows.
+    """
+    checks = []
+    missing = [name for name in ("scaler_fit", *SPLITS) if not isinstance(splits.get(name), dict)]
+    if missing:
+        return [Check("data", "splits", "splits recorded", f"no record of {', '.join(missing)}", False)]
+    rows = {name: tuple(splits[name]["rows"]) for name in ("scaler_fit", *SPLITS)}
+    (s0, s1), (t0, t1) = rows["scaler_fit"], rows["train"]
+    checks.append(
+        Check(
+            "data",
+            "splits",
+            "scaler fit on training rows only",
+            f"scaler rows [{s0}, {s1}), train rows [{t0}, {t1})",
+            t0 <= s0 <= s1 <= t1,
+        )
+    )
+    order = " < ".join(f"{n} [{rows[n][0]}, {rows[n][1]})" for n in SPLITS)
+    in_order = all(rows[a][1] <= rows[b][0] for a, b in itertools.pairwise(SPLITS))
+    checks.append(Check("data", "splits", "train < val < test (rows)", order, in_order))
+    dates = " < ".join(f"{n} {splits[n]['first_date']}..{splits[n]['last_date']}" for n in SPLITS)
+    dates_ok = all(
+        str(splits[a]["last_date"]) <= str(splits[b]["first_date"]) for a, b in itertools.pairwise(SPLITS)
+    )
+    checks.append(Check("data", "splits", "train < val < test (dates)", dates, dates_ok))
+    inside = []
+    for name in SPLITS:
+        target = splits[name].get("target_rows")
+        if target is not None:
+            inside.append(rows[name][0] <= target[0] <= target[1] <= rows[name][1])
+    checks.append(
+        Check(
+            "data",
+            "splits",
+            "each split's targets within its rows",
+            "recorded target rows inside their split" if inside else "no target rows recorded",
+            all(inside),
+        )
+    )
+    return checks
+
+
+def check_windows(windows: Windows) -> list[Check]:
+    """No target row in two splits; no window's inputs past the end of its own split."""
+    horizon = windows.horizon
+    targets = {}
+    past_end = []
+    seq_len = windows.train.x.shape[1]
+    for name in SPLITS:
+        origin = windows.split(name).origin
+        targets[name] = set((origin[:, None] + np.arange(1, horizon + 1)).ravel().tolist())
+        start, end = windows.split_rows[name]
+        first_input = origin - seq_len + 1
+        if len(origin) and (origin.max() >= end or first_input.min() < 0):
+            past_end.append(name)
+        if any(row < start or row >= end for row in targets[name]):
+            past_end.append(f"{name} targets")
+    shared = {f"{a}/{b}": len(targets[a] & targets[b]) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1 :]}
+    overlap = {pair: n for pair, n in shared.items() if n}
+    return [
+        Check(
+            "data",
+            "windows",
+            "no target row in two splits",
+            ", ".join(f"{p}: {n} rows" for p, n in overlap.items()) or "disjoint",
+            not overlap,
+        ),
+        Check(
+            "data",
+            "windows",
+            "inputs and targets inside their split's past",
+            f"outside: {', '.join(past_end)}" if past_end else "every window",
+            not past_end,
+        ),
+    ]
+
+
+def check_scaler_ignores_later_rows(loaded: LoadedFrame, spec: Spec, windows: Windows) -> Check:
+    """Change every row after the training split: the scaler and the training windows stay the same."""
+    train_end = windows.split_rows["train"][1]
+    frame = loaded.frame.copy()
+    frame.iloc[train_end:] = frame.iloc[train_end:].to_numpy() * 1.7 + 3.0  # stays positive for log_return
+    changed = make_windows(frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
+    same = (
+        np.array_equal(changed.target_center, windows.target_center)
+        and np.array_equal(changed.target_scale, windows.target_scale)
+        and np.array_equal(changed.train.x, windows.train.x)
+        and np.array_equal(changed.train.y, windows.train.y)
+    )
+    result = "scaler and training windows unchanged" if same else "the scaler or training windows changed"
+    return Check("data", "scaler", f"fit ignores rows from {train_end} on", result, same)
+
+
+# --- the whole audit -------------------------------------------------------------------------------
+
+
+def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | None = None) -> AuditReport:
+    """Audit the data pipeline and the spec's model on each of `backends` (default: every one here)."""
+    from seqbench.experiment import split_record
+
+    loaded = load_frame(spec.dataset, data_dir)
+    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
+    report = AuditReport()
+    report.checks += check_split_record(split_record(windows))
+    report.checks += check_windows(windows)
+    report.checks.append(check_scaler_ignores_later_rows(loaded, spec, windows))
+    x = windows.test.x[:MAX_WINDOWS]  # (B, L, F) real windows
+    n_outputs = spec.dataset.horizon * len(loaded.targets)
+    for backend in backends or model_backends(spec.model.name):
+        sequence = build_sequence(spec, backend, len(loaded.features), n_outputs)
+        report.checks += model_checks(f"{spec.model.name} ({backend})", sequence, x)
+    return report

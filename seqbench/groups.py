@@ -1,0 +1,158 @@
+"""One row per config: runs that differ only in their seed, as mean +- std over the seeds.
+
+Runs of one config share `config_id` in metrics.json, a hash of the resolved spec without
+name, seed and seeds (`seqbench.spec.config_id`). A run written before config ids existed gets
+one from its spec.yaml; a run with neither stands alone. The statistics of a group are over its
+completed runs: the mean, the sample standard deviation (n - 1 in the denominator; blank when
+n = 1) and n; `dm_p` is the median over those runs of their Diebold-Mariano p-values (against
+persistence, or the `compare --against` run); `beats_persistence` counts the completed runs
+whose test RMSE is below the persistence forecast's (skill > 0).
+
+The pipeline mirrors `seqbench.compare`: `group_rows` (numbers, keys = `GROUP_DATA_COLUMNS`, for
+csv and json and sorting) -> `display_rows` (text cells such as `2.013 ± 0.041`, keys =
+`GROUP_COLUMNS`, for md and the terminal table).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from seqbench.compare import compare_rows, format_value, render, rich_table, sort_rows
+
+STAT_COLUMNS = ["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"]
+_CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "hidden", "lr", "n"]
+GROUP_COLUMNS = [*_CONFIG_COLUMNS, *STAT_COLUMNS, "dm_p", "beats_persistence", "status"]
+GROUP_DATA_COLUMNS = [
+    *_CONFIG_COLUMNS,
+    "runs",
+    "seeds",
+    *(name for column in STAT_COLUMNS for name in (column, f"{column}_std")),
+    "dm_p",
+    "beats_persistence",
+    "status",
+]
+# dropped first on a narrow terminal; the scores, n and the persistence count stay
+GROUP_OPTIONAL_COLUMNS = [
+    "config_id", "backend", "lr", "hidden", "dataset", "status", "mae", "r2", "linear_rmse",
+]  # fmt: skip
+
+
+def run_config_id(run: dict[str, Any]) -> str | None:
+    """The run's `config_id`: from metrics.json, else computed from its spec.yaml, else None."""
+    if isinstance(run.get("config_id"), str):
+        return str(run["config_id"])
+    spec_file = Path(str(run.get("run_dir", ""))) / "spec.yaml"
+    if not run.get("run_dir") or not spec_file.is_file():
+        return None
+    from seqbench.errors import SeqbenchError
+    from seqbench.spec import config_id, load_spec
+
+    try:
+        return config_id(load_spec(spec_file))
+    except SeqbenchError:
+        return None
+
+
+def group_runs(runs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs with equal config ids together, groups in the order of their first run."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for index, run in enumerate(runs):
+        key = run_config_id(run) or f"run {index}"  # no config id: a group of its own
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def has_repeats(runs: Iterable[dict[str, Any]]) -> bool:
+    """Whether some config has more than one run (e.g. several seeds): then compare groups by default."""
+    return any(len(group) > 1 for group in group_runs(runs))
+
+
+def group_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per config with the keys of `GROUP_DATA_COLUMNS`: mean and std of every score."""
+    return [_group_row(members) for members in group_runs(runs)]
+
+
+def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = compare_rows(members)
+    done = [row for row in rows if row["status"] == "completed"]
+    first = rows[0]
+    names = list(dict.fromkeys(str(run.get("name") or "?") for run in members))
+    seeds = sorted(run["seed"] for run in members if isinstance(run.get("seed"), int))
+    row: dict[str, Any] = {
+        "config": ", ".join(names),
+        "config_id": run_config_id(members[0]),
+        "model": first["model"],
+        "backend": first["backend"],
+        "dataset": first["dataset"],
+        "hidden": first["hidden"],
+        "lr": first["lr"],
+        "n": len(done),
+        "runs": len(rows),
+        "seeds": seeds,
+    }
+    for column in STAT_COLUMNS:
+        values = [row[column] for row in done if row[column] is not None]
+        row[column] = statistics.fmean(values) if values else None
+        row[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
+    p_values = [r["dm_p"] for r in done if r.get("dm_p") is not None]
+    row["dm_p"] = statistics.median(p_values) if p_values else None  # the seeds' DM p vs persistence
+    row["beats_persistence"] = sum(1 for r in done if r["skill"] is not None and r["skill"] > 0)
+    counts = Counter(str(r["status"]) for r in rows)
+    row["status"] = ", ".join(f"{count} {status}" for status, count in counts.most_common())
+    return row
+
+
+def sort_groups(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Group rows sorted by a column of `GROUP_DATA_COLUMNS` (scores by their mean)."""
+    return sort_rows(rows, key, GROUP_DATA_COLUMNS)
+
+
+def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group rows with text cells for md and the terminal: `mean ± std`, `k/n`."""
+    shown = []
+    for row in rows:
+        cells = {column: row.get(column) for column in _CONFIG_COLUMNS}
+        for column in STAT_COLUMNS:
+            cells[column] = _mean_std(column, row.get(column), row.get(f"{column}_std"))
+        cells["dm_p"] = row.get("dm_p")
+        cells["beats_persistence"] = f"{row['beats_persistence']}/{row['n']}"
+        cells["status"] = row.get("status")
+        shown.append(cells)
+    return shown
+
+
+def _mean_std(column: str, mean: float | None, std: float | None) -> str | None:
+    if mean is None:
+        return None
+    text = format_value(column, mean)
+    if std is None or not math.isfinite(std) or std == 0:  # a baseline's score is the same for every seed
+        return text
+    return f"{text} ± {std:.2g}"  # the spread to two significant digits: 1.132 ± 0.56
+
+
+def render_groups(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Group rows in `fmt`: md and table show `mean ± std`; csv and json give mean and std apart."""
+    if fmt in ("md", "table"):
+        return render(display_rows(rows), fmt, GROUP_COLUMNS)
+    return render(rows, fmt, GROUP_DATA_COLUMNS)
+
+
+def rich_group_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
+    """The group rows as a rich Table fitted to `width`, with a caption that reads the columns."""
+    table = rich_table(display_rows(rows), width, GROUP_COLUMNS, GROUP_OPTIONAL_COLUMNS)
+    table.caption = CAPTION
+    return table
+
+
+CAPTION = (
+    "mean ± std over the completed runs of each config (n); skill = 1 - RMSE / persistence RMSE; "
+    "dm_p = median Diebold-Mariano p-value (vs persistence, or --against); "
+    "beats_persistence = runs with skill > 0"
+)

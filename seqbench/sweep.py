@@ -1,0 +1,599 @@
+"""Sweeps: a grid of specs times seeds, run in parallel, resumable, summarised in one folder.
+
+`seqbench sweep --config SPEC --grid model.hidden_size=32,64 --grid train.lr=1e-3,3e-3 --seeds 3`
+runs every grid point (the cartesian product of the `--grid` values) once per seed. The sweep
+folder is an ordinary results folder with three more files:
+
+    results/sweeps/<sweep>/
+      sweep.yaml              the base spec, the grid and the seeds
+      summary.md              one row per grid point: mean ± std over the seeds (`compare --group`)
+      sweep_<key>.png         test RMSE (mean ± std over seeds) against each swept key
+      <sweep>_<point>/<run_id>/   an ordinary run folder per grid point and seed
+
+A run is identified by its grid point and seed: its `config_id` (the resolved spec without name
+and seed, see `seqbench.spec.config_id`) and its `seed`, both in metrics.json. Running the same
+sweep again skips the runs that completed (and those that diverged: the same spec and seed would
+diverge again), resumes interrupted ones from their checkpoints, and starts the rest.
+
+Every grid point's spec and data are checked before anything runs, so a bad `--grid` is exit 2
+with nothing written. The runs go to worker processes (`executor="local"`) or to Ray tasks
+(`executor="ray"`, a local Ray instance or a cluster at `address`), see `seqbench.executors`;
+a run that fails in a worker is reported with its status and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import re
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
+from seqbench.io import atomic_write_text
+from seqbench.spec import (
+    NAME_PATTERN,
+    SECTIONS,
+    Spec,
+    _short_key_map,
+    _unknown_key_error,
+    build_spec,
+    config_id,
+    load_spec,
+    parse_override,
+    read_yaml,
+    shown,
+    valid_keys,
+)
+
+SWEEPS_DIR = "sweeps"
+SWEEP_FILE = "sweep.yaml"
+SUMMARY_FILE = "summary.md"
+
+
+# --- the grid ----------------------------------------------------------------------------------
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """`["model.hidden_size=32,64", "lr=1e-3,3e-3"]` -> {"model.hidden_size": [32, 64], "train.lr": [...]}.
+
+    Keys are canonical or short spec keys (short ones are made canonical); values are YAML
+    scalars separated by commas (a comma inside [...] or {...} belongs to the value). `seed`,
+    `seeds` and `name` are not grid keys: use --seeds and --name.
+    """
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise SpecError(f"--grid '{shown(item)}': expected KEY=V1,V2,..., e.g. --grid train.lr=1e-3,3e-3")
+        key, _, text = item.partition("=")
+        key = _grid_key(key.strip(), item)
+        if key in grid:
+            raise SpecError(f"--grid {key} is given twice; list all its values in one --grid {key}=A,B")
+        values = []
+        for part in _split_values(text, item):
+            _, value = parse_override(f"{key}={part}")
+            if value in values:
+                raise SpecError(f"--grid '{shown(item)}': the value {part.strip()} is listed twice")
+            values.append(value)
+        grid[key] = values
+    return grid
+
+
+def _grid_key(key: str, item: str) -> str:
+    if key in ("seed", "seeds"):
+        raise SpecError(f"--grid '{shown(item)}': seeds are not a grid key; use --seeds N (seeds 0..N-1)")
+    if key == "name":
+        raise SpecError(f"--grid '{shown(item)}': name is not a grid key; name the sweep with --name")
+    key = _short_key_map().get(key, key)
+    if key not in SECTIONS and key not in valid_keys():
+        raise _unknown_key_error(key, f"--grid {shown(item)}")
+    return key
+
+
+def _split_values(text: str, item: str) -> list[str]:
+    """Split on the commas that are not inside brackets or braces."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    if any(not part.strip() for part in parts):
+        raise SpecError(f"--grid '{shown(item)}': a value is empty; write KEY=V1,V2,... without spaces or ,,")
+    return parts
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of the grid, in the order the keys and values were given."""
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def value_text(value: Any) -> str:
+    """A grid value as the user wrote it: 0.001, 32, mamba, {name: mamba, n_layers: 2}."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000).strip()
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """`model.hidden_size=32 train.lr=0.001`, for messages."""
+    return " ".join(f"{key}={value_text(value)}" for key, value in point.items())
+
+
+def _name_text(value: Any) -> str:
+    """A value as a piece of a run name: a mapping {name: mamba, n_layers: 2} -> mamba-n_layers-2."""
+    if isinstance(value, dict):
+        return "-".join(str(v) if k == "name" else f"{k}-{_name_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "-".join(map(_name_text, value))
+    return value_text(value)
+
+
+def _key_leaf(key: str) -> str:
+    return {"model.name": "model", "dataset.name": "dataset"}.get(key, key.rpartition(".")[2])
+
+
+def run_name(sweep: str, point: dict[str, Any], index: int) -> str:
+    """The run-name prefix of a grid point: `<sweep>_hidden_size-32_lr-0.001` (or `<sweep>_p003`)."""
+    if not point:
+        return sweep
+    parts = [f"{_key_leaf(key)}-{_name_text(value)}" for key, value in point.items()]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{sweep}_{'_'.join(parts)}").replace("..", ".")
+    if NAME_PATTERN.match(name):
+        return name
+    return f"{sweep[:58]}_p{index:03d}"
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One run of the sweep: a grid point and a seed, with the resolved spec it runs."""
+
+    index: int  # grid point number, from 0
+    point: dict[str, Any]
+    seed: int
+    spec: dict[str, Any]  # the run's resolved spec (JSON-able), `seed` set
+    config_id: str
+    resume_dir: str | None = None  # an interrupted run of this point and seed, to continue
+
+    @property
+    def label(self) -> str:
+        return f"{point_label(self.point) or 'base spec'} seed={self.seed}"
+
+
+@dataclass
+class ExistingRun:
+    run_dir: Path
+    status: str | None  # from metrics.json; None when the run never finished writing it
+    resumable: bool
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    sweep_dir: Path
+    base: Spec  # the spec file with --set applied (seeds resolved)
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    tasks: list[SweepTask]  # every grid point times every seed
+    done: dict[int, ExistingRun] = field(default_factory=dict)  # task position -> completed or diverged run
+
+    @property
+    def todo(self) -> list[SweepTask]:
+        return [task for i, task in enumerate(self.tasks) if i not in self.done]
+
+
+def plan_sweep(
+    config: Path,
+    grid_items: list[str],
+    overrides: list[str] | None = None,
+    seeds: int | None = None,
+    name: str | None = None,
+    results_dir: Path = Path("results"),
+    data_dir: Path = Path("data"),
+) -> SweepPlan:
+    """Validate the spec and every grid point, and find which runs of the sweep exist already.
+
+    A bad key or value anywhere in the grid is a one-line SpecError before anything is written.
+    """
+    overrides = list(overrides or [])
+    grid = parse_grid(grid_items)
+    base = load_spec(config, overrides, data_dir)
+    seed_list = list(range(seeds)) if seeds is not None else list(base.seeds or [base.seed])
+    sweep = name or base.name
+    if not NAME_PATTERN.match(sweep) or ".." in sweep:
+        raise SpecError(f"--name '{shown(sweep)}' is not a valid sweep name (letters, digits, '.', '_', '-')")
+    tasks = []
+    for index, point in enumerate(grid_points(grid)):
+        spec = _point_spec(config, overrides, point, run_name(sweep, point, index), data_dir)
+        for seed in seed_list:
+            run_spec = spec.model_dump(mode="json", exclude={"seeds"}) | {"seed": seed}
+            tasks.append(SweepTask(index, point, seed, run_spec, config_id(spec)))
+    plan = SweepPlan(sweep, Path(results_dir) / SWEEPS_DIR / sweep, base, grid, seed_list, tasks)
+    _check_same_sweep(plan)
+    _find_existing(plan)
+    return plan
+
+
+def _point_spec(config: Path, overrides: list[str], point: dict[str, Any], name: str, data_dir: Path) -> Spec:
+    """The spec of one grid point; its problems are said with the point they come from."""
+    items = [f"{key}={_override_text(value)}" for key, value in point.items()]
+    try:
+        spec = load_spec(config, [*overrides, *items, f"name={name}"], data_dir)
+    except SpecError as exc:
+        message = str(exc).removeprefix(f"{config}: ")
+        raise SpecError(f"--grid point {point_label(point)}: {message}") from None
+    return spec.model_copy(update={"seeds": None})
+
+
+def _override_text(value: Any) -> str:
+    """A grid value as `--set` text that parses back to the same value."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            if yaml.safe_load(value) == value:
+                return value
+        except yaml.YAMLError:
+            pass
+    return json.dumps(value, default=str)  # JSON is YAML: strings quoted, lists and mappings as they are
+
+
+def _base_record(spec: Spec, grid: dict[str, list[Any]]) -> dict[str, Any]:
+    """The base spec as sweep.yaml keeps it: without name and seeds, and without the swept keys."""
+    record = spec.model_dump(mode="json", exclude={"name", "seed", "seeds"})
+    for key in grid:
+        section, _, leaf = key.partition(".")
+        if leaf:
+            record.get(section, {}).pop(leaf, None)
+        else:
+            record.pop(section, None)
+    return record
+
+
+def _check_same_sweep(plan: SweepPlan) -> None:
+    """A sweep folder holds one base spec: another one under the same name is refused."""
+    path = plan.sweep_dir / SWEEP_FILE
+    if not path.is_file():
+        return
+    saved = read_yaml(path)
+    before = saved.get("spec") if isinstance(saved, dict) else None
+    if not isinstance(before, dict):
+        raise SeqbenchError(f"{path} is not a sweep file; remove it or use --name for a new sweep")
+    try:
+        before = _base_record(build_spec({**before, "name": plan.name}, str(path)), plan.grid)
+    except SpecError as exc:
+        raise SeqbenchError(f"{path} holds a spec this version cannot read ({exc}); use --name NEW") from None
+    now = _base_record(plan.base, plan.grid)
+    if before != now:
+        key, old, new = _first_difference(before, now)
+        raise SeqbenchError(
+            f"{plan.sweep_dir} holds a sweep of another spec ({key}: {old} there, {new} now); "
+            "use --name NEW for a new sweep, or remove that folder"
+        )
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> tuple[str, Any, Any]:
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x != y:
+                return _first_difference(x, y, f"{prefix}{key}.")
+        elif x != y:
+            return f"{prefix}{key}", x, y
+    return prefix.rstrip(".") or "spec", None, None
+
+
+def _find_existing(plan: SweepPlan) -> None:
+    """Mark each task completed, diverged (both skipped) or resumable from the runs on disk."""
+    if not plan.sweep_dir.is_dir():
+        return
+    found: dict[tuple[str, int], list[ExistingRun]] = {}
+    for spec_file in sorted(plan.sweep_dir.glob("*/*/spec.yaml")):
+        run_dir = spec_file.parent
+        identity = _run_identity(run_dir)
+        if identity is not None:
+            found.setdefault(identity, []).append(_existing(run_dir))
+    rank = {"completed": 0, "diverged": 1}
+    for position, task in enumerate(plan.tasks):
+        runs = found.get((task.config_id, task.seed), [])
+        finished = sorted((r for r in runs if r.status in rank), key=lambda r: rank[str(r.status)])
+        if finished:
+            plan.done[position] = finished[0]
+            continue
+        resumable = [r for r in runs if r.resumable]
+        if resumable:
+            plan.tasks[position] = _with_resume(task, resumable[-1].run_dir)
+
+
+def _with_resume(task: SweepTask, run_dir: Path) -> SweepTask:
+    return SweepTask(task.index, task.point, task.seed, task.spec, task.config_id, str(run_dir.resolve()))
+
+
+def _run_identity(run_dir: Path) -> tuple[str, int] | None:
+    """(config_id, seed) of a run folder, from metrics.json or else from spec.yaml."""
+    from seqbench.compare import load_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = load_run(run_dir) if (run_dir / "metrics.json").is_file() else None
+    if metrics and isinstance(metrics.get("config_id"), str) and isinstance(metrics.get("seed"), int):
+        return metrics["config_id"], metrics["seed"]
+    try:
+        spec = load_spec(run_dir / "spec.yaml")
+    except SeqbenchError:
+        return None
+    return config_id(spec), spec.seed
+
+
+def _existing(run_dir: Path) -> ExistingRun:
+    from seqbench.checkpoint import has_checkpoint
+    from seqbench.runs import read_status
+
+    status = read_status(run_dir)
+    resumable = status in (None, "interrupted") and has_checkpoint(run_dir)
+    return ExistingRun(run_dir, status, resumable)
+
+
+def check_data(plan: SweepPlan, data_dir: Path) -> None:
+    """Load every grid point's data and build its model once, before any run starts.
+
+    A missing file, an unknown ticker or a window longer than the data is exit 2 here rather
+    than a failure in every worker; a Yahoo dataset is downloaded once, not once per worker.
+    """
+    from seqbench.experiment import prepare
+
+    checked: set[str] = set()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for task in plan.todo:
+            if task.config_id in checked:
+                continue
+            checked.add(task.config_id)
+            spec = Spec.model_validate(task.spec)
+            try:
+                prepare(spec, data_dir)
+            except SeqbenchError as exc:
+                raise type(exc)(f"--grid point {point_label(task.point) or '(base spec)'}: {exc}") from None
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        warnings.warn(message, UserWarning, stacklevel=2)
+
+
+def write_sweep_file(plan: SweepPlan) -> None:
+    """sweep.yaml: the base spec (name, seeds and swept keys aside), the grid and the seeds."""
+    record = {
+        "name": plan.name,
+        "spec": _base_record(plan.base, {}),
+        "grid": plan.grid,
+        "seeds": plan.seeds,
+    }
+    atomic_write_text(plan.sweep_dir / SWEEP_FILE, yaml.safe_dump(record, sort_keys=False))
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What became of one task: its run's status (or `failed`), folder and test scores."""
+
+    task: SweepTask
+    status: str  # completed | diverged | interrupted | failed | skipped-completed | skipped-diverged
+    run_dir: str | None = None
+    message: str = ""
+    rmse: float | None = None
+    persistence_rmse: float | None = None
+    seconds: float = 0.0
+    files: dict[str, bytes] | None = None  # a run made where the sweep folder is not (Ray): its files
+
+
+@dataclass
+class SweepReport:
+    """The outcome of every task of a plan, and the signal that stopped the sweep, if one did."""
+
+    plan: SweepPlan
+    outcomes: list[Outcome]
+    stopped: str | None = None
+
+    @property
+    def not_completed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status not in ("completed", "skipped-completed")]
+
+    def raise_for_status(self) -> None:
+        """RunInterrupted (130) if stopped; RunFailed (1) if some run did not complete."""
+        summary = self.plan.sweep_dir / SUMMARY_FILE
+        if self.stopped:
+            unfinished = len(self.plan.tasks) - sum(o.status in FINISHED for o in self.outcomes)
+            raise RunInterrupted(
+                f"sweep stopped by {self.stopped}: {unfinished} of {len(self.plan.tasks)} runs not finished "
+                f"(interrupted runs keep their checkpoints)\nrun the same command again to continue: "
+                "completed runs are skipped, interrupted ones resume"
+            )
+        if self.not_completed:
+            counts = Counter(o.status.removeprefix("skipped-") for o in self.not_completed)
+            said = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+            raise RunFailed(
+                f"{len(self.not_completed)} of {len(self.plan.tasks)} runs did not complete ({said}); "
+                f"see {summary}"
+            )
+
+
+FINISHED = {"completed", "diverged", "skipped-completed", "skipped-diverged"}
+
+
+def run_sweep(
+    plan: SweepPlan,
+    data_dir: Path = Path("data"),
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> SweepReport:
+    """Run the tasks that are not done yet; the report has an outcome for every task that ended.
+
+    Runs already completed (or diverged) are `skipped-...` outcomes. A failed run does not stop
+    the others. Ctrl-C or SIGTERM stops starting new runs and lets the running ones stop at their
+    next batch (status interrupted, checkpoint kept); the report says which signal it was.
+    """
+    from seqbench.executors import make_executor
+    from seqbench.runs import run_lock
+    from seqbench.signals import stop_on_signals
+
+    report = SweepReport(plan, [])
+    for position, existing in plan.done.items():
+        status = f"skipped-{existing.status}"
+        report.outcomes.append(Outcome(plan.tasks[position], status, str(existing.run_dir)))
+    plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(plan.sweep_dir):
+        write_sweep_file(plan)
+        runner = make_executor(executor, plan.sweep_dir, Path(data_dir), workers, address)
+        try:
+            with stop_on_signals() as stop:
+                queue: deque[SweepTask] = deque(plan.todo)
+                running: dict[Any, SweepTask] = {}
+                while queue or running:
+                    if stop.requested and not report.stopped:
+                        report.stopped = stop.signal
+                        runner.stop(str(stop.signal), list(running))
+                    while queue and len(running) < runner.capacity and not report.stopped:
+                        task = queue.popleft()
+                        running[runner.submit(task)] = task
+                    if not running:
+                        break
+                    for handle in runner.wait(list(running), timeout=0.5):
+                        outcome = runner.result(handle, running.pop(handle))
+                        report.outcomes.append(outcome)
+                        if on_outcome is not None:
+                            on_outcome(outcome)
+                        if outcome.status == "interrupted" and not report.stopped:
+                            said = re.search(r"stopped by (SIG[A-Z]+)", outcome.message)
+                            report.stopped = said.group(1) if said else "a signal"  # the run had it itself
+                            runner.stop(report.stopped, list(running))
+        finally:
+            runner.close()
+    return report
+
+
+def outcome_line(outcome: Outcome, position: int, total: int) -> str:
+    """`[ 3/24] completed  model.hidden_size=32 seed=1  rmse 1.234 (persistence 1.240)  12.3 s`."""
+    width = len(str(total))
+    scores = ""
+    if outcome.rmse is not None and outcome.persistence_rmse is not None:
+        scores = f"  rmse {outcome.rmse:.4g} (persistence {outcome.persistence_rmse:.4g})"
+    tail = f"  {outcome.message}" if outcome.status != "completed" and outcome.message else ""
+    return (
+        f"[{position:>{width}}/{total}] {outcome.status:<11} {outcome.task.label}{scores}  "
+        f"{outcome.seconds:.1f} s{tail}"
+    )
+
+
+# --- the summary -------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepSummary:
+    rows: list[dict[str, Any]]  # one per config found in the sweep folder, by mean test RMSE
+    files: list[Path]  # summary.md and the plots
+
+
+def write_summary(report: SweepReport) -> SweepSummary:
+    """summary.md (compare --group over the sweep folder, best per model, runs that did not
+    complete) and one plot of test RMSE against each swept key."""
+    from seqbench.compare import find_runs, load_runs
+    from seqbench.groups import group_rows, sort_groups
+
+    plan = report.plan
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs = load_runs(find_runs([str(plan.sweep_dir)], plan.sweep_dir))
+    except SeqbenchError:  # not one run folder yet (every run failed before making one)
+        runs = []
+    rows = sort_groups(group_rows(runs), "rmse") if runs else []
+    path = plan.sweep_dir / SUMMARY_FILE
+    atomic_write_text(path, summary_markdown(report, rows))
+    return SweepSummary(rows, [path, *_plot_keys(plan, rows)])
+
+
+def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
+    from seqbench.groups import CAPTION, render_groups
+
+    plan = report.plan
+    statuses = Counter(o.status.removeprefix("skipped-") for o in report.outcomes)
+    if len(report.outcomes) < len(plan.tasks):
+        statuses["not started"] = len(plan.tasks) - len(report.outcomes)
+    said = ", ".join(f"{n} {status}" for status, n in statuses.most_common())
+    grid = "; ".join(f"{key} = {', '.join(map(value_text, values))}" for key, values in plan.grid.items())
+    lines = [
+        f"# Sweep {plan.name}",
+        "",
+        f"- grid: {grid or '(none: the base spec)'}",
+        f"- seeds: {', '.join(map(str, plan.seeds))}",
+        f"- runs: {len(plan.tasks)} ({said or 'none run'}); base spec, grid and seeds in {SWEEP_FILE}",
+        f"- the same table: `seqbench compare {plan.sweep_dir} --group --sort rmse --format md`",
+        "",
+        "One row per grid point (every run in this folder, grouped by config), by mean test RMSE.",
+        "",
+        render_groups(rows, "md").rstrip(),
+        "",
+        CAPTION + ".",
+    ]
+    best = _best_per_model(rows)
+    if len(best) > 0:
+        lines += ["", "## Best per model", "", render_groups(best, "md").rstrip()]
+    bad = [o for o in report.outcomes if o.status not in ("completed", "skipped-completed")]
+    if bad:
+        lines += ["", "## Runs that did not complete", ""]
+        for o in sorted(bad, key=lambda o: (o.task.index, o.task.seed)):
+            where = f" ({o.run_dir})" if o.run_dir else ""
+            message = f": {o.message}" if o.message else ""
+            lines.append(f"- {o.task.label}: {o.status.removeprefix('skipped-')}{where}{message}")
+    return "\n".join(lines) + "\n"
+
+
+def _best_per_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The config with the lowest mean test RMSE for each model (rows come sorted by it)."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("rmse") is not None:
+            best.setdefault(str(row.get("model")), row)
+    return list(best.values())
+
+
+def _plot_keys(plan: SweepPlan, rows: list[dict[str, Any]]) -> list[Path]:
+    """sweep_<key>.png: mean ± std test RMSE over seeds against each swept key."""
+    from seqbench.plots import plot_sweep
+
+    by_id = {row["config_id"]: row for row in rows if row.get("config_id")}
+    points = {task.config_id: task.point for task in plan.tasks}
+    persistence = sorted({by_id[c]["persistence_rmse"] for c in points if c in by_id} - {None})
+    paths = []
+    for key, values in plan.grid.items():
+        lines: dict[str, list[tuple[float | None, float | None]]] = {}
+        for cid, point in points.items():
+            others = point_label({k: v for k, v in point.items() if k != key}) or "test RMSE"
+            line = lines.setdefault(others, [(None, None)] * len(values))
+            row = by_id.get(cid)
+            if row is not None:
+                line[values.index(point[key])] = (row["rmse"], row["rmse_std"])
+        path = plan.sweep_dir / f"sweep_{re.sub(r'[^A-Za-z0-9._-]+', '-', key)}.png"
+        title = f"{plan.name}: test RMSE vs {key}"
+        plot_sweep(key, [value_text(v) for v in values], lines, persistence, path, title)
+        paths.append(path)
+    return paths
