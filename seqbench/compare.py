@@ -27,10 +27,10 @@ from seqbench.errors import SeqbenchError
 
 METRICS_FILE = "metrics.json"
 COLUMNS = [
-    "run", "model", "backend", "dataset", "hidden", "lr", "params", "epochs", "s/epoch",
+    "run", "model", "backend", "dataset", "data", "hidden", "lr", "params", "epochs", "s/epoch",
     "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "status",
 ]  # fmt: skip
-TEXT_COLUMNS = {"run", "model", "backend", "dataset", "status", "config", "config_id"}  # left-aligned
+TEXT_COLUMNS = {"run", "model", "backend", "dataset", "data", "status", "config", "config_id"}  # left-aligned
 FORMATS = ("table", "md", "csv", "json")
 STATUS_STYLES = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}
 QUICKSTART = "seqbench train --config experiments/quickstart.yaml"
@@ -147,6 +147,12 @@ def compare_rows(runs: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
     return [_row(run) for run in runs if run is not None]
 
 
+def data_fingerprint(run: dict[str, Any]) -> str | None:
+    """The first 12 hex digits of the sha256 of the data a run used (metrics.json `data`)."""
+    sha = _section(run, "data").get("sha256")
+    return str(sha)[:12] if isinstance(sha, str) else None
+
+
 def _row(run: dict[str, Any]) -> dict[str, Any]:
     config = _section(run, "config")
     test = _section(run, "test")
@@ -158,6 +164,7 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
         "model": _text(run.get("model")),
         "backend": _text(run.get("backend")),
         "dataset": _text(run.get("dataset")),
+        "data": data_fingerprint(run),
         "hidden": _number(config.get("hidden_size", run.get("hidden_size"))),
         "lr": _number(config.get("lr", run.get("lr"))),
         "params": _number(run.get("params")),
@@ -287,6 +294,7 @@ def _render_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 # Columns a narrow terminal drops first, in this order; the scores and baselines stay.
 OPTIONAL_COLUMNS = [
     "backend",
+    "data",
     "params",
     "s/epoch",
     "lr",

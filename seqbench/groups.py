@@ -27,7 +27,7 @@ from rich.table import Table
 from seqbench.compare import compare_rows, format_value, render, rich_table, sort_rows
 
 STAT_COLUMNS = ["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"]
-_CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "hidden", "lr", "n"]
+_CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "data", "hidden", "lr", "n"]
 GROUP_COLUMNS = [*_CONFIG_COLUMNS, *STAT_COLUMNS, "dm_p", "beats_persistence", "status"]
 GROUP_DATA_COLUMNS = [
     *_CONFIG_COLUMNS,
@@ -40,7 +40,7 @@ GROUP_DATA_COLUMNS = [
 ]
 # dropped first on a narrow terminal; the scores, n and the persistence count stay
 GROUP_OPTIONAL_COLUMNS = [
-    "config_id", "backend", "lr", "hidden", "dataset", "status", "mae", "r2", "linear_rmse",
+    "config_id", "data", "backend", "lr", "hidden", "dataset", "status", "mae", "r2", "linear_rmse",
 ]  # fmt: skip
 
 
@@ -91,6 +91,7 @@ def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
         "model": first["model"],
         "backend": first["backend"],
         "dataset": first["dataset"],
+        "data": first["data"] if len({row["data"] for row in rows}) == 1 else "mixed",
         "hidden": first["hidden"],
         "lr": first["lr"],
         "n": len(done),

@@ -292,3 +292,12 @@ def test_unknown_format_is_an_error(rows: list[dict]) -> None:
 )
 def test_format_value(column: str, value: object, text: str) -> None:
     assert compare.format_value(column, value) == text
+
+
+def test_rows_show_the_data_fingerprint() -> None:
+    run = {"run_id": "20261125-000000-abcd", "name": "x", "data": {"sha256": "0123456789abcdef" * 4}}
+    other = {"run_id": "20261125-000001-abcd", "name": "y"}
+    rows = compare_rows([run, other])
+    assert rows[0]["data"] == "0123456789ab"
+    assert rows[1]["data"] is None
+    assert "0123456789ab" in render(rows, "md")
