@@ -25,7 +25,7 @@ import numpy as np
 
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import SPLITS, Windows, make_windows
-from seqbench.models.registry import MODELS, model_class, torch_installed
+from seqbench.models.registry import MODELS, build_model, torch_installed
 from seqbench.spec import Spec
 
 TOLERANCE = 1e-12  # in float64: a state at step <= t may move by rounding, never by more
@@ -110,18 +110,7 @@ def model_backends(name: str) -> list[str]:
 
 def build_sequence(spec: Spec, backend: str, n_features: int, n_outputs: int) -> Sequence:
     """The spec's model on `backend`, in float64 with the seed's initial weights, as a NumPy function."""
-    m = spec.model
-    cls = model_class(m.name, backend)
-    options = {key: getattr(m, key) for key in cls.options}
-    model = cls(
-        n_features,
-        n_outputs,
-        hidden_size=m.hidden_size,
-        n_layers=m.n_layers,
-        rng=np.random.default_rng(spec.seed),
-        dtype=np.float64,
-        **options,
-    )
+    model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend)
     if backend == "torch":
         return torch_sequence(model)
     return lambda x: np.asarray(model.sequence(x), dtype=np.float64)

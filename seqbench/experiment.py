@@ -37,7 +37,7 @@ from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError
 from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.metrics import regression_metrics
 from seqbench.models.numpy.learner import NumpyLearner
-from seqbench.models.registry import model_class
+from seqbench.models.registry import build_model, model_class
 from seqbench.optim import make_optimizer
 from seqbench.plots import plot_loss_curve, plot_predictions
 from seqbench.progress import TrainingBar
@@ -131,15 +131,7 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
             device=t.device,
             threads=t.threads,
         )
-    model = cls(
-        n_features,
-        n_outputs,
-        hidden_size=m.hidden_size,
-        n_layers=m.n_layers,
-        rng=np.random.default_rng(spec.seed),
-        dtype=np.dtype(t.dtype),
-        **options,
-    )
+    model = build_model(m, n_features, n_outputs, spec.seed, t.dtype)
     optimizer = make_optimizer(
         t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
     )

@@ -10,6 +10,8 @@ import importlib
 import importlib.util
 from typing import Any
 
+import numpy as np
+
 from seqbench.errors import SeqbenchError
 
 # name -> backend -> "module:Class"
@@ -54,3 +56,28 @@ def model_class(name: str, backend: str) -> Any:
         raise SeqbenchError(f"model '{name}' has no '{backend}' backend yet; available: {have}")
     module_name, class_name = MODELS[name][backend].split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_model(
+    model_spec: Any,
+    n_features: int,
+    n_outputs: int,
+    seed: int,
+    dtype: str | np.dtype,
+    backend: str | None = None,
+) -> Any:
+    """The model a spec's `model` section describes, weights drawn from `seed` (the same on either backend).
+
+    `backend` overrides the section's own; `model_spec` is a `seqbench.spec.ModelSpec`.
+    """
+    cls = model_class(model_spec.name, backend or model_spec.backend)
+    options = {key: getattr(model_spec, key) for key in cls.options}
+    return cls(
+        n_features,
+        n_outputs,
+        hidden_size=model_spec.hidden_size,
+        n_layers=model_spec.n_layers,
+        rng=np.random.default_rng(seed),
+        dtype=np.dtype(dtype),
+        **options,
+    )

@@ -1,4 +1,4 @@
-"""Fixtures for the Torch backend tests (this file must not import torch: the suite runs without it)."""
+"""Fixtures shared by the NumPy and Torch model tests (no torch import: the suite runs without it)."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,10 @@ from seqbench.data.windows import WindowSet
 
 @pytest.fixture
 def memory_task():
-    """The NumPy tests' memory task (tests/models/numpy/conftest.py): white-noise windows whose
-    target is twice the mean of all but the last input, so persistence is useless."""
+    """Windows of white noise whose target is twice the mean of all but the last input.
+
+    The last value (persistence) carries no information about it: a model must remember.
+    """
 
     def make(n: int, seq_len: int = 8, seed: int = 0) -> WindowSet:
         rng = np.random.default_rng(seed)
