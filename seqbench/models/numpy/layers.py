@@ -91,15 +91,33 @@ def linear_scan(log_a: np.ndarray, b: np.ndarray, h0: np.ndarray | None = None) 
     return _scan_prefix(log_a, b, carry)
 
 
+def scan_in_place(a: np.ndarray, h: np.ndarray, h0: np.ndarray | None = None) -> None:
+    """h_t = a_t * h_{t-1} + h_t along axis 0 (time), in place: h holds b on entry, the states after.
+
+    Each step is one multiply-add over the whole slab h[t]; a time-major (or swapped-axes) view
+    keeps the loop over time and nothing else.
+    """
+    step = np.empty_like(h[0])
+    if h0 is not None:
+        np.multiply(a[0], h0, out=step)
+        h[0] += step
+    for t in range(1, len(h)):
+        np.multiply(a[t], h[t - 1], out=step)
+        h[t] += step
+
+
+def reverse_scan_in_place(a: np.ndarray, g: np.ndarray) -> None:
+    """g_t = g_t + a_{t+1} * g_{t+1} along axis 0, in place: dL/dh on entry, total gradients after."""
+    step = np.empty_like(g[0])
+    for t in range(len(g) - 2, -1, -1):
+        np.multiply(a[t + 1], g[t + 1], out=step)
+        g[t] += step
+
+
 def _scan_steps(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndarray:
-    """The recurrence step by step, each step one multiply-add over the whole (B, ...) slab."""
-    a = np.exp(log_a)  # (B, L, ...)
-    h = np.empty_like(b)
-    np.multiply(a[:, 0], carry, out=h[:, 0])
-    h[:, 0] += b[:, 0]
-    for t in range(1, b.shape[1]):
-        np.multiply(a[:, t], h[:, t - 1], out=h[:, t])
-        h[:, t] += b[:, t]
+    """The recurrence step by step over axis 1 of (B, L, ...) arrays."""
+    h = b.copy()
+    scan_in_place(np.exp(log_a).swapaxes(0, 1), h.swapaxes(0, 1), carry)
     return h
 
 
@@ -109,11 +127,8 @@ def reverse_scan(a: np.ndarray, dh: np.ndarray) -> np.ndarray:
     a = exp(log_a) and dh = dL/dh_t: (B, L, ...). A loop over time with whole-slab operations
     (used where states are large; small ones go through the prefix form, see linear_scan_backward).
     """
-    g = np.empty_like(dh)
-    g[:, -1] = dh[:, -1]
-    for t in range(dh.shape[1] - 2, -1, -1):
-        np.multiply(a[:, t + 1], g[:, t + 1], out=g[:, t])
-        g[:, t] += dh[:, t]
+    g = dh.copy()
+    reverse_scan_in_place(a.swapaxes(0, 1), g.swapaxes(0, 1))
     return g
 
 
@@ -273,10 +288,7 @@ def selective_scan(
     zoh /= A_t  # (A_bar - 1) / A
     s = B[..., None] * u[:, :, None, :]  # (L, b, N, E) = B u, the input before discretisation
     h = zoh * s  # (L, b, N, E), B_bar u, turned into the states in place:
-    step = np.empty_like(h[0])
-    for t in range(1, L):  # h_t = A_bar_t h_{t-1} + B_bar_t u_t
-        np.multiply(a_bar[t], h[t - 1], out=step)
-        h[t] += step
+    scan_in_place(a_bar, h)  # h_t = A_bar_t h_{t-1} + B_bar_t u_t
     y = (C.reshape(L * b, 1, N) @ h.reshape(L * b, N, E)).reshape(L, b, E) + D * u  # (L, b, E)
     return y.swapaxes(0, 1), (u, delta, A_t, B, C, D, a_bar, zoh, s, h)
 
@@ -294,10 +306,7 @@ def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, .
     dC = (h.reshape(L * b, N, E) @ dy.reshape(L * b, E, 1)).reshape(L, b, N)
     dD = np.einsum("lbe,lbe->e", dy, u)
     G = C[..., None] * dy[:, :, None, :]  # (L, b, N, E) dL/dh_t, turned into totals in place:
-    step = np.empty_like(G[0])
-    for t in range(L - 2, -1, -1):  # G_t = dh_t + A_bar_{t+1} G_{t+1}
-        np.multiply(a_bar[t + 1], G[t + 1], out=step)
-        G[t] += step
+    reverse_scan_in_place(a_bar, G)  # G_t = dh_t + A_bar_{t+1} G_{t+1}
     R = np.empty_like(h)  # A h_{t-1} + B u
     R[0] = s[0]
     np.multiply(h[:-1], A_t, out=R[1:])

@@ -32,7 +32,10 @@ def sequential_scan(log_a, b, h0=None):
     return np.stack(out, axis=1)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 7, 4), (3, 50, 2), (2, 300, 3), (2, 5, 3, 4)])
+# the last shape has 2 x 130 x 128 values per step: the step-loop path, not the prefix sums
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 3), (2, 7, 4), (3, 50, 2), (2, 300, 3), (2, 5, 3, 4), (2, 6, 130, 128)]
+)
 def test_linear_scan_matches_a_loop(shape):
     rng = np.random.default_rng(1)
     log_a = -rng.uniform(0, 3, size=shape)
@@ -41,6 +44,17 @@ def test_linear_scan_matches_a_loop(shape):
     np.testing.assert_allclose(
         linear_scan(log_a, b, h0), sequential_scan(log_a, b, h0), rtol=1e-10, atol=1e-12
     )
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4), (2, 6, 130, 128)])  # prefix-sum and step-loop paths
+def test_linear_scan_backward_total_gradient_matches_a_loop(shape):
+    rng = np.random.default_rng(9)
+    log_a, b, dh = -rng.uniform(0, 2, size=shape), rng.normal(size=shape), rng.normal(size=shape)
+    _, g, _ = linear_scan_backward(dh, log_a, linear_scan(log_a, b))
+    expected = dh.copy()
+    for t in range(shape[1] - 2, -1, -1):
+        expected[:, t] += np.exp(log_a[:, t + 1]) * expected[:, t + 1]
+    np.testing.assert_allclose(g, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_linear_scan_survives_saturated_gates_in_float32():
