@@ -19,7 +19,6 @@ Weights come from the NumPy twin (see base.py), initialised as in the paper's co
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -64,33 +63,7 @@ class Mamba(TorchStack):
     """Embedding, `n_layers` residual Mamba blocks, a final RMSNorm and a linear head."""
 
     numpy_class = NumpyMamba
-    options = ("state_size", "expand", "conv_kernel", "dt_rank")
-
-    def __init__(
-        self,
-        input_size: int,
-        output_size: int,
-        hidden_size: int = 128,
-        n_layers: int = 1,
-        rng: np.random.Generator | None = None,
-        dtype: type | np.dtype = np.float32,
-        state_size: int = 16,
-        expand: int = 2,
-        conv_kernel: int = 4,
-        dt_rank: int | str = "auto",
-    ) -> None:
-        super().__init__(
-            input_size,
-            output_size,
-            hidden_size,
-            n_layers,
-            rng,
-            dtype,
-            state_size=state_size,
-            expand=expand,
-            conv_kernel=conv_kernel,
-            dt_rank=dt_rank,
-        )
+    options = NumpyMamba.options
 
     def build(self) -> None:
         D = self.hidden_size
