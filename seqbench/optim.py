@@ -40,21 +40,10 @@ def scheduled_lr(base_lr: float, epoch: int, epochs: int, schedule: str, warmup_
     raise ValueError(f"unknown schedule '{schedule}'; choose constant or cosine")
 
 
-def clip_grad_norm(grads: Params, max_norm: float | None) -> float:
-    """Scale all gradients in place so that their joint L2 norm is at most max_norm.
-
-    Returns the norm before clipping; max_norm None or 0 leaves the gradients as they are.
+def clip_grad_norm(grad: np.ndarray, max_norm: float | None) -> float:
+    """Scale all gradients, one flat array (see Optimizer.flatten), so that their L2 norm is at
+    most max_norm, in place. Returns the norm before clipping; max_norm None or 0 leaves them as they are.
     """
-    total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())))
-    if max_norm and total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for g in grads.values():
-            g *= scale
-    return total
-
-
-def clip_flat_grad(grad: np.ndarray, max_norm: float | None) -> float:
-    """clip_grad_norm for all gradients in one flat array (see Optimizer.flatten)."""
     g64 = grad.astype(np.float64, copy=False)
     total = float(np.sqrt(g64 @ g64))
     if max_norm and total > max_norm:

@@ -10,7 +10,7 @@ from seqbench.io import atomic_path
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.layers import mse_loss
 from seqbench.models.numpy.memory import keep_freed_memory
-from seqbench.optim import Optimizer, clip_flat_grad
+from seqbench.optim import Optimizer, clip_grad_norm
 
 
 class NumpyLearner:
@@ -39,7 +39,7 @@ class NumpyLearner:
         if not np.isfinite(loss):
             return loss
         grad = self.optimizer.flatten(self.model.backward(dy, caches))
-        clip_flat_grad(grad, self.grad_clip)
+        clip_grad_norm(grad, self.grad_clip)
         self.optimizer.step_flat(grad)
         return loss
 
