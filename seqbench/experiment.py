@@ -109,10 +109,10 @@ class RunLog:
 def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
     """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend)."""
     m, t = spec.model, spec.train
-    cls = model_class(m.name, m.backend)
-    options = {key: getattr(m, key) for key in cls.options}
     if m.backend == "torch":
         from seqbench.models.torch.learner import build_torch_learner
+
+        options = {key: getattr(m, key) for key in model_class(m.name, m.backend).options}
 
         return build_torch_learner(
             m.name,
