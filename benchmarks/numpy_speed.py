@@ -35,7 +35,19 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_REFERENCE = REPO.parent / "shared" / "reference" / "seed_guide_numpy.py"  # beside the repository
+REFERENCE_FILE = Path("reference") / "seed_guide_numpy.py"  # in the workplace's read-only shared/ folder
+
+
+def find_reference() -> Path:
+    """The guide's code: under $SEQBENCH_SHARED, else shared/ in the repository or beside it (or
+    beside a folder above it, e.g. a fresh clone inside the work area); the first that exists."""
+    places = [Path(os.environ["SEQBENCH_SHARED"])] if os.environ.get("SEQBENCH_SHARED") else []
+    places += [folder / "shared" for folder in (REPO, *REPO.parents)]
+    candidates = [place / REFERENCE_FILE for place in places]
+    return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+DEFAULT_REFERENCE = find_reference()
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "numpy_speed.md"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

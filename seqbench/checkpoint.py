@@ -96,12 +96,35 @@ def read_checkpoint(run_dir: Path) -> tuple[Checkpoint, dict[str, Any]]:
             best_weights=_section(arrays, "best/"),
             rng_state=state["rng_state"],
         )
+        _check_consistent(checkpoint, state)
     except FileNotFoundError as exc:
         raise SeqbenchError(f"cannot resume {run_dir}: missing {Path(str(exc.filename)).name}") from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, AttributeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SeqbenchError(f"cannot resume {run_dir}: unreadable checkpoint ({reason})") from None
     return checkpoint, state
+
+
+def _check_consistent(checkpoint: Checkpoint, state: dict[str, Any]) -> None:
+    """A checkpoint.json that was edited by hand (or damaged) is refused: ValueError saying what is off."""
+    progress, history = checkpoint.progress, checkpoint.progress.history
+    if state["epoch"] != len(history):
+        raise ValueError(f"epoch {state['epoch']!r} but a history of {len(history)} epochs")
+    for i, record in enumerate(history, start=1):
+        numbers = (record.train_loss, record.val_loss, record.lr, record.seconds)
+        if record.epoch != i or not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+            raise ValueError(f"history entry {i} is not epoch {i} with finite numbers")
+    counts = (progress.best_epoch, progress.stale, progress.samples_seen)
+    if not all(isinstance(n, int) and n >= 0 for n in counts) or progress.best_epoch > len(history):
+        raise ValueError("best_epoch, stale or samples_seen is out of range")
+    if not isinstance(progress.train_seconds, int | float) or not progress.train_seconds >= 0:
+        raise ValueError("train_seconds is not a duration")
+    if progress.status not in ("completed", "interrupted"):
+        raise ValueError(f"status {progress.status!r}")
+    try:
+        np.random.default_rng().bit_generator.state = checkpoint.rng_state  # the batch order's generator
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"rng_state is not a generator state ({exc})") from None
 
 
 def remove_checkpoint(run_dir: Path) -> None:

@@ -7,8 +7,8 @@ code (2 for bad input, 1 for a failed run); `--debug` shows the traceback.
 from __future__ import annotations
 
 import functools
-import json
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +20,7 @@ from rich.table import Table
 
 import seqbench
 from seqbench.errors import SeqbenchError
+from seqbench.io import dumps_strict
 
 app = typer.Typer(
     help="Honest, reproducible experiments with small sequence models (MinGRU, GRU, Mamba) on time series.",
@@ -57,8 +58,8 @@ def handles_errors(command: F) -> F:
                     warnings.simplefilter("ignore", FutureWarning)
                 return command(*args, **kwargs)
         except SeqbenchError as exc:
-            if state["debug"]:
-                raise
+            if state["debug"]:  # the traceback, then the same exit code as without --debug
+                traceback.print_exc()
             print(f"{exc.label}: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -157,7 +158,9 @@ def train(
     else:
         result = run_experiment(spec, results, data_dir, log)
     if as_json:
-        print(json.dumps(result.metrics, indent=2, default=str))
+        print(dumps_strict(result.metrics, indent=2))
+    elif result.metrics.get("test") is None:  # stopped before its first epoch: no result to show
+        stdout.print(f"no epoch finished, so there are no scores; run folder: {result.run_dir}")
     else:
         stdout.print(summary_table(result.metrics))
         stdout.print(f"run folder: {result.run_dir}")
@@ -180,7 +183,7 @@ def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json:
 
     done = run_seeds(spec, results, data_dir, log_for)
     if as_json:
-        print(json.dumps([result.metrics for result in done], indent=2, default=str))
+        print(dumps_strict([result.metrics for result in done], indent=2))
     else:
         stdout.print(seeds_table(done))
         (row,) = group_rows([{**r.metrics, "run_dir": str(r.run_dir)} for r in done])
@@ -235,10 +238,16 @@ def summary_table(metrics: dict[str, Any]) -> Table:
     persistence_rmse = metrics["baselines"]["persistence"]["rmse"]
     rows = {metrics["model"]: metrics["test"], **metrics["baselines"]}
     for label, values in rows.items():
-        skill = 1 - values["rmse"] / persistence_rmse if persistence_rmse else float("nan")
-        table.add_row(label, *(f"{values.get(c, float('nan')):.4g}" for c in columns), f"{skill:+.3f}")
+        rmse = values.get("rmse")
+        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
+        table.add_row(label, *(_number(values.get(c)) for c in columns), f"{skill:+.3f}")
     table.caption = "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)"
     return table
+
+
+def _number(value: float | None) -> str:
+    """4 significant digits; `nan` for a score that is undefined (None in metrics.json)."""
+    return "nan" if value is None else f"{value:.4g}"
 
 
 @app.command()
@@ -446,7 +455,7 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
         table.add_row(
             str(info["name"]),
             str(info["source"]),
-            str(info.get("rows", "")),
+            str(info.get("rows") or ""),
             str(info.get("first_date", ""))[:10],
             str(info.get("last_date", ""))[:10],
             ", ".join(info.get("columns", [])),

@@ -4,6 +4,8 @@ Exit codes: 0 success; 1 the run itself failed (diverged, disk full, out of memo
 2 the user's input is wrong; 130 interrupted (Ctrl-C or SIGTERM; what was written is kept).
 """
 
+import reprlib
+
 
 class SeqbenchError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
@@ -31,3 +33,22 @@ class RunInterrupted(SeqbenchError):
 
     exit_code = 130
     label = "interrupted"
+
+
+def shown(text: object, limit: int = 100) -> str:
+    """User text (a key, a column name, a value) for one line: control characters escaped, at most
+    `limit` characters."""
+    text = str(text)
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters, so that no message prints a huge value."""
+    value = value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = 8
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import math
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,9 +32,10 @@ from seqbench.checkpoint import (
     remove_checkpoint,
     save_checkpoint,
 )
+from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
-from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError
+from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
 from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.metrics import regression_metrics
 from seqbench.models.numpy.learner import NumpyLearner
@@ -41,7 +43,15 @@ from seqbench.models.registry import build_model, model_class
 from seqbench.optim import make_optimizer
 from seqbench.plots import plot_loss_curve, plot_predictions
 from seqbench.progress import TrainingBar
-from seqbench.runs import create_run_dir, read_status, run_lock, write_error
+from seqbench.runs import (
+    append_line,
+    check_plain_files,
+    create_run_dir,
+    read_metrics,
+    read_status,
+    run_lock,
+    write_error,
+)
 from seqbench.signals import StopRequest, stop_on_signals
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec, config_id, dump_spec, load_spec, seed_specs
@@ -85,8 +95,9 @@ class RunLog:
     def attach(self, path: Path, append: bool = False) -> None:
         """Start writing to `path`, beginning with what was said so far."""
         self.path = path
-        with path.open("a" if append else "w", encoding="utf-8") as f:
-            f.write("".join(f"{line}\n" for line in self.lines))
+        if not append:
+            path.unlink(missing_ok=True)
+        append_line(path, "".join(f"{line}\n" for line in self.lines))
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
@@ -95,8 +106,7 @@ class RunLog:
         elif self.stream is not None:
             print(line, file=self.stream, flush=True)
         if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
+            append_line(self.path, line + "\n")
 
     def warn(self, message: str) -> None:
         """A warning: into run.log, and onto stderr even when the run is quiet."""
@@ -110,11 +120,10 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
     """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend)."""
     m, t = spec.model, spec.train
     if m.backend == "torch":
+        options = {key: getattr(m, key) for key in model_class(m.name, m.backend).options}  # torch installed?
         from seqbench.models.torch.learner import build_torch_learner
 
-        options = {key: getattr(m, key) for key in model_class(m.name, m.backend).options}
-
-        return build_torch_learner(
+        learner: Learner = build_torch_learner(
             m.name,
             n_features,
             n_outputs,
@@ -131,11 +140,14 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
             device=t.device,
             threads=t.threads,
         )
-    model = build_model(m, n_features, n_outputs, spec.seed, t.dtype)
-    optimizer = make_optimizer(
-        t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
-    )
-    return NumpyLearner(model, optimizer, t.grad_clip)
+    else:
+        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype)
+        optimizer = make_optimizer(
+            t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
+        )
+        learner = NumpyLearner(model, optimizer, t.grad_clip)
+    learner.predict_batch = t.eval_batch_size
+    return learner
 
 
 def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
@@ -207,7 +219,10 @@ def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog 
         raise SeqbenchError(f"cannot resume {run_dir}: no such run folder")
     if not (run_dir / "spec.yaml").is_file():
         raise SeqbenchError(f"cannot resume {run_dir}: not a run folder (it has no spec.yaml)")
+    check_plain_files(run_dir)
     with stop_on_signals() as stop, writes_into(run_dir), run_lock(run_dir):
+        if read_status(run_dir) == "completed" and missing_artifacts(run_dir):
+            return _finish_artifacts(run_dir, data_dir, log)
         _check_resumable(run_dir)
         spec = load_spec(run_dir / "spec.yaml", [], data_dir)
         checkpoint, record = read_checkpoint(run_dir)
@@ -218,6 +233,29 @@ def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog 
         log.attach(run_dir / "run.log", append=True)
         log(f"resume {run_dir} after epoch {checkpoint.epoch} of {spec.train.epochs}")
         return _train(spec, run_dir, loaded, windows, learner, log, stop, resume=checkpoint)
+
+
+def _finish_artifacts(run_dir: Path, data_dir: Path, log: RunLog) -> RunResult:
+    """A completed run whose plots or predictions.csv were not written: write them from its weights."""
+    missing = missing_artifacts(run_dir)
+    metrics = read_metrics(run_dir)
+    spec = load_spec(run_dir / "spec.yaml", [], data_dir)
+    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+    if (metrics.get("data") or {}).get("sha256") != loaded.info["sha256"]:
+        raise SeqbenchError(
+            f"cannot finish {run_dir}: the data of {spec.dataset.label} changed since the run was trained"
+        )
+    try:
+        learner.load(run_dir / learner.weights_file)
+        history = pd.read_csv(run_dir / "history.csv")
+    except (OSError, ValueError, KeyError) as exc:
+        raise SeqbenchError(f"cannot finish {run_dir}: {exc}") from None
+    log.attach(run_dir / "run.log", append=True)
+    log(f"finish {run_dir}: writing {', '.join(missing)}")
+    failed = write_artifacts(run_dir, spec, windows, learner, history, log, only=missing)
+    remove_checkpoint(run_dir)
+    message = f"could not write {', '.join(failed)} (see the warnings above)" if failed else ""
+    return RunResult(run_dir, metrics, message)
 
 
 @contextlib.contextmanager
@@ -294,6 +332,11 @@ def _check_checkpoint_fits(
             f"cannot resume {run_dir}: the data of {spec.dataset.label} changed since the run started; "
             "start a new run on the new data"
         )
+    if checkpoint.epoch > spec.train.epochs:
+        raise SeqbenchError(
+            f"cannot resume {run_dir}: its checkpoint is after epoch {checkpoint.epoch}, "
+            f"but the run has {spec.train.epochs} epochs (an edited checkpoint.json?)"
+        )
     try:
         learner.load_state_dict(checkpoint.learner_state)
         current = learner.snapshot()
@@ -345,14 +388,36 @@ def _train(
                 resume=resume,
             )
     learner.save(run_dir / learner.weights_file)
-    metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
-    write_outputs(run_dir, spec, windows, learner, fit_result, metrics)
+    with _evaluation_memory(spec, windows, run_dir, log):
+        metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
+        if metrics["status"] == "completed" and not math.isfinite(metrics["test"]["rmse"]):
+            metrics["status"] = fit_result.status = "diverged"  # finite training loss, NaN forecasts
+        write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
     message = _ending(spec, run_dir, fit_result, stop)
     if message:
         log(message.replace("\n", "; "))
     if fit_result.status != "interrupted":
         remove_checkpoint(run_dir)
     return RunResult(run_dir, metrics, message)
+
+
+@contextlib.contextmanager
+def _evaluation_memory(spec: Spec, windows: Windows, run_dir: Path, log: RunLog) -> Iterator[None]:
+    """Out of memory while predicting: a hint at the evaluation batch (not train.batch_size), in run.log."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower():
+            raise
+        x = windows.test.x
+        message = (
+            f"ran out of memory while evaluating ({len(x)} test windows of {x.shape[1]} steps, "
+            f"{spec.train.eval_batch_size} per forward pass); lower train.eval_batch_size "
+            f"(e.g. --set train.eval_batch_size={max(spec.train.eval_batch_size // 8, 1)}), which changes "
+            f"no score (train.batch_size does not matter here); the trained weights are in {run_dir}"
+        )
+        log(f"error: {message}")
+        raise RunFailed(message) from None
 
 
 @contextlib.contextmanager
@@ -380,8 +445,14 @@ def _ending(spec: Spec, run_dir: Path, result: FitResult, stop: StopRequest) -> 
             if spec.train.grad_clip
             else "or enable train.grad_clip (e.g. --set train.grad_clip=1.0)"
         )
+        losses = [result.history[-1].train_loss, result.history[-1].val_loss] if result.history else []
+        what = (
+            "its test forecasts are not finite"
+            if losses and all(math.isfinite(x) for x in losses)
+            else "the loss became NaN or inf"
+        )
         return (
-            f"training diverged in epoch {result.epochs_run} (the loss became NaN or inf); "
+            f"training diverged in epoch {result.epochs_run} ({what}); "
             f"lower train.lr (now {spec.train.lr:g}) {clip}\n"
             f"kept history.csv, metrics.json and {best} in {run_dir}"
         )
@@ -420,6 +491,7 @@ def evaluate(
         name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
     }
     seconds = fit_result.train_seconds
+    trained = fit_result.epochs_run > 0  # no finished epoch: the initial weights are not a result
     return {
         "run_id": run_id,
         "name": spec.name,
@@ -450,12 +522,16 @@ def evaluate(
             "normalize": spec.dataset.normalize,
             "scaler": spec.dataset.scaler,
         },
-        "test": regression_metrics(test_truth, test_pred, last),
-        "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")},
-        "val": regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"])),
+        "test": regression_metrics(test_truth, test_pred, last) if trained else None,
+        "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None,
+        "val": (
+            regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
+            if trained
+            else None
+        ),
         "baselines": baselines,
         # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
-        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts),
+        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
         "splits": split_record(windows),
         "split_id": split_id(spec.dataset, windows.features, windows.targets),
         "data": loaded.info,
@@ -470,12 +546,13 @@ def split_record(windows: Windows) -> dict[str, Any]:
     targets actually cover (inputs may look back into earlier rows).
     """
     dates = windows.dates
+    fmt = date_format(dates)
 
     def span(start: int, end: int) -> dict[str, Any]:
         return {
             "rows": [start, end],
-            "first_date": str(dates[start].date()),
-            "last_date": str(dates[end - 1].date()),
+            "first_date": dates[start].strftime(fmt),
+            "last_date": dates[end - 1].strftime(fmt),
         }
 
     record = {"scaler_fit": span(*windows.scaler_rows)}
@@ -503,16 +580,18 @@ def _versions() -> dict[str, str | None]:
 
 
 def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
-    """One row per test window, step and target series, in original units."""
+    """One row per test window, step and target series, in original units.
+
+    Dates are ISO 8601 in one format for the whole file: with the time of day when any
+    timestamp of the series has one (`csvfile.date_format`), so they read back without guessing.
+    """
     truth, last = windows.truth("test"), windows.persistence("test")
     linear = BASELINES["linear"](windows, "test")
     dates = windows.target_dates("test")  # (N, H)
     n, h, t = truth.shape
     return pd.DataFrame(
         {
-            "date": pd.to_datetime(np.repeat(dates.reshape(-1), t))
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .str.replace(" 00:00:00", "", regex=False),
+            "date": pd.DatetimeIndex(np.repeat(dates.reshape(-1), t)).strftime(date_format(windows.dates)),
             "series": np.tile(windows.targets, n * h),
             "step": np.tile(np.repeat(np.arange(1, h + 1), t), n),
             "target": truth.reshape(-1),
@@ -523,6 +602,11 @@ def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
     )
 
 
+# what a run folder holds besides spec.yaml, run.log, the weights, history.csv and metrics.json:
+# written after metrics.json, so that a failure here never loses the model or its scores
+ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
+
+
 def write_outputs(
     run_dir: Path,
     spec: Spec,
@@ -530,15 +614,60 @@ def write_outputs(
     learner: Learner,
     fit_result: FitResult,
     metrics: dict[str, Any],
-) -> None:
-    """history.csv, predictions.csv, the two plots and metrics.json (written last)."""
-    history = pd.DataFrame(
+    log: RunLog | None = None,
+) -> list[str]:
+    """history.csv and metrics.json, then the artifacts; returns the artifacts that failed.
+
+    A failed artifact (a plot, a write) is a `warning:` line in run.log, never an error: the
+    trained weights and metrics.json are already on disk, and `--resume` writes what is missing.
+    """
+    history = history_frame(fit_result)
+    atomic_write_text(run_dir / "history.csv", history.to_csv(index=False))
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return write_artifacts(run_dir, spec, windows, learner, history, log or RunLog(None))
+
+
+def history_frame(fit_result: FitResult) -> pd.DataFrame:
+    return pd.DataFrame(
         [vars(r) for r in fit_result.history], columns=["epoch", "train_loss", "val_loss", "lr", "seconds"]
     )
-    atomic_write_text(run_dir / "history.csv", history.to_csv(index=False))
+
+
+def write_artifacts(
+    run_dir: Path,
+    spec: Spec,
+    windows: Windows,
+    learner: Learner,
+    history: pd.DataFrame,
+    log: RunLog,
+    only: Collection[str] = ARTIFACTS,
+) -> list[str]:
+    """predictions.csv and the two plots (those in `only`); each failure is a warning. Returns the failed."""
     predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
-    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
-    plot_loss_curve(history, run_dir / "loss_curve.png")
     title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
-    plot_predictions(predictions, run_dir / "predictions.png", title)
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    writers: dict[str, Callable[[Path], None]] = {
+        "predictions.csv": lambda path: atomic_write_text(path, predictions.to_csv(index=False)),
+        "loss_curve.png": lambda path: plot_loss_curve(history, path),
+        "predictions.png": lambda path: plot_predictions(predictions, path, title),
+    }
+    failed = []
+    for name in ARTIFACTS:
+        if name not in only:
+            continue
+        try:
+            writers[name](run_dir / name)
+        except MemoryError:
+            raise
+        except Exception as exc:  # an optional artifact: say it, keep the run
+            failed.append(name)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warn(
+                f"could not write {name} ({type(exc).__name__}: {shown(reason)}); the model and metrics.json "
+                f"are saved; to write it again: seqbench train --resume {run_dir}"
+            )
+    return failed
+
+
+def missing_artifacts(run_dir: Path) -> list[str]:
+    """The artifacts a finished run folder should have and does not."""
+    return [name for name in ARTIFACTS if not (run_dir / name).is_file()]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 @contextmanager
@@ -51,7 +54,25 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    atomic_write_text(path, dumps_strict(obj, indent=2) + "\n")
+
+
+def strict_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, and NumPy values as Python ones."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(value) for value in obj]
+    if isinstance(obj, np.generic | np.ndarray):
+        return strict_json(obj.tolist())
+    return obj
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """JSON that every parser reads: no NaN or Infinity tokens (`null` where a value is undefined)."""
+    return json.dumps(strict_json(obj), allow_nan=False, default=_json_default, **kwargs)
 
 
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 
 def regression_metrics(
@@ -16,13 +15,18 @@ def regression_metrics(
     forecast moves from `last` in the same direction as the truth (NaN for a flat forecast).
     """
     t, p = np.ravel(y_true).astype(np.float64), np.ravel(y_pred).astype(np.float64)
-    mse = float(mean_squared_error(t, p))
-    out = {
-        "mse": mse,
-        "rmse": float(np.sqrt(mse)),
-        "mae": float(mean_absolute_error(t, p)),
-        "r2": float(r2_score(t, p)) if len(t) > 1 else float("nan"),
-    }
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a non-finite forecast scores NaN
+        error = t - p
+        mse = float(np.mean(error**2))
+        total = float(np.sum((t - t.mean()) ** 2))
+        out = {
+            "mse": mse,
+            "rmse": float(np.sqrt(mse)),
+            "mae": float(np.mean(np.abs(error))),
+            # R2 as scikit-learn defines it; undefined (NaN) for one value or a constant truth
+            "r2": 1.0 - float(np.sum(error**2)) / total if len(t) > 1 and total > 0 else float("nan"),
+        }
+    out = {key: value if np.isfinite(value) else float("nan") for key, value in out.items()}
     if last is not None:
         nonzero = np.abs(t) > 1e-12
         out["mape"] = (

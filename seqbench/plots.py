@@ -39,7 +39,8 @@ def plot_predictions(predictions: pd.DataFrame, path: str | Path, title: str) ->
     frame = _first_series_step_one(predictions)
     fig, ax = plt.subplots(figsize=(10, 4))
     try:
-        x = pd.to_datetime(frame["date"]) if "date" in frame else np.arange(len(frame))
+        # predictions.csv holds ISO 8601 dates in one format per file: read them as such, no guessing
+        x = pd.to_datetime(frame["date"], format="ISO8601") if "date" in frame else np.arange(len(frame))
         styles = {
             "target": {"color": "black", "linewidth": 1.2},
             "prediction": {"color": "tab:blue", "linewidth": 1.0},

@@ -2,8 +2,9 @@
 
 A run id is the start time to the second plus a random suffix, and the folder is made with
 `mkdir` (which fails if it exists), so two runs started in the same second, in two processes,
-never share a folder. While a run (or a resume) writes into its folder it holds `.lock` there,
-so that a second process cannot resume the same run at the same time.
+never share a folder. While a run (or a resume) writes into its folder it holds `.lock` there
+(an OS lock, released by the kernel when its process dies), so that a second process cannot resume
+the same run at the same time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -67,53 +69,72 @@ def write_error(where: Path, exc: OSError) -> RunFailed:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold `run_dir/.lock` for the block; a lock held by a live process is a SeqbenchError."""
+    """Hold an OS lock (flock) on `run_dir/.lock` for the block; one held elsewhere is a SeqbenchError.
+
+    The kernel drops the lock when its holder exits, however it exits (kill -9 included), so a
+    stale `.lock` file never blocks anyone; the file holds the holder's pid, for the message only.
+    """
     lock = run_dir / LOCK_FILE
-    for _ in range(2):
+    for _ in range(10):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pid = _lock_owner(lock)
-            if pid is not None and _alive(pid):
-                raise SeqbenchError(
-                    f"{run_dir} is in use by another seqbench process (pid {pid}); wait for it to finish"
-                ) from None
-            lock.unlink(missing_ok=True)  # left behind by a process that was killed
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            which = f" (pid {owner})" if owner.isdigit() else ""
+            raise SeqbenchError(
+                f"{run_dir} is in use by another seqbench process{which}; wait for it to finish"
+            ) from None
+        if _same_file(fd, lock):  # not a file that its last holder unlinked meanwhile
+            break
+        os.close(fd)
     else:
-        raise SeqbenchError(f"{run_dir} is in use by another seqbench process ({lock} exists)")
+        raise SeqbenchError(f"{run_dir} is in use by another seqbench process ({lock} keeps changing)")
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # while still holding it: a waiter then sees another file
+        os.close(fd)
 
 
-def _lock_owner(lock: Path) -> int | None:
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        return int(lock.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid() or os.name == "nt":  # on Windows, os.kill(pid, 0) would send Ctrl-C
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+
+
+def check_plain_files(run_dir: Path) -> None:
+    """A run folder holds plain files only: a symbolic link in it (which a write would follow
+    out of the folder) is a SeqbenchError."""
+    links = sorted(entry.name for entry in run_dir.iterdir() if entry.is_symlink())
+    if links:
+        raise SeqbenchError(
+            f"cannot write into {run_dir}: {', '.join(links)} is a symbolic link, and seqbench writes "
+            "only plain files inside a run folder; replace it with the file itself"
+        )
+
+
+def append_line(path: Path, text: str) -> None:
+    """Append to `path` without following a symbolic link (which would write outside the folder)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics.json as a dict; {} when it has none (yet) or it is unreadable."""
+    try:
+        metrics: Any = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def read_status(run_dir: Path) -> str | None:
     """The `status` in the run's metrics.json, or None when it has none (yet)."""
-    try:
-        metrics: Any = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metrics.get("status") if isinstance(metrics, dict) else None
+    status = read_metrics(run_dir).get("status")
+    return status if isinstance(status, str) else None

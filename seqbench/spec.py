@@ -15,19 +15,26 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from seqbench.errors import SpecError
+from seqbench.errors import SpecError, brief, shown
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # 1e-3, 3E5, .5 (not quoted)
 
 
+MAX_SEED = 2**32 - 1  # what every backend's generator takes
+MAX_SEEDS = 1000  # `seeds: N` runs N seeds one after another
+MAX_VALUES = 10_000  # a spec is a few dozen keys; more (e.g. a YAML alias bomb) is refused
+MAX_DEPTH = 20  # nesting of mappings and lists
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: .nan and .inf are refused for every float key (lr, split, ...)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Section):
@@ -39,8 +46,13 @@ class DatasetSpec(_Section):
     interval: str = "1d"  # yahoo
     path: str | None = None  # csv
     date_column: str | None = None  # csv: overrides auto-detection
+    date_format: str | None = None  # csv: strftime format of the dates ("%d/%m/%Y %H:%M"), unix, unix_ms
+    sep: str | None = None  # csv: field separator (default ","), e.g. ";" or "\t"
+    decimal: str = "."  # csv: decimal mark, e.g. "," for 3,14
+    timezone: Literal["local", "utc"] = "local"  # csv: times with UTC offsets: the local time, or UTC
     length: int = Field(2000, ge=10)  # synthetic: number of steps
-    data_seed: int = 0  # synthetic: generator seed (independent of the run's seed)
+    data_seed: int = Field(0, ge=0, le=MAX_SEED)  # synthetic: generator seed (independent of the run's seed)
+    freq: str = "D"  # synthetic: the step between rows, a pandas frequency: D, B, h, 15min, ...
     features: list[str] | None = None  # input columns; default: the target column(s)
     target: str | list[str] | None = None  # column(s) to predict; default: the source's own
     seq_len: int = Field(20, ge=1)
@@ -59,6 +71,33 @@ class DatasetSpec(_Section):
         if abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"split fractions must sum to 1, got {list(split)} (sum {sum(split):g})")
         return split
+
+    @field_validator("freq")
+    @classmethod
+    def _known_frequency(cls, freq: str) -> str:
+        import pandas as pd
+
+        try:
+            pd.tseries.frequencies.to_offset(freq)
+        except ValueError:
+            raise ValueError(
+                f"'{shown(freq)}' is not a pandas frequency; e.g. D (daily), B (business days), h, 15min"
+            ) from None
+        return freq
+
+    @field_validator("sep", "decimal")
+    @classmethod
+    def _one_character(cls, mark: str | None) -> str | None:
+        if mark is not None and (len(mark) != 1 or mark in '\n\r"' or mark.isalnum()):
+            raise ValueError(f"must be one character such as ',', ';', '\\t' or '|', got {mark!r}")
+        return mark
+
+    @field_validator("date_format")
+    @classmethod
+    def _strftime_format(cls, fmt: str | None) -> str | None:
+        if fmt is not None and "%" not in fmt and fmt not in ("unix", "unix_ms"):
+            raise ValueError(f"'{shown(fmt)}' is not a strftime format; e.g. '%Y%m%d' or '%d/%m/%Y %H:%M'")
+        return fmt
 
     @model_validator(mode="after")
     def _source_has_what_it_needs(self) -> DatasetSpec:
@@ -107,13 +146,14 @@ class ModelSpec(_Section):
         from seqbench.models.registry import model_names
 
         if name not in model_names():
-            raise ValueError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
+            raise ValueError(f"unknown model '{shown(name)}'; choose one of: {', '.join(model_names())}")
         return name
 
 
 class TrainSpec(_Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)  # windows per forward pass when predicting (memory only)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
     schedule: Literal["constant", "cosine"] = "constant"  # lr after warm-up (see optim.scheduled_lr)
@@ -131,7 +171,7 @@ class TrainSpec(_Section):
 
 class Spec(_Section):
     name: str = "run"  # run-name prefix; default: the spec's file name
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     seeds: list[int] | None = None  # one run per seed (instead of `seed`); an integer N means 0 .. N-1
     task: Literal["forecast"] = "forecast"
     dataset: DatasetSpec
@@ -142,8 +182,8 @@ class Spec(_Section):
     @classmethod
     def _count_as_seeds(cls, seeds: Any) -> Any:
         if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise ValueError(f"a number of seeds must be >= 1, got {seeds}")
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise ValueError(f"a number of seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
             return list(range(seeds))
         return seeds
 
@@ -154,8 +194,10 @@ class Spec(_Section):
             return None
         if not seeds:
             raise ValueError("must list at least one seed, e.g. [0, 1, 2] (or leave it out and use seed)")
-        if any(seed < 0 for seed in seeds):
-            raise ValueError(f"seeds must be >= 0, got {seeds}")
+        if len(seeds) > MAX_SEEDS:
+            raise ValueError(f"at most {MAX_SEEDS} seeds, got {len(seeds)}")
+        if any(not 0 <= seed <= MAX_SEED for seed in seeds):
+            raise ValueError(f"seeds must be between 0 and {MAX_SEED}, got {brief(seeds)}")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
@@ -206,10 +248,32 @@ def _short_key_map() -> dict[str, str]:
     return {leaf: full[0] for leaf, full in owners.items() if len(full) == 1 and leaf not in TOP_LEVEL_KEYS}
 
 
-def shown(text: str) -> str:
-    """User text as it can be shown on one line: control characters escaped."""
-    text = str(text)
-    return text if text.isprintable() else repr(text)[1:-1]
+def check_size(value: Any, where: str) -> None:
+    """Refuse a spec that expands to more than MAX_VALUES values or nests deeper than MAX_DEPTH.
+
+    YAML aliases share one object, so a 400-byte "alias bomb" expands to billions of values only
+    when something walks it; counting with a memo per object finds that without walking it.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise SpecError(
+                f"{where}: the spec nests deeper than {MAX_DEPTH} levels; a spec has a few sections"
+            )
+        if not isinstance(node, dict | list):
+            return 1
+        if id(node) not in sizes:
+            children = list(node.values()) if isinstance(node, dict) else node
+            sizes[id(node)] = 1 + sum(size(child, depth + 1) for child in children)
+            if sizes[id(node)] > MAX_VALUES:
+                raise SpecError(
+                    f"{where}: the spec expands to more than {MAX_VALUES:,} values (YAML aliases?); "
+                    "a spec is a few dozen keys"
+                )
+        return sizes[id(node)]
+
+    size(value, 0)
 
 
 def _unknown_key_error(key: str, where: str) -> SpecError:
@@ -262,6 +326,21 @@ def expand_short_form(raw: dict[str, Any], data_dir: Path, where: str) -> dict[s
     return out
 
 
+class SpecLoader(yaml.SafeLoader):
+    """The safe loader without YAML's timestamps: a date stays text, and the spec's own validation
+    parses it (so `2021-02-29` is an error naming its key, not a crash of the YAML reader)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[Any]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text through the safe loader (see SpecLoader)."""
+    return yaml.load(text, Loader=SpecLoader)  # SpecLoader is a SafeLoader
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """`train.lr=3e-3` -> ("train.lr", 0.003); the value is parsed as a YAML scalar."""
     if "=" not in item:
@@ -269,8 +348,9 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, text = item.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+        value = parse_yaml(text) if text.strip() else None
+        check_size(value, f"--set {shown(key)}")
+    except (yaml.YAMLError, ValueError, RecursionError):  # e.g. 2021-02-29: validation says what is wrong
         value = text
     if isinstance(value, str) and FLOAT_TEXT.match(text.strip()):  # YAML 1.1 reads 1e-3 as a string
         value = float(value)
@@ -304,7 +384,10 @@ def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: P
 
 def _keep_window_keys(dataset: dict[str, Any]) -> dict[str, Any]:
     """When `--set dataset=X` swaps the source, keep the windowing settings."""
-    source_keys = {"source", "name", "ticker", "path", "date_column", "length", "data_seed"}
+    source_keys = {
+        "source", "name", "ticker", "path", "date_column", "date_format", "sep", "decimal", "timezone",
+        "length", "data_seed", "freq",
+    }  # fmt: skip
     return {k: v for k, v in dataset.items() if k not in source_keys}
 
 
@@ -317,7 +400,11 @@ def read_yaml(path: Path) -> Any:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        raw = parse_yaml(text)
+    except RecursionError:
+        raise SpecError(
+            f"{path}: the spec nests deeper than YAML can read; a spec has a few sections"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -329,6 +416,8 @@ def read_yaml(path: Path) -> Any:
                 f"{where}: YAML tag '{name}' is not allowed; a spec is plain YAML (read with a safe loader)"
             ) from None
         raise SpecError(f"{where}: malformed YAML: {problem}") from None
+    check_size(raw, str(path))
+    return raw
 
 
 def build_spec(canonical: dict[str, Any], where: str) -> Spec:
@@ -342,10 +431,9 @@ def build_spec(canonical: dict[str, Any], where: str) -> Spec:
         if error["type"] == "missing":
             message = "is required"
         got = error.get("input")
-        shown = (
-            "" if error["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {got!r})"
-        )
-        raise SpecError(f"{where}: {key}: {message}{shown}") from None
+        quiet = error["type"] in ("missing", "value_error") or isinstance(got, dict)
+        given = "" if quiet else f" (got {brief(got)})"
+        raise SpecError(f"{where}: {key}: {message}{given}") from None
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None, data_dir: str | Path = "data") -> Spec:
@@ -382,14 +470,49 @@ def seed_specs(spec: Spec) -> list[Spec]:
 
 
 CONFIG_ID_EXCLUDES = {"name", "seed", "seeds"}
+# dataset keys that only the named source reads
+SOURCE_KEYS = {
+    "yahoo": {"ticker", "interval"},
+    "csv": {"path", "date_column", "date_format", "sep", "decimal", "timezone"},
+    "builtin": {"name"},
+    "synthetic": {"name", "length", "data_seed"},
+}
+# keys that never change a number: memory, threads, and the synthetic series' calendar
+NEVER_CHANGE_A_NUMBER = {("train", "eval_batch_size"), ("train", "threads"), ("dataset", "freq")}
+
+
+def result_keys(spec: Spec) -> dict[str, Any]:
+    """The resolved spec without name, seed, seeds and every key that cannot change this run's numbers.
+
+    Left out: another source's dataset keys, model options the model does not take (Mamba's
+    state_size on a GRU), momentum under Adam, min_delta without early stopping, and
+    NEVER_CHANGE_A_NUMBER.
+    """
+    from seqbench.models.registry import model_class, model_names
+
+    canonical = spec.model_dump(mode="json", exclude=CONFIG_ID_EXCLUDES)
+    dataset, model, train = canonical["dataset"], canonical["model"], canonical["train"]
+    for source, keys in SOURCE_KEYS.items():
+        if source != spec.dataset.source:
+            for key in keys - SOURCE_KEYS[spec.dataset.source]:
+                dataset.pop(key, None)
+    all_options = {key for name in model_names() for key in model_class(name, "numpy").options}
+    for key in all_options - set(model_class(spec.model.name, "numpy").options):
+        model.pop(key, None)
+    if spec.train.optimizer != "sgd":
+        train.pop("momentum")
+    if not spec.train.patience:
+        train.pop("min_delta")
+    for section, key in NEVER_CHANGE_A_NUMBER:
+        canonical[section].pop(key, None)
+    return canonical
 
 
 def config_id(spec: Spec) -> str:
-    """What runs of the same config share: a hash of the resolved spec without name, seed and seeds.
+    """What runs of the same config share: a hash of `result_keys(spec)`.
 
-    Runs with equal config ids differ only in their seed (and name), so `compare` puts them in
-    one row with mean +- std over seeds.
+    Runs with equal config ids differ only in their seed (and name, and keys that change no
+    number), so `compare` puts them in one row with mean +- std over seeds.
     """
-    canonical = spec.model_dump(mode="json", exclude=CONFIG_ID_EXCLUDES)
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(result_keys(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

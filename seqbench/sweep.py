@@ -15,18 +15,22 @@ and seed, see `seqbench.spec.config_id`) and its `seed`, both in metrics.json. R
 sweep again skips the runs that completed (and those that diverged: the same spec and seed would
 diverge again), resumes interrupted ones from their checkpoints, and starts the rest.
 
-Every grid point's spec and data are checked before anything runs, so a bad `--grid` is exit 2
-with nothing written. The runs go to worker processes (`executor="local"`) or to Ray tasks
-(`executor="ray"`, a local Ray instance or a cluster at `address`), see `seqbench.executors`;
-a run that fails in a worker is reported with its status and does not stop the others.
+Every grid point's spec and data are checked before anything runs, so a bad `--grid` (or two
+grid points that are the same config once validated) is exit 2 with nothing written. Runs that
+the workers of a killed sweep still write are waited for before the sweep looks at them. The
+runs go to worker processes (`executor="local"`) or to Ray tasks (`executor="ray"`, a local Ray
+instance or a cluster at `address`), see `seqbench.executors`; a run that fails in a worker is
+reported with its status and does not stop the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
 import re
+import time
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable
@@ -38,6 +42,7 @@ import yaml
 
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
 from seqbench.io import atomic_write_text
+from seqbench.runs import run_lock
 from seqbench.spec import (
     NAME_PATTERN,
     SECTIONS,
@@ -218,11 +223,16 @@ def plan_sweep(
     if not NAME_PATTERN.match(sweep) or ".." in sweep:
         raise SpecError(f"--name '{shown(sweep)}' is not a valid sweep name (letters, digits, '.', '_', '-')")
     tasks = []
+    seen: dict[str, dict[str, Any]] = {}  # config_id -> the first grid point that has it
     for index, point in enumerate(grid_points(grid)):
         spec = _point_spec(config, overrides, point, run_name(sweep, point, index), data_dir)
+        cid = config_id(spec)
+        if cid in seen:
+            raise _same_config(seen[cid], point, spec, cid)
+        seen[cid] = point
         for seed in seed_list:
             run_spec = spec.model_dump(mode="json", exclude={"seeds"}) | {"seed": seed}
-            tasks.append(SweepTask(index, point, seed, run_spec, config_id(spec)))
+            tasks.append(SweepTask(index, point, seed, run_spec, cid))
     plan = SweepPlan(sweep, Path(results_dir) / SWEEPS_DIR / sweep, base, grid, seed_list, tasks)
     _check_same_sweep(plan)
     _find_existing(plan)
@@ -240,18 +250,48 @@ def _point_spec(config: Path, overrides: list[str], point: dict[str, Any], name:
     return spec.model_copy(update={"seeds": None})
 
 
+def _same_config(first: dict[str, Any], point: dict[str, Any], spec: Spec, cid: str) -> SpecError:
+    """Two grid points that validate to the same spec would run the same config twice: refused."""
+    differ = [key for key in point if first[key] != point[key]]
+    overlap = any(k.startswith(f"{key}.") or key.startswith(f"{k}.") for k in point for key in differ)
+    if len(differ) == 1 and not overlap:  # one key's values alone: e.g. lr=1e-3,"1e-3"
+        (key,) = differ
+        values = f"the values {_written(first[key])} and {_written(point[key])}"
+        if key in SECTIONS:
+            return SpecError(f"--grid {key}: {values} give the same {key} once validated; list each once")
+        value: Any = spec.model_dump(mode="json")
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return SpecError(
+            f"--grid {key}: {values} are the same {key} ({value_text(value)}) once validated; list each once"
+        )
+    return SpecError(
+        f"--grid points {point_label(first)} and {point_label(point)} are the same config "
+        f"(config_id {cid}) once validated; remove one of their values from the grid"
+    )
+
+
+def _written(value: Any) -> str:
+    """A grid value as it was given: a string that would read as another type stays quoted ("1e-3")."""
+    return json.dumps(value) if isinstance(value, str) and not _reads_back(value) else value_text(value)
+
+
+def _reads_back(text: str) -> bool:
+    """Whether `--set key=TEXT` gives the string TEXT itself."""
+    try:
+        return parse_override(f"key={text}")[1] == text
+    except SpecError:
+        return False
+
+
 def _override_text(value: Any) -> str:
     """A grid value as `--set` text that parses back to the same value."""
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, str):
-        try:
-            if yaml.safe_load(value) == value:
-                return value
-        except yaml.YAMLError:
-            pass
+    if isinstance(value, str) and _reads_back(value):
+        return value
     return json.dumps(value, default=str)  # JSON is YAML: strings quoted, lists and mappings as they are
 
 
@@ -300,10 +340,14 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") ->
     return prefix.rstrip(".") or "spec", None, None
 
 
+BUSY_WAIT_S = 20.0  # how long a sweep waits for runs still written by a process of an earlier sweep
+
+
 def _find_existing(plan: SweepPlan) -> None:
     """Mark each task completed, diverged (both skipped) or resumable from the runs on disk."""
     if not plan.sweep_dir.is_dir():
         return
+    _wait_for_busy_runs(plan.sweep_dir)
     found: dict[tuple[str, int], list[ExistingRun]] = {}
     for spec_file in sorted(plan.sweep_dir.glob("*/*/spec.yaml")):
         run_dir = spec_file.parent
@@ -320,6 +364,50 @@ def _find_existing(plan: SweepPlan) -> None:
         resumable = [r for r in runs if r.resumable]
         if resumable:
             plan.tasks[position] = _with_resume(task, resumable[-1].run_dir)
+
+
+def _busy(folder: Path) -> bool:
+    """Whether a live process holds the folder's run lock (writes into it) now."""
+    try:
+        with run_lock(folder):
+            return False
+    except SeqbenchError:
+        return True
+    except OSError:  # a folder this process cannot write into: it will say so when it writes
+        return False
+
+
+def _wait_for_busy_runs(sweep_dir: Path) -> None:
+    """Let the runs that a killed sweep's workers still write end first (they stop within seconds),
+    so that what they leave is classified as what it is; a sweep of this folder that is still
+    running is an error, as is a run that stays in use."""
+    from seqbench.runs import read_status
+
+    with contextlib.suppress(OSError), run_lock(sweep_dir):  # a live sweep of this folder: its message
+        pass
+    unfinished = [
+        spec.parent
+        for spec in sorted(sweep_dir.glob("*/*/spec.yaml"))
+        if read_status(spec.parent) not in ("completed", "diverged")
+    ]
+    busy = [run_dir for run_dir in unfinished if _busy(run_dir)]
+    if not busy:
+        return
+    warnings.warn(
+        f"{len(busy)} run(s) of {sweep_dir} are still being written by another process (e.g. the workers "
+        f"of a sweep that was killed); waiting for them to stop (at most {BUSY_WAIT_S:g} s)",
+        UserWarning,
+        stacklevel=3,
+    )
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while busy and time.monotonic() < deadline:
+        time.sleep(0.25)
+        busy = [run_dir for run_dir in busy if _busy(run_dir)]
+    if busy:
+        raise SeqbenchError(
+            f"{busy[0]} is still in use by another seqbench process; stop it, or wait for it to finish, "
+            "then run the same command again"
+        )
 
 
 def _with_resume(task: SweepTask, run_dir: Path) -> SweepTask:
@@ -452,7 +540,6 @@ def run_sweep(
     next batch (status interrupted, checkpoint kept); the report says which signal it was.
     """
     from seqbench.executors import make_executor
-    from seqbench.runs import run_lock
     from seqbench.signals import stop_on_signals
 
     report = SweepReport(plan, [])
@@ -462,21 +549,29 @@ def run_sweep(
     plan.sweep_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(plan.sweep_dir):
         write_sweep_file(plan)
-        runner = make_executor(executor, plan.sweep_dir, Path(data_dir), workers, address)
-        try:
-            with stop_on_signals() as stop:
-                queue: deque[SweepTask] = deque(plan.todo)
-                running: dict[Any, SweepTask] = {}
+        # a Ctrl-C while the workers start is an interruption like any other (exit 130, summary)
+        with stop_on_signals() as stop:
+            runner = make_executor(executor, plan.sweep_dir, Path(data_dir), workers, address, len(plan.todo))
+            queue: deque[SweepTask] = deque(plan.todo)
+            running: dict[Any, SweepTask] = {}
+
+            def check_stop() -> None:
+                if stop.requested and not report.stopped:
+                    report.stopped = stop.signal
+                    runner.stop(str(stop.signal), list(running))
+
+            try:
                 while queue or running:
-                    if stop.requested and not report.stopped:
-                        report.stopped = stop.signal
-                        runner.stop(str(stop.signal), list(running))
+                    check_stop()
                     while queue and len(running) < runner.capacity and not report.stopped:
                         task = queue.popleft()
                         running[runner.submit(task)] = task
+                        check_stop()
                     if not running:
                         break
-                    for handle in runner.wait(list(running), timeout=0.5):
+                    done = runner.wait(list(running), timeout=0.5)
+                    check_stop()  # before the results: a run that ended with the stop was interrupted
+                    for handle in done:
                         outcome = runner.result(handle, running.pop(handle))
                         report.outcomes.append(outcome)
                         if on_outcome is not None:
@@ -485,8 +580,8 @@ def run_sweep(
                             said = re.search(r"stopped by (SIG[A-Z]+)", outcome.message)
                             report.stopped = said.group(1) if said else "a signal"  # the run had it itself
                             runner.stop(report.stopped, list(running))
-        finally:
-            runner.close()
+            finally:
+                runner.close()
     return report
 
 

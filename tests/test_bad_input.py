@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.errors import SeqbenchError
 
 runner = CliRunner()
 N_ROWS = 100
@@ -76,9 +75,22 @@ def offline_yfinance(monkeypatch, raises=False):
 
 
 def no_torch(monkeypatch):
+    """As in a venv without torch: it is not found, and importing it (or our torch modules) fails."""
     from seqbench.models import registry
 
     monkeypatch.setattr(registry, "torch_installed", lambda: False)
+    for name in [m for m in sys.modules if m == "torch" or m.startswith(("torch.", "seqbench.models.torch"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [BlockTorch(), *sys.meta_path])
+
+
+class BlockTorch:
+    """A meta path finder under which `import torch` (and our torch modules) raises ImportError."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith(("torch.", "seqbench.models.torch")):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
 
 
 DS = "dataset: {source: csv, path: prices.csv"  # a spec prefix; each case closes the mapping
@@ -250,7 +262,8 @@ def test_train_refuses_bad_input_cleanly(workdir, monkeypatch, text, args, messa
     assert not (workdir / "pwned").exists()
 
     debug = invoke("--debug", "train", "--config", config, *args)
-    assert isinstance(debug.exception, SeqbenchError)  # --debug lets the traceback through
+    assert debug.exit_code == 2, debug.output  # --debug adds the traceback, not another exit code
+    assert "Traceback" in debug.stderr and message in debug.stderr
     assert files_under(workdir) == before
 
 
@@ -328,4 +341,4 @@ def test_debug_prints_the_traceback():
     plain = subprocess.run(command, capture_output=True, text=True)
     debug = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "spec file not found" in debug.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr and "spec file not found" in debug.stderr

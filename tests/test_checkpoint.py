@@ -116,3 +116,34 @@ def test_saved_weights_are_never_unpickled(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         build_learner(spec, 1, 1).load(tmp_path / "model.npz")
     assert not sentinel.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda s: s.update(rng_state="x"), "rng_state is not a generator state"),
+        (
+            lambda s: s["rng_state"].update(state={"state": "no", "inc": 1}),
+            "rng_state is not a generator state",
+        ),
+        (
+            lambda s: s["progress"]["history"].append(dict(s["progress"]["history"][-1], epoch=4)),
+            "epoch 3 but a history of 4",
+        ),
+        (lambda s: s.update(epoch="3"), "epoch '3' but a history of 3"),
+        (lambda s: s["progress"].update(best_epoch=9), "best_epoch, stale or samples_seen is out of range"),
+        (lambda s: s["progress"].update(stale=-1), "best_epoch, stale or samples_seen is out of range"),
+        (lambda s: s["progress"]["history"][0].update(train_loss="big"), "history entry 1 is not epoch 1"),
+        (lambda s: s["progress"].update(train_seconds=None), "train_seconds is not a duration"),
+        (lambda s: s["progress"].update(history=None), "unreadable checkpoint"),
+    ],
+)
+def test_an_edited_checkpoint_is_refused_in_one_line(tmp_path, edit, reason):
+    save_checkpoint(tmp_path, checkpoint(3))
+    state = json.loads((tmp_path / CHECKPOINT_FILE).read_text())
+    edit(state)
+    (tmp_path / CHECKPOINT_FILE).write_text(json.dumps(state))
+    with pytest.raises(SeqbenchError) as info:
+        read_checkpoint(tmp_path)
+    assert reason in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"cannot resume {tmp_path}: unreadable checkpoint (")

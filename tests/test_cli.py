@@ -132,7 +132,7 @@ def test_train_unknown_model_and_bad_override(workdir):
 def test_debug_shows_the_traceback(workdir):
     spec = write_spec(workdir / "bad.yaml", "dataset: sp500\ntrain: {lr: -1}\n")
     result = invoke("--debug", "train", "--config", spec)
-    assert result.exit_code != 0 and result.exception is not None
+    assert result.exit_code == 2 and "Traceback" in result.stderr and "train.lr" in result.stderr
 
 
 def test_compare_without_runs(workdir):

@@ -263,21 +263,39 @@ def test_changed_data_is_refused(interrupted_run, monkeypatch):
     from seqbench.data import synthetic
 
     original = synthetic.GENERATORS["sine"]
-    monkeypatch.setitem(synthetic.GENERATORS, "sine", lambda n, seed: original(n, seed) * 1.01)
+    monkeypatch.setitem(synthetic.GENERATORS, "sine", lambda n, seed, freq: original(n, seed, freq) * 1.01)
     result = invoke("train", "--resume", interrupted_run)
     assert result.exit_code == 2 and "the data of sine changed since the run started" in result.stderr
 
 
-def test_a_run_in_use_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(interrupted_run):
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from seqbench.runs import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_a_run_locked_by_a_live_process_is_refused_and_a_stale_lock_file_is_not(interrupted_run):
+    """The lock is an OS lock: a held one refuses, a leftover .lock naming a live pid does not."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
+    try:  # a stale .lock whose pid now belongs to another, live process: no longer blocks
         (interrupted_run / ".lock").write_text(str(sleeper.pid))
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(interrupted_run)], stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout.readline().strip() == "locked"  # it took over the stale file
         result = invoke("train", "--resume", interrupted_run)
         assert result.exit_code == 2
-        assert f"is in use by another seqbench process (pid {sleeper.pid})" in result.stderr
+        assert f"is in use by another seqbench process (pid {holder.pid})" in result.stderr
+        holder.kill()  # kill -9: the kernel releases its lock, the file stays behind
+        holder.wait()
+        assert (interrupted_run / ".lock").exists()
     finally:
         sleeper.kill()
         sleeper.wait()
-    result = invoke("train", "--resume", interrupted_run, "--quiet")  # the lock's owner is gone
+    result = invoke("train", "--resume", interrupted_run, "--quiet")
     assert result.exit_code == 0, result.output
     assert not (interrupted_run / ".lock").exists()

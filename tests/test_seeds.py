@@ -66,9 +66,11 @@ def test_seed_and_seeds(workdir, extra, overrides, seed, seeds):
     [
         ("seed: 1\nseeds: [0, 1]\n", "give either seed (one run) or seeds (one run per seed), not both"),
         ("seeds: []\n", "seeds: must list at least one seed"),
-        ("seeds: 0\n", "seeds: a number of seeds must be >= 1"),
+        ("seeds: 0\n", "seeds: a number of seeds must be between 1 and 1000, got 0"),
+        ("seeds: 99999999999999999999999\n", "seeds: a number of seeds must be between 1 and 1000"),
+        ("seed: -5\n", "seed: Input should be greater than or equal to 0"),
         ("seeds: [1, 1]\n", "seeds: seeds must be distinct"),
-        ("seeds: [-1]\n", "seeds: seeds must be >= 0"),
+        ("seeds: [-1]\n", "seeds: seeds must be between 0 and 4294967295, got [-1]"),
         ("seeds: '0,1'\n", "seeds: Input should be a valid list"),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +25,14 @@ from seqbench.data import yahoo
 from seqbench.data.builtin import BUILTINS, BuiltinDataset
 from seqbench.data.csvfile import date_format, read_csv
 from seqbench.data.synthetic import DEFAULT_TARGET, GENERATORS
-from seqbench.errors import DataError
+from seqbench.errors import DataError, brief, shown
 
 if TYPE_CHECKING:
     from seqbench.spec import DatasetSpec
 
 MIN_ROWS = 10
+MAX_ABS_VALUE = 1e150  # (2 * 1e150) ** 2 summed over many rows stays finite in float64
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 
 
 @dataclass
@@ -116,7 +119,14 @@ def _warn_if_cache_is_short(frame: pd.DataFrame, ds: DatasetSpec, path: Path) ->
 
 
 def _load_csv(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) -> _Raw:
-    frame = read_csv(str(ds.path), ds.date_column)
+    frame = read_csv(
+        str(ds.path),
+        ds.date_column,
+        date_format=ds.date_format,
+        sep=ds.sep,
+        decimal=ds.decimal,
+        timezone=ds.timezone,
+    )
     info = {"source": "csv", "label": str(ds.path), "path": str(ds.path), "adjusted": None}  # unknown
     return _Raw(frame, _csv_default_target(frame, str(ds.path)), info)
 
@@ -141,9 +151,10 @@ def _load_synthetic(ds: DatasetSpec, data_dir: Path, fetch: yahoo.Fetch | None) 
         "name": str(ds.name),
         "length": ds.length,
         "data_seed": ds.data_seed,
+        "freq": ds.freq,
         "adjusted": None,  # not prices
     }
-    return _Raw(generate(ds.length, ds.data_seed), DEFAULT_TARGET, info)
+    return _Raw(generate(ds.length, ds.data_seed, ds.freq), DEFAULT_TARGET, info)
 
 
 SOURCES: dict[str, Callable[[DatasetSpec, Path, yahoo.Fetch | None], _Raw]] = {
@@ -161,7 +172,7 @@ def _unknown(name: str, kind: str, known: dict[str, Any]) -> Any:
 
 def _did_you_mean(name: str, names: list[str]) -> str:
     close = [n for n in names if n.lower() == name.lower()] or difflib.get_close_matches(name, names, n=1)
-    return f"did you mean '{close[0]}'? " if close else ""
+    return f"did you mean '{shown(close[0])}'? " if close else ""
 
 
 # --- columns, dates and values ---------------------------------------------------------------
@@ -191,7 +202,8 @@ def _require(frame: pd.DataFrame, columns: list[str], key: str, label: str) -> N
         names = [str(c) for c in frame.columns]
         hint = _did_you_mean(missing[0], names)
         raise DataError(
-            f"{key}: column '{missing[0]}' not found in {label}; {hint}available columns: {', '.join(names)}"
+            f"{key}: column '{shown(missing[0])}' not found in {label}; {hint}available columns: "
+            f"{shown(', '.join(names), limit=400)}"
         )
 
 
@@ -222,11 +234,25 @@ def _numeric(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         bad = converted.isna() & values.notna()
         if bad.any():
             when = _when(frame.index, int(np.argmax(bad.to_numpy())))
+            value = values[bad].iloc[0]
+            hint = (
+                "if the file writes decimals with a comma, set dataset.decimal: ','"
+                if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value.strip())
+                else "choose numeric columns for dataset.features and dataset.target"
+            )
             raise DataError(
-                f"{label}: column '{column}' is not numeric ({values[bad].iloc[0]!r} on {when}); "
-                "choose numeric columns for dataset.features and dataset.target"
+                f"{label}: column '{shown(column)}' is not numeric ({brief(value)} on {when}); {hint}"
             )
         out[column] = converted.astype(np.float64)
+        numbers = out[column].to_numpy()
+        huge = np.isfinite(numbers) & (np.abs(numbers) > MAX_ABS_VALUE)  # inf is missing (dataset.fill)
+        if huge.any():
+            row = int(np.argmax(huge))
+            raise DataError(
+                f"{label}: column '{shown(column)}' holds {numbers[row]:.3g} on {_when(frame.index, row)}; "
+                f"values beyond {MAX_ABS_VALUE:.0e} overflow squared errors in float64: rescale the column "
+                "(e.g. divide it by a power of 10) or remove the row"
+            )
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -299,13 +325,15 @@ def _cached_entry(csv_path: Path) -> dict[str, Any] | None:
     if sidecar is None:
         return None
     fetched = str(sidecar.get("fetched_at") or "")[:10]
-    return {
+    columns = sidecar.get("columns")
+    rows = sidecar.get("rows")
+    return {  # a sidecar is untrusted input: every field is checked for its type
         "name": csv_path.stem,
-        "source": sidecar.get("source", "yahoo"),
-        "rows": sidecar.get("rows"),
-        "columns": sidecar.get("columns"),
-        "first_date": sidecar.get("first_date"),
-        "last_date": sidecar.get("last_date"),
+        "source": shown(sidecar.get("source") or "yahoo"),
+        "rows": rows if isinstance(rows, int) and not isinstance(rows, bool) else None,
+        "columns": [shown(c) for c in columns] if isinstance(columns, list) else [],
+        "first_date": shown(sidecar.get("first_date") or ""),
+        "last_date": shown(sidecar.get("last_date") or ""),
         "target": "Close",
         "description": f"Yahoo Finance download ({sidecar.get('interval', '1d')}), fetched {fetched or '?'}",
     }

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from seqbench.errors import DataError
+from seqbench.data.csvfile import date_format
+from seqbench.errors import DataError, shown
 from seqbench.spec import DatasetSpec
 
 SPLITS = ("train", "val", "test")
 WINDOW_SCALE_FLOOR = 1e-2  # in scaled units: keeps flat windows from dividing by ~0
+MAX_SCALED = 1e9  # |scaled value| beyond this overflows a float32 model (weights ~1, sums of squares)
 
 
 @dataclass
@@ -188,6 +190,28 @@ def _check_split_lengths(
         )
 
 
+def _check_magnitude(
+    scaled: np.ndarray,
+    columns: list[str],
+    dates: pd.Index,
+    bounds: dict[str, tuple[int, int]],
+    scaler: str,
+    label: str,
+) -> None:
+    """Refuse a value so far outside the training rows' range that the model would overflow on it."""
+    big = np.abs(np.nan_to_num(scaled, nan=0.0)) > MAX_SCALED
+    if not big.any():
+        return
+    row, column = (int(i) for i in np.argwhere(big)[0])
+    split = next(name for name in SPLITS if bounds[name][0] <= row < bounds[name][1])
+    when = pd.DatetimeIndex(dates)[row].strftime(date_format(pd.DatetimeIndex(dates)))
+    raise DataError(
+        f"{label}: column '{shown(columns[column])}' on {when} ({split} split) is {scaled[row, column]:.3g} "
+        f"in scaled units (dataset.scaler '{scaler}', fit on the training rows): an outlier this far "
+        f"outside the training range (more than {MAX_SCALED:.0e}) overflows the model; fix or remove that row"
+    )
+
+
 def make_windows(
     frame: pd.DataFrame, features: list[str], targets: list[str], ds: DatasetSpec, label: str = "dataset"
 ) -> Windows:
@@ -203,6 +227,7 @@ def make_windows(
     _check_split_lengths(bounds, first_row, ds, label)
     center, scale = fit_scaler(ds.scaler, transformed[scaler_rows[0] : scaler_rows[1]], columns, label)
     scaled = (transformed - center) / scale  # (rows, C)
+    _check_magnitude(scaled, columns, frame.index, bounds, ds.scaler, label)
     f_idx = [columns.index(c) for c in features]
     t_idx = [columns.index(c) for c in targets]
 

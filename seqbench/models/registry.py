@@ -35,7 +35,10 @@ TORCH_HINT = "pip install 'seqbench[torch]' -c constraints.txt  (or: pip install
 
 def torch_installed() -> bool:
     """Whether PyTorch can be imported (checked without importing it)."""
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return False
 
 
 def model_names() -> list[str]:
