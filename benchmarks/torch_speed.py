@@ -281,10 +281,21 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in speed:
-        cells = [r["model"], r["peer"], r["L"], f"{r['train_ms']:.1f}", f"{r['peer_train_ms']:.1f}",
-                 f"{r['train_speedup']:.2f}x", f"{r['infer_ms']:.1f}", f"{r['peer_infer_ms']:.1f}",
-                 f"{r['infer_speedup']:.2f}x", f"{r['us_per_token']:.2f}", f"{r['extra_mb']:.0f}",
-                 f"{r['peer_extra_mb']:.0f}", f"{r['memory_ratio']:.2f}"]
+        cells = [
+            r["model"],
+            r["peer"],
+            r["L"],
+            f"{r['train_ms']:.1f}",
+            f"{r['peer_train_ms']:.1f}",
+            f"{r['train_speedup']:.2f}x",
+            f"{r['infer_ms']:.1f}",
+            f"{r['peer_infer_ms']:.1f}",
+            f"{r['infer_speedup']:.2f}x",
+            f"{r['us_per_token']:.2f}",
+            f"{r['extra_mb']:.0f}",
+            f"{r['peer_extra_mb']:.0f}",
+            f"{r['memory_ratio']:.2f}",
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Targets (at the longest L): " + "; ".join(f"{m}: {t}" for m, t in TARGETS.items()), ""]
     if backends:

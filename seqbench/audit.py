@@ -1,10 +1,13 @@
 """Does anything look at the future? A causality audit of a spec's model and data pipeline.
 
-Model: on real windows, the states a model's sequence layers produce at steps 0..t (its
-`sequence(x)`, (B, L, D), what the head would read at each step) must not change when the
-inputs after step t change. The audit perturbs the inputs after several t, in float64, on
-every backend the model has, and reports the largest change at steps <= t (a leak above
-`TOLERANCE`) next to the largest change after t (which shows the perturbation had an effect).
+Model: the audit runs the model's one forward pass, the function training and evaluation
+call (`model.forward`), with the head reading every step (`forward(x, return_sequence=True)`,
+(B, L, O): the forecast from each prefix of the window). On real windows, the forecasts at
+steps 0..t must not change when the inputs after step t change. It perturbs the inputs after
+several t, in float64, on every backend the model has, and reports the largest change at steps
+<= t (a leak above `TOLERANCE`) next to the largest change after t (which shows the perturbation
+had an effect). A last check makes sure that the forecast training fits and evaluation scores,
+`forward(x)`, is the per-step forecast at the last step, so that the audited path is that one.
 
 Data: the scaler is fit on training rows only (scaler rows within the training rows, and
 changing every row after the training split changes neither the scaler nor any training
@@ -31,7 +34,8 @@ from seqbench.spec import Spec
 TOLERANCE = 1e-12  # in float64: a state at step <= t may move by rounding, never by more
 MAX_WINDOWS = 8  # real windows per model check
 
-Sequence = Callable[[np.ndarray], np.ndarray]  # x (B, L, F) -> states (B, L, D), float64
+Sequence = Callable[[np.ndarray], np.ndarray]  # x (B, L, F) -> per-step outputs (B, L, ...), float64
+Forward = Callable[..., np.ndarray]  # (x (B, L, F), return_sequence) -> (B, O) or (B, L, O), float64
 
 
 @dataclass
@@ -80,16 +84,17 @@ def audit_sequence(
     return out
 
 
-def model_checks(
-    subject: str, sequence: Sequence, x: np.ndarray, tolerance: float = TOLERANCE
-) -> list[Check]:
-    """One Check per perturbation time for a model's `sequence` on windows x (B, L, F)."""
+def model_checks(subject: str, forward: Forward, x: np.ndarray, tolerance: float = TOLERANCE) -> list[Check]:
+    """Checks of a model's forward pass on windows x (B, L, F): one per perturbation time, of the
+    per-step forecasts `forward(x, True)`, then that `forward(x, False)` is their last step."""
     L = x.shape[1]
     times = perturbation_times(L)
-    if not times:
-        return [Check("model", subject, "perturb inputs after step t", f"seq_len {L}: no later step", True)]
     checks = []
-    for t, before, after in audit_sequence(sequence, x, times):
+    if not times:
+        checks.append(
+            Check("model", subject, "perturb inputs after step t", f"seq_len {L}: no later step", True)
+        )
+    for t, before, after in audit_sequence(lambda v: forward(v, True), x, times):
         effect = f"after: {after:.1e}" if after > 0 else "after: 0 (no effect)"
         checks.append(
             Check(
@@ -100,6 +105,16 @@ def model_checks(
                 bool(before <= tolerance),
             )
         )
+    gap = float(np.max(np.abs(forward(x, False) - forward(x, True)[:, -1]), initial=0.0))
+    checks.append(
+        Check(
+            "model",
+            subject,
+            "the forecast is the audited forward's last step",
+            f"max |forward(x) - forward(x, return_sequence)[:, -1]|: {gap:.1e}",
+            bool(gap <= tolerance),
+        )
+    )
     return checks
 
 
@@ -108,21 +123,27 @@ def model_backends(name: str) -> list[str]:
     return [b for b in MODELS.get(name, {}) if b != "torch" or torch_installed()]
 
 
-def build_sequence(spec: Spec, backend: str, n_features: int, n_outputs: int) -> Sequence:
-    """The spec's model on `backend`, in float64 with the seed's initial weights, as a NumPy function."""
+def build_forward(spec: Spec, backend: str, n_features: int, n_outputs: int) -> Forward:
+    """The spec's model on `backend`, in float64 with the seed's initial weights: its forward pass
+    (the one training and prediction run) as a function of NumPy arrays."""
     model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend)
     if backend == "torch":
-        return torch_sequence(model)
-    return lambda x: np.asarray(model.sequence(x), dtype=np.float64)
+        return torch_forward(model)
+
+    def run(x: np.ndarray, return_sequence: bool = False) -> np.ndarray:
+        return np.asarray(model.forward(x, return_sequence=return_sequence)[0], dtype=np.float64)
+
+    return run
 
 
-def torch_sequence(model: Any) -> Sequence:
-    """A Torch model's `sequence` as a function of NumPy arrays (no gradients, CPU)."""
+def torch_forward(model: Any) -> Forward:
+    """A Torch model's forward pass as a function of NumPy arrays (no gradients, CPU)."""
     import torch
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray, return_sequence: bool = False) -> np.ndarray:
         with torch.no_grad():
-            return model.sequence(torch.as_tensor(x, dtype=torch.float64)).numpy().astype(np.float64)
+            y = model(torch.as_tensor(x, dtype=torch.float64), return_sequence=return_sequence)
+        return y.numpy().astype(np.float64)
 
     return run
 
@@ -242,6 +263,6 @@ def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | 
     x = windows.test.x[:MAX_WINDOWS]  # (B, L, F) real windows
     n_outputs = spec.dataset.horizon * len(loaded.targets)
     for backend in backends or model_backends(spec.model.name):
-        sequence = build_sequence(spec, backend, len(loaded.features), n_outputs)
-        report.checks += model_checks(f"{spec.model.name} ({backend})", sequence, x)
+        forward = build_forward(spec, backend, len(loaded.features), n_outputs)
+        report.checks += model_checks(f"{spec.model.name} ({backend})", forward, x)
     return report

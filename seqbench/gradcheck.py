@@ -84,7 +84,12 @@ def check_model(
     """
     rng = np.random.default_rng(seed)
     model = model_class(name, "numpy")(
-        n_features, output_size, hidden_size=hidden_size, n_layers=n_layers, rng=rng, dtype=np.float64,
+        n_features,
+        output_size,
+        hidden_size=hidden_size,
+        n_layers=n_layers,
+        rng=rng,
+        dtype=np.float64,
         **(model_options or {}),
     )
     for param in model.params.values():
@@ -107,8 +112,10 @@ def check_model(
         # Two step sizes: the larger wins where rounding dominates (tiny gradients), the smaller
         # where curvature does. A wrong analytic gradient disagrees with both, so taking the
         # better of the two per entry removes finite-difference noise, not bugs.
-        errors = [min(relative_error(analytic[[j]], coarse[[j]]), relative_error(analytic[[j]], fine[[j]]))
-                  for j in range(len(idx))]
+        errors = [
+            min(relative_error(analytic[[j]], coarse[[j]]), relative_error(analytic[[j]], fine[[j]]))
+            for j in range(len(idx))
+        ]
         results.append(GradCheckResult(name, pname, param.shape, len(idx), max(errors, default=0.0)))
     return results
 

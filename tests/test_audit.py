@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from seqbench.audit import (
     TOLERANCE,
+    audit_sequence,
     audit_spec,
     check_split_record,
     check_windows,
@@ -15,8 +16,9 @@ from seqbench.audit import (
     perturbation_times,
 )
 from seqbench.cli import app
+from seqbench.experiment import build_learner
 from seqbench.models.numpy.mingru import MinGRU
-from seqbench.models.registry import MODELS, model_names, torch_installed
+from seqbench.models.registry import MODELS, build_model, model_names, torch_installed
 from seqbench.spec import Spec
 
 runner = CliRunner()
@@ -88,10 +90,12 @@ def test_every_model_and_backend_is_causal(price_csv, model, backend):
     report = audit_spec(spec_for(price_csv, model, backend), backends=[backend])
     assert not report.leaks, report.leaks
     model_checks = [c for c in report.checks if c.part == "model"]
-    assert len(model_checks) == len(perturbation_times(12)) and all(c.ok for c in model_checks)
+    # one check per perturbation time, and one that the forecast is the audited forward's last step
+    assert len(model_checks) == len(perturbation_times(12)) + 1 and all(c.ok for c in model_checks)
     assert {c.subject for c in model_checks} == {f"{model} ({backend})"}
     # the perturbation does reach the later steps: the check is not vacuous
     assert all("no effect" not in c.result for c in model_checks)
+    assert model_checks[-1].check == "the forecast is the audited forward's last step"
 
 
 def test_the_audit_covers_every_installed_backend(price_csv):
@@ -108,6 +112,82 @@ def test_a_leaky_model_is_caught_on_every_backend(price_csv, leaky_model):
     assert len(leaks) == len(perturbation_times(12)) * len(model_backends("leaky"))
     change = float(leaks[0].result.split(": ")[1].split(";")[0])
     assert change > TOLERANCE
+
+
+class ForwardLeakyMinGRU(MinGRU):
+    """A leak in the training forward only (its input), not in the layers: `sequence()` stays clean."""
+
+    def forward(self, x, return_sequence=False):
+        future = np.cumsum(x[:, ::-1], axis=1)[:, ::-1]  # (B, L, F)
+        return super().forward(x + 1e-3 * future, return_sequence)
+
+
+class ForecastLeakyMinGRU(MinGRU):
+    """A leak only in the forecast that training fits (return_sequence=False): it adds the window's sum."""
+
+    def forward(self, x, return_sequence=False):
+        y, caches = super().forward(x, return_sequence)
+        return (y, caches) if return_sequence else (y + 1e-3 * x.sum(axis=(1, 2))[:, None], caches)
+
+
+def forward_leaky_torch_classes():
+    from seqbench.models.torch.mingru import MinGRU as TorchMinGRU
+
+    class ForwardLeakyTorchMinGRU(TorchMinGRU):
+        def forward(self, x, return_sequence=False):
+            return super().forward(x + 1e-3 * x.flip(1).cumsum(1).flip(1), return_sequence)
+
+    class ForecastLeakyTorchMinGRU(TorchMinGRU):
+        def forward(self, x, return_sequence=False):
+            y = super().forward(x, return_sequence)
+            return y if return_sequence else y + 1e-3 * x.sum(dim=(1, 2))[:, None]
+
+    return ForwardLeakyTorchMinGRU, ForecastLeakyTorchMinGRU
+
+
+@pytest.fixture
+def forward_leaks(monkeypatch):
+    """Register `forward-leak` and `forecast-leak` (NumPy, and Torch when installed)."""
+    import sys
+
+    module = sys.modules[__name__]
+    forward = {"numpy": f"{__name__}:ForwardLeakyMinGRU"}
+    forecast = {"numpy": f"{__name__}:ForecastLeakyMinGRU"}
+    if torch_installed():
+        module.ForwardLeakyTorchMinGRU, module.ForecastLeakyTorchMinGRU = forward_leaky_torch_classes()
+        forward["torch"] = f"{__name__}:ForwardLeakyTorchMinGRU"
+        forecast["torch"] = f"{__name__}:ForecastLeakyTorchMinGRU"
+    monkeypatch.setitem(MODELS, "forward-leak", forward)
+    monkeypatch.setitem(MODELS, "forecast-leak", forecast)
+
+
+def test_a_leak_in_the_training_forward_is_caught_on_every_backend(price_csv, forward_leaks):
+    """The leak is in forward (what train_step and predict run), not in the layers or `sequence()`."""
+    spec = spec_for(price_csv, "forward-leak")
+    backends = model_backends("forward-leak")
+    report = audit_spec(spec)
+    leaks = report.leaks
+    assert {c.subject for c in leaks} == {f"forward-leak ({b})" for b in backends}
+    assert len(leaks) == len(perturbation_times(12)) * len(backends)
+    assert all(c.check.startswith("perturb inputs after step") for c in leaks)
+
+    # an audit of `sequence()` alone, as before, would have passed this model
+    x = np.random.default_rng(0).normal(size=(4, 12, 2))
+    model = build_model(spec.model, 2, 1, spec.seed, np.float64, "numpy")
+    checked = audit_sequence(model.sequence, x, perturbation_times(12))
+    assert all(before <= TOLERANCE for _, before, _ in checked)
+    # ... while what training fits and evaluation scores is the leaky forward
+    learner = build_learner(spec, 2, 1)
+    clean = MinGRU.forward(learner.model, x)[0]  # the same weights without the leak
+    assert np.abs(learner.predict(x) - clean).max() > 1e-6
+
+
+def test_a_leak_only_in_the_forecast_training_fits_is_caught(price_csv, forward_leaks):
+    report = audit_spec(spec_for(price_csv, "forecast-leak"))
+    backends = model_backends("forecast-leak")
+    assert {(c.subject, c.check) for c in report.leaks} == {
+        (f"forecast-leak ({b})", "the forecast is the audited forward's last step") for b in backends
+    }
 
 
 def test_cli_audit_passes_and_catches_a_leak(tmp_path, monkeypatch, price_csv, leaky_model):

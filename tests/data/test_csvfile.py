@@ -235,7 +235,8 @@ def test_date_format_for_integer_dates(tmp_path):
 def test_a_semicolon_file_names_its_separator(tmp_path):
     path = write(tmp_path, "Date;Open;Close\n2020-01-01;1.5;2\n2020-01-02;2.5;3\n")
     assert one_line_error(path) == (
-        f"{path}: the fields seem to be separated by ';', not ',' (header 'Date;Open;Close'); set dataset.sep: ';'"
+        f"{path}: the fields seem to be separated by ';', not ',' (header 'Date;Open;Close'); "
+        "set dataset.sep: ';'"
     )
 
 

@@ -1,9 +1,12 @@
 """A stack of recurrent layers with a linear head: the shape every NumPy model shares.
 
-A model maps a window x (B, L, F) to a forecast y (B, O): the layers turn the
-sequence into hidden states (B, L, D), and the head reads the last one. A
-subclass supplies one recurrent layer (its init, forward and backward); this
-class stacks `n_layers` of them and owns the parameters, by name, in
+A model maps a window x (B, L, F) to a forecast y (B, O): the backbone (the layers)
+turns the sequence into hidden states (B, L, D), and the head reads the last one.
+There is one forward pass, `forward`, which training, prediction and the causality
+audit all run; `forward(x, return_sequence=True)` has the head read every step
+instead (the forecast from each prefix of the window), and `sequence(x)` is the
+backbone's output. A subclass supplies one recurrent layer (its init, forward and
+backward); this class stacks `n_layers` of them and owns the parameters, by name, in
 `self.params` (names match the Torch twins, so weights convert both ways).
 """
 
@@ -65,40 +68,53 @@ class RecurrentStack:
         prefix = f"layers.{i}."
         return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """x (B, L, F) -> y (B, O), with the caches the backward pass needs."""
+    def backbone(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """x (B, L, F) -> what the head reads at every step (B, L, D), with the caches for the backward pass.
+
+        Here the last layer's states; a model with more than a stack of layers (Mamba) overrides this
+        and `backbone_backward` together.
+        """
         h = x.astype(self.dtype, copy=False)
         caches = []
         for i in range(self.n_layers):
             h, cache = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
             caches.append(cache)
-        last = h[:, -1]  # (B, D)
-        y = linear(last, self.params["head.weight"], self.params["head.bias"])  # (B, O)
-        caches.append((last, h.shape))
-        return y, caches
+        return h, caches
 
-    def sequence(self, x: np.ndarray) -> np.ndarray:
-        """x (B, L, F) -> the last layer's states at every step (B, L, D); the head reads step L-1.
-
-        For the causality audit (seqbench.audit): state t may depend on inputs 0..t only.
-        """
-        h = x.astype(self.dtype, copy=False)
-        for i in range(self.n_layers):
-            h, _ = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
-        return h
-
-    def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
-        """dL/dy (B, O) -> the gradient of every parameter, by name."""
-        last, h_shape = caches[-1]
+    def backbone_backward(self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]) -> Params:
+        """The gradients of the backbone's parameters, given dL/d(its output) of `shape` (B, L, D):
+        d_out is (B, D) when only the last step was read (a forecast), or (B, L, D)."""
+        dh = every_step(d_out, shape, self.dtype)  # (B, L, D)
         grads: Params = {}
-        d_last, grads["head.weight"], grads["head.bias"] = linear_backward(
-            dy, last, self.params["head.weight"]
-        )
-        dh = np.zeros(h_shape, dtype=self.dtype)  # (B, L, D)
-        dh[:, -1] = d_last
         for i in reversed(range(self.n_layers)):
             dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
             grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})
+        return grads
+
+    def forward(self, x: np.ndarray, return_sequence: bool = False) -> tuple[np.ndarray, list[Any]]:
+        """x (B, L, F) -> the forecast y (B, O) from the last step, with the caches `backward` needs.
+
+        With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
+        depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
+        and the audit all run this one function; `return_sequence` changes only which steps the head reads.
+        """
+        h, caches = self.backbone(x)  # (B, L, D)
+        read = h if return_sequence else h[:, -1]  # (B, L, D) or (B, D)
+        y = linear(read, self.params["head.weight"], self.params["head.bias"])  # (B, L, O) or (B, O)
+        return y, [*caches, (read, h.shape)]
+
+    def sequence(self, x: np.ndarray) -> np.ndarray:
+        """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`."""
+        return self.backbone(x)[0]
+
+    def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
+        """dL/dy (B, O), or (B, L, O) after forward(x, return_sequence=True) -> every parameter's gradient."""
+        read, shape = caches[-1]
+        grads: Params = {}
+        d_read, grads["head.weight"], grads["head.bias"] = linear_backward(
+            dy, read, self.params["head.weight"]
+        )
+        grads.update(self.backbone_backward(d_read, caches[:-1], shape))
         return grads
 
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -110,3 +126,12 @@ class RecurrentStack:
     @property
     def n_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
+
+
+def every_step(d_out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A gradient of every step (B, L, D): d_out itself, or zeros but d_out (B, D) at the last step."""
+    if d_out.ndim == len(shape):
+        return d_out
+    dh = np.zeros(shape, dtype=dtype)
+    dh[:, -1] = d_out
+    return dh

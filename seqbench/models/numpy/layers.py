@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# A decay factor below exp(-MAX_LOG_DECAY) is treated as exp(-MAX_LOG_DECAY): far below
-# float32 resolution, and it keeps exp() of cumulative decays finite inside a chunk.
-MAX_LOG_DECAY = 60.0
-# The largest decay exp(c) that the prefix-sum scan lets grow inside one chunk, by dtype.
+# The largest decay exp(c) that the prefix-sum scan lets grow inside one chunk, by dtype; it also
+# caps one step's decay (see _scan_prefix).
 DECAY_LIMIT = {np.float32: 60.0, np.float64: 600.0}
 MAX_CHUNK = 128  # the prefix-sum scan's longest chunk: its matrix of ones is MAX_CHUNK^2
 
@@ -139,26 +137,39 @@ def _scan_prefix(log_a: np.ndarray, b: np.ndarray, carry: np.ndarray) -> np.ndar
         h_t = exp(-c_t) * (h_0 + sum_{k<=t} exp(c_k) * b_k),
     and both prefix sums are one batched product with a lower-triangular matrix of ones.
     Where exp(c) would grow past exp(DECAY_LIMIT), the sequence is cut into chunks that
-    restart c from 0 and carry the last state over (rare: it takes strongly closed gates).
+    restart c from 0 and carry the last state over (it takes strongly closed gates).
+
+    Saturated gates stay finite: one step's decay is capped at DECAY_LIMIT (a factor below
+    exp(-DECAY_LIMIT), 1 - z rounded to 0 included, acts as exp(-DECAY_LIMIT), which differs
+    from it by less than the dtype resolves), so every chunk holds at least one step and
+    exp(c) never overflows. A chunk whose prefix sums still come out inf or NaN (huge or
+    non-finite b) is redone step by step: the product with the matrix of ones would spread a
+    non-finite value at step k to the steps before k (0 * inf = NaN), the loop only forward.
     """
     B, L = b.shape[:2]
-    neg_log_a = np.negative(log_a).reshape(B, L, -1)  # (B, L, M)
+    limit = DECAY_LIMIT[b.dtype.type]
+    decay = np.negative(log_a).reshape(B, L, -1)  # (B, L, M)
+    np.minimum(decay, limit, out=decay)  # NaN stays NaN
     b_flat = b.reshape(B, L, -1)  # (B, L, M)
     carry = carry.reshape(B, 1, -1)  # (B, 1, M)
-    limit = DECAY_LIMIT[b.dtype.type]
     h = np.empty_like(b_flat)
-    s = 0
+    s, longest = 0, MAX_CHUNK
     while s < L:
-        span = min(L - s, MAX_CHUNK)  # look at most MAX_CHUNK steps ahead: O(L * MAX_CHUNK) work
+        span = min(L - s, longest)  # look at most MAX_CHUNK steps ahead: O(L * MAX_CHUNK) work
         ones = np.tril(np.ones((span, span), dtype=b.dtype))
-        c = ones @ neg_log_a[:, s : s + span]  # (B, span, M) decay since the chunk start
+        c = ones @ decay[:, s : s + span]  # (B, span, M) decay since the chunk start
         too_far = np.flatnonzero(c.max(axis=0).max(axis=1) > limit)
         e = s + span if len(too_far) == 0 else s + max(int(too_far[0]), 1)
-        growth = np.exp(c[:, : e - s])  # (B, C, M) exp(c_t)
+        growth = np.exp(c[:, : e - s])  # (B, C, M) exp(c_t), at most exp(limit)
         chunk = ones[: e - s, : e - s] @ (growth * b_flat[:, s:e])  # (B, C, M)
         chunk += carry
         chunk /= growth
+        if not np.isfinite(np.add.reduce(chunk, axis=None)):  # one pass; a false alarm only costs time
+            chunk = _scan_steps(log_a.reshape(B, L, -1)[:, s:e], b_flat[:, s:e], carry[:, 0])
         h[:, s:e] = chunk
+        # after a cut, look only about twice as far ahead as the chunk that was cut, so that
+        # a run of saturated gates (chunks of one step) costs O(1) per step, not O(MAX_CHUNK^2)
+        longest = MAX_CHUNK if e - s == span else min(MAX_CHUNK, 2 * (e - s))
         carry, s = chunk[:, -1:], e
     return h.reshape(b.shape)
 
@@ -173,7 +184,7 @@ def linear_scan_backward(
     so it is one more linear scan on reversed time. Then db_t = g_t and
     dlog_a_t = g_t * a_t * h_{t-1}.
     """
-    a = np.exp(np.maximum(log_a, -MAX_LOG_DECAY))  # (B, L, ...)
+    a = np.exp(log_a)  # (B, L, ...); a gate shut for good (log_a -> -inf) gives exactly 0
     if dh[:, 0].size >= STEP_LOOP_MIN_SIZE:
         g = reverse_scan(a, dh)
     else:

@@ -141,33 +141,25 @@ class Mamba(RecurrentStack):
 
     # ---- the model: embedding, blocks, final norm, head -----------------------------------------
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    def backbone(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D), and caches."""
         x = x.astype(self.dtype, copy=False)
         h = linear(x, self.params["embed.weight"], self.params["embed.bias"])  # (B, L, D)
         caches: list[Any] = []
         for i in range(self.n_layers):
             h, cache = self.layer_forward(self.layer_params(i), h)
             caches.append(cache)
-        last, norm_cache = rms_norm(h[:, -1], self.params["norm_f.weight"])  # (B, D)
-        y = linear(last, self.params["head.weight"], self.params["head.bias"])  # (B, O)
-        caches.append((x, last, norm_cache, h.shape))
-        return y, caches
+        out, norm_cache = rms_norm(h, self.params["norm_f.weight"])  # (B, L, D)
+        return out, [*caches, (x, norm_cache)]
 
-    def sequence(self, x: np.ndarray) -> np.ndarray:
-        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D)."""
-        h = linear(x.astype(self.dtype, copy=False), self.params["embed.weight"], self.params["embed.bias"])
-        for i in range(self.n_layers):
-            h, _ = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
-        return rms_norm(h, self.params["norm_f.weight"])[0]  # (B, L, D)
-
-    def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
-        x, last, norm_cache, h_shape = caches[-1]
+    def backbone_backward(self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]) -> Params:
+        x, (x_hat, r, weight) = caches[-1]
         grads: Params = {}
-        d_last, grads["head.weight"], grads["head.bias"] = linear_backward(
-            dy, last, self.params["head.weight"]
-        )
-        dh = np.zeros(h_shape, dtype=self.dtype)  # (B, L, D)
-        dh[:, -1], grads["norm_f.weight"] = rms_norm_backward(d_last, norm_cache)
+        if d_out.ndim == 2:  # only the last step was read: the final norm's backward there only
+            dh = np.zeros(shape, dtype=self.dtype)  # (B, L, D)
+            dh[:, -1], grads["norm_f.weight"] = rms_norm_backward(d_out, (x_hat[:, -1], r[:, -1], weight))
+        else:
+            dh, grads["norm_f.weight"] = rms_norm_backward(d_out, (x_hat, r, weight))
         for i in reversed(range(self.n_layers)):
             dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
             grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})

@@ -72,7 +72,7 @@ class TorchStack(nn.Module):
 
     A subclass names its NumPy twin (`numpy_class`) and supplies `make_layer`, a module
     whose parameters have the names of the twin's `init_layer`; `forward` maps x (B, L, F)
-    to y (B, O).
+    to y (B, O), as the head of `sequence` (the backbone), the one forward pass there is.
     """
 
     numpy_class: type[RecurrentStack] = RecurrentStack
@@ -127,12 +127,21 @@ class TorchStack(nn.Module):
     def make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> y (B, O)."""
-        return self.head(self.sequence(x)[:, -1])  # (B, O)
+    def forward(self, x: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
+        """x (B, L, F) -> the forecast y (B, O) from the last step.
+
+        With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
+        depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
+        and the audit all run this one function; `return_sequence` changes only which steps the head reads.
+        """
+        h = self.sequence(x)  # (B, L, D)
+        return self.head(h if return_sequence else h[:, -1])  # (B, L, O) or (B, O)
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> the last layer's states at every step (B, L, D) (for the causality audit)."""
+        """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`.
+
+        Here the last layer's states; Mamba overrides it (embedding, blocks, final norm).
+        """
         h = x.to(self.dtype)  # (B, L, F)
         for layer in self.layers:
             h = layer(h)  # (B, L, D)

@@ -75,15 +75,11 @@ class Mamba(TorchStack):
         self.head = Linear(D, self.output_size, dtype=self.dtype)
         self.norm_f = RMSNorm(D, dtype=self.dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> y (B, O)."""
-        h = self.embed(x.to(self.dtype))  # (B, L, D)
-        for block in self.layers:
-            h = block(h)  # (B, L, D)
-        return self.head(self.norm_f(h[:, -1]))  # (B, O)
-
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D)."""
+        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D).
+
+        The backbone of `forward` (TorchStack's), whose head reads its last step.
+        """
         h = self.embed(x.to(self.dtype))  # (B, L, D)
         for block in self.layers:
             h = block(h)  # (B, L, D)

@@ -188,3 +188,50 @@ def test_selective_scan_matches_the_recurrence_and_finite_differences(b, L, E, N
         (u, delta, A, B, C, D),
         w,
     )
+
+
+# ---- saturated gates: decays of exactly 0 and far below the dtype's range ----------------------
+
+
+def saturated_decays(shape, dtype, seed=0):
+    """log_a of gates shut to the last bit: -inf (a factor of exactly 0), -1e3, -100, and ordinary ones."""
+    rng = np.random.default_rng(seed)
+    choices = np.array([-np.inf, -1e3, -100.0, -89.0, -61.0, -30.0, -1.0, -1e-3, 0.0])
+    return rng.choice(choices, size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 40, 4), (2, 300, 3), (2, 9, 2, 3)])
+def test_linear_scan_with_factors_of_zero_and_underflow_is_finite_and_exact(dtype, shape):
+    log_a = saturated_decays(shape, dtype)
+    b = (np.random.default_rng(1).normal(size=shape) * 1e3).astype(dtype)
+    h = linear_scan(log_a, b)
+    assert np.all(np.isfinite(h))
+    expected = sequential_scan(log_a.astype(np.float64), b.astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(h, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    g = linear_scan_backward(np.ones_like(b), log_a, h)
+    assert all(np.all(np.isfinite(v)) for v in g)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_scan_stays_causal_when_later_steps_overflow(dtype):
+    """A huge b (or inf) after step t must not reach steps <= t: a product with the matrix of ones
+    would spread it backwards (0 * inf = NaN); the states before it stay what they were."""
+    rng = np.random.default_rng(2)
+    log_a = -rng.uniform(0, 3, size=(2, 50, 3)).astype(dtype)
+    b = rng.normal(size=(2, 50, 3)).astype(dtype)
+    h = linear_scan(log_a, b)
+    tol = 1e-12 if dtype == np.float64 else 1e-4  # float32's prefix sums: exp(c) to ~60 ulp
+    big = np.finfo(dtype).max / 4
+    for t in (0, 10, 31, 48):
+        for later in (big, np.inf, np.nan):
+            changed = b.copy()
+            changed[:, t + 1] = later
+            with np.errstate(over="ignore", invalid="ignore"):
+                states = linear_scan(log_a, changed)
+            assert np.all(np.isfinite(states[:, : t + 1]))
+            np.testing.assert_allclose(states[:, : t + 1], h[:, : t + 1], rtol=tol, atol=tol)
+    # every gate shut: each state is its own b, in chunks of one step that cost about one step each
+    shut = np.full((2, 2000, 3), -1e3, dtype=dtype)
+    np.testing.assert_allclose(linear_scan(shut, b.repeat(40, axis=1)), b.repeat(40, axis=1), rtol=tol)

@@ -55,3 +55,37 @@ def test_learns_a_task_that_needs_memory(name, memory_task):
     final = mse(learner, val)
     assert final < 0.1 * start
     assert final < 0.1 * persistence
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_one_forward_pass_per_step_forecasts_and_their_gradients(name, n_layers):
+    """forward(x, return_sequence=True) is the head at every step of the same pass: its last step is
+    forward(x), sequence(x) is what the head reads, and backward takes per-step gradients too."""
+    options = {"state_size": 3, "dt_rank": 2} if name == "mamba" else {}
+    model = model_class(name, "numpy")(
+        2, 3, hidden_size=5, n_layers=n_layers, rng=np.random.default_rng(0), dtype=np.float64, **options
+    )
+    rng = np.random.default_rng(1)
+    x, w = rng.normal(size=(2, 6, 2)), rng.normal(size=(2, 6, 3))
+    y, _ = model.forward(x)
+    per_step, caches = model.forward(x, return_sequence=True)
+    assert per_step.shape == (2, 6, 3)
+    np.testing.assert_allclose(per_step[:, -1], y, rtol=1e-13, atol=1e-15)
+    states = model.sequence(x)
+    head = states @ model.params["head.weight"] + model.params["head.bias"]
+    np.testing.assert_allclose(per_step, head, rtol=1e-13, atol=1e-15)
+
+    grads = model.backward(w, caches)
+    for pname, value in model.params.items():
+        flat = value.reshape(-1)
+        numeric = np.empty(min(flat.size, 6))
+        for j in range(len(numeric)):
+            old = flat[j]
+            flat[j] = old + 1e-6
+            up = float(np.sum(w * model.forward(x, return_sequence=True)[0]))
+            flat[j] = old - 1e-6
+            down = float(np.sum(w * model.forward(x, return_sequence=True)[0]))
+            flat[j] = old
+            numeric[j] = (up - down) / 2e-6
+        np.testing.assert_allclose(grads[pname].reshape(-1)[: len(numeric)], numeric, rtol=1e-5, atol=1e-8)

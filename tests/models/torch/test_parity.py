@@ -93,6 +93,21 @@ def test_same_outputs_loss_and_gradients(name, batch, seq_len, n_layers):
     assert worst[0] < TOLERANCE, worst
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_same_per_step_forecasts_and_sequences(name):
+    """forward(x, return_sequence=True), the path the causality audit checks, and sequence(x)."""
+    numpy_model, torch_model = twins(name, n_layers=2)
+    x = np.random.default_rng(2).normal(size=(3, 9, 2))
+    with torch.no_grad():
+        per_step = torch_model(torch.from_numpy(x), return_sequence=True).numpy()
+        states = torch_model.sequence(torch.from_numpy(x)).numpy()
+        last = torch_model(torch.from_numpy(x)).numpy()
+    assert per_step.shape == (3, 9, 2)
+    assert rel_diff(per_step, numpy_model.forward(x, return_sequence=True)[0]) < TOLERANCE
+    assert rel_diff(states, numpy_model.sequence(x)) < TOLERANCE
+    assert rel_diff(per_step[:, -1], last) < 1e-13
+
+
 def test_mamba_parity_when_the_scan_recomputes_its_states(monkeypatch):
     """Long sequences take the memory-lean path (states recomputed chunk by chunk): same numbers."""
     from seqbench.models.torch import layers
