@@ -290,6 +290,7 @@ def compare(
     from seqbench.compare import (
         compare_rows,
         find_runs,
+        hidden_columns,
         load_runs,
         load_val_curves,
         render,
@@ -310,11 +311,21 @@ def compare(
             rows = sort_rows(rows, sort)
         if fmt == "table":
             stdout.print(rich_table(rows, stdout.width))
+            _note_hidden(hidden_columns(rows, stdout.width))
         else:
             sys.stdout.write(render(rows, fmt))
     if plot:
         plot_val_curves(load_val_curves(loaded), plot)
         print(f"wrote {plot}", file=sys.stderr)
+
+
+def _note_hidden(hidden: list[str]) -> None:
+    """A `note:` line on stderr when a table on this terminal left columns out."""
+    from seqbench.compare import hidden_note
+
+    note = hidden_note(hidden, stdout.width)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _pin_and_test(loaded: list[dict[str, Any]], against: str | None, strict: bool, results: Path) -> None:
@@ -330,7 +341,14 @@ def _pin_and_test(loaded: list[dict[str, Any]], against: str | None, strict: boo
 
 def _print_groups(loaded: list[dict[str, Any]], group: bool | None, sort: str | None, fmt: str) -> bool:
     """`compare` with one row per config, if asked (or by default when a config repeats); else False."""
-    from seqbench.groups import group_rows, has_repeats, render_groups, rich_group_table, sort_groups
+    from seqbench.groups import (
+        group_rows,
+        has_repeats,
+        hidden_group_columns,
+        render_groups,
+        rich_group_table,
+        sort_groups,
+    )
 
     if group is False or (group is None and not has_repeats(loaded)):
         return False
@@ -339,6 +357,7 @@ def _print_groups(loaded: list[dict[str, Any]], group: bool | None, sort: str | 
         rows = sort_groups(rows, sort)
     if fmt == "table":
         stdout.print(rich_group_table(rows, stdout.width))
+        _note_hidden(hidden_group_columns(rows, stdout.width))
     else:
         sys.stdout.write(render_groups(rows, fmt))
     return True
@@ -382,7 +401,7 @@ def sweep(
     --grid train.lr=1e-3,3e-3 --seeds 3 --workers 2
     """
     from seqbench.executors import check_executor
-    from seqbench.groups import rich_group_table
+    from seqbench.groups import hidden_group_columns, rich_group_table
     from seqbench.sweep import check_data, plan_sweep, run_sweep, write_summary
 
     if config is None:
@@ -393,6 +412,7 @@ def sweep(
     report = run_sweep(plan, data_dir, executor, workers, address, None if quiet else _sweep_progress(plan))
     summary = write_summary(report)
     stdout.print(rich_group_table(summary.rows, stdout.width))
+    _note_hidden(hidden_group_columns(summary.rows, stdout.width))
     stdout.print(f"sweep folder: {plan.sweep_dir} ({', '.join(path.name for path in summary.files)})")
     report.raise_for_status()
 

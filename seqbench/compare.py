@@ -13,8 +13,11 @@ import glob
 import io
 import json
 import math
+import os
+import stat
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from seqbench.errors import SeqbenchError
+from seqbench.errors import SeqbenchError, shown
+from seqbench.io import dumps_strict
 
 METRICS_FILE = "metrics.json"
 COLUMNS = [
@@ -44,53 +48,124 @@ def find_runs(targets: list[str], results_dir: Path = Path("results")) -> list[P
 
     A relative target that matches nothing as given is also tried under `results_dir`, so that
     `seqbench compare aapl-mingru` and `seqbench compare 'aapl-*'` work from the project root.
-    No targets means every run under `results_dir`.
+    No targets means every run under `results_dir`. Links to run folders are followed; a link to
+    a folder above it (`/`, a loop) is not. Folders left out are a warning each: run folders
+    without metrics.json (a killed run, or one still running), links not followed.
     """
     results_dir = Path(results_dir)
+    found = Found()
     if not targets:
-        runs = _runs_under(results_dir)
-        if not runs:
+        found = _runs_under(results_dir)
+        if not found.runs:
+            _warn_skipped(found)
             raise SeqbenchError(f"no runs found in {results_dir}/; make one with `{QUICKSTART}`")
-        return _sorted_unique(runs)
-    runs: list[Path] = []
     for target in targets:
-        found = _runs_for_target(target, results_dir)
-        if not found:
+        found_here = _runs_for_target(target, results_dir)
+        found.extend(found_here)
+        if not found_here.runs:
+            _warn_skipped(found)
             raise SeqbenchError(
-                f"no runs found for '{target}' (looked for {METRICS_FILE} there and under "
+                f"no runs found for '{shown(target)}' (looked for {METRICS_FILE} there and under "
                 f"{results_dir}/); run `seqbench compare` with no arguments to list every run"
             )
-        runs.extend(found)
-    return _sorted_unique(runs)
+    _warn_skipped(found)
+    return _sorted_unique(found.runs)
 
 
-def _runs_for_target(target: str, results_dir: Path) -> list[Path]:
+@dataclass
+class Found:
+    """What a search for run folders found: runs, and the folders it left out, with why."""
+
+    runs: list[Path] = field(default_factory=list)
+    unfinished: list[Path] = field(default_factory=list)  # a spec.yaml but no metrics.json
+    not_followed: list[Path] = field(default_factory=list)  # links to a folder above them
+
+    def extend(self, other: Found) -> None:
+        self.runs += other.runs
+        self.unfinished += other.unfinished
+        self.not_followed += other.not_followed
+
+
+def _warn_skipped(found: Found) -> None:
+    unfinished = _sorted_unique(found.unfinished)
+    if unfinished:
+        listed = ", ".join(shown(path, 300) for path in unfinished[:3]) + (
+            ", ..." if len(unfinished) > 3 else ""
+        )
+        warnings.warn(
+            f"skipped {len(unfinished)} run folder(s) without {METRICS_FILE} (killed, or still running): "
+            f"{listed}; `seqbench train --resume FOLDER` finishes one that was stopped",
+            stacklevel=3,
+        )
+    for link in _sorted_unique(found.not_followed):
+        target = shown(os.path.realpath(link), 300)
+        warnings.warn(
+            f"not following {shown(link, 300)}: it links to {target}, a folder above it", stacklevel=3
+        )
+
+
+def _runs_for_target(target: str, results_dir: Path) -> Found:
     """Runs for one target, trying it as given first, then relative to `results_dir`."""
     candidates = [target]
     if not Path(target).is_absolute():
         candidates.append(str(results_dir / target))
+    found = Found()
     for candidate in candidates:
         matches = glob.glob(candidate, recursive=True) if _is_glob(candidate) else [candidate]
-        paths = [Path(match) for match in matches]
-        runs = [run for path in paths for run in _runs_under(path)]
-        if runs:
-            return runs
-    return []
+        found = Found()
+        for match in matches:
+            found.extend(_runs_under(Path(match)))
+        if found.runs:
+            return found
+    return found
 
 
 def _is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
 
 
-def _runs_under(path: Path) -> list[Path]:
-    """`path` itself if it is a run folder (or its metrics.json), else every run folder below it."""
+def _runs_under(path: Path) -> Found:
+    """`path` itself if it is a run folder (or its metrics.json), else every run folder below it.
+
+    The walk follows links to folders, each folder once, but not a link to one of its own
+    ancestors (a link to `/` or a loop), and does not look inside run folders.
+    """
+    found = Found()
     if path.is_file():
-        return [path.parent] if path.name == METRICS_FILE else []
-    if not path.is_dir():
-        return []
-    if (path / METRICS_FILE).is_file():
-        return [path]
-    return [metrics.parent for metrics in path.rglob(METRICS_FILE) if metrics.is_file()]
+        found.runs += [path.parent] if path.name == METRICS_FILE else []
+        return found
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = folder.stat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        if (folder / METRICS_FILE).is_file():
+            found.runs.append(folder)
+            continue
+        if (folder / "spec.yaml").is_file() and (folder / "run.log").is_file():
+            found.unfinished.append(folder)
+            continue
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
+        except OSError:
+            continue
+        real = Path(os.path.realpath(folder))
+        for entry in entries:
+            child = folder / entry.name
+            if entry.is_symlink():
+                target = Path(os.path.realpath(child))
+                if target == real or target in real.parents:
+                    if target.is_dir():
+                        found.not_followed.append(child)
+                    continue
+            stack.append(child)
+    return found
 
 
 def _sorted_unique(runs: Iterable[Path]) -> list[Path]:
@@ -150,7 +225,7 @@ def compare_rows(runs: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
 def data_fingerprint(run: dict[str, Any]) -> str | None:
     """The first 12 hex digits of the sha256 of the data a run used (metrics.json `data`)."""
     sha = _section(run, "data").get("sha256")
-    return str(sha)[:12] if isinstance(sha, str) else None
+    return shown(sha[:12]) if isinstance(sha, str) else None
 
 
 def _row(run: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +257,7 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_label(run: dict[str, Any]) -> str:
-    return f"{run.get('name') or '?'}/{run.get('run_id') or '?'}"
+    return shown(f"{run.get('name') or '?'}/{run.get('run_id') or '?'}", 200)
 
 
 def _section(mapping: dict[str, Any], key: str) -> dict[str, Any]:
@@ -194,7 +269,7 @@ def _section(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 def _text(value: Any) -> str | None:
     if isinstance(value, dict):  # e.g. a model written as {"name": ...}
         value = value.get("name")
-    return None if value is None else str(value)
+    return None if value is None else shown(value, 200)  # metrics.json is untrusted: no escape codes
 
 
 def _number(value: Any) -> int | float | None:
@@ -282,7 +357,7 @@ def _render_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _render_json(rows: list[dict[str, Any]], columns: list[str]) -> str:
     records = [{column: row.get(column) for column in columns} for row in rows]
-    return json.dumps(records, indent=2) + "\n"
+    return dumps_strict(records, indent=2) + "\n"
 
 
 def _render_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -330,6 +405,28 @@ def fitting_columns(
         if column in columns:
             columns.remove(column)
     return columns
+
+
+def hidden_columns(
+    rows: list[dict[str, Any]],
+    width: int | None,
+    columns: list[str] | None = None,
+    optional: list[str] | None = None,
+) -> list[str]:
+    """The columns `fitting_columns` leaves out at this `width`, in table order."""
+    columns = list(columns or COLUMNS)
+    fitting = fitting_columns(rows, width, columns, optional)
+    return [column for column in columns if column not in fitting]
+
+
+def hidden_note(hidden: list[str], width: int | None) -> str | None:
+    """What to tell the user when a table left columns out; None when it shows them all."""
+    if not hidden:
+        return None
+    return (
+        f"{len(hidden)} column(s) hidden to fit {width} characters: {', '.join(hidden)}; "
+        "widen the terminal, or use --format md, csv or json for every column"
+    )
 
 
 def rich_table(

@@ -24,7 +24,8 @@ from typing import Any
 
 from rich.table import Table
 
-from seqbench.compare import compare_rows, format_value, render, rich_table, sort_rows
+from seqbench.compare import compare_rows, format_value, hidden_columns, render, rich_table, sort_rows
+from seqbench.errors import shown
 
 STAT_COLUMNS = ["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"]
 _CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "data", "hidden", "lr", "n"]
@@ -47,7 +48,7 @@ GROUP_OPTIONAL_COLUMNS = [
 def run_config_id(run: dict[str, Any]) -> str | None:
     """The run's `config_id`: from metrics.json, else computed from its spec.yaml, else None."""
     if isinstance(run.get("config_id"), str):
-        return str(run["config_id"])
+        return shown(run["config_id"])
     spec_file = Path(str(run.get("run_dir", ""))) / "spec.yaml"
     if not run.get("run_dir") or not spec_file.is_file():
         return None
@@ -83,7 +84,7 @@ def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
     rows = compare_rows(members)
     done = [row for row in rows if row["status"] == "completed"]
     first = rows[0]
-    names = list(dict.fromkeys(str(run.get("name") or "?") for run in members))
+    names = list(dict.fromkeys(shown(run.get("name") or "?") for run in members))
     seeds = sorted(run["seed"] for run in members if isinstance(run.get("seed"), int))
     row: dict[str, Any] = {
         "config": ", ".join(names),
@@ -143,6 +144,11 @@ def render_groups(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt in ("md", "table"):
         return render(display_rows(rows), fmt, GROUP_COLUMNS)
     return render(rows, fmt, GROUP_DATA_COLUMNS)
+
+
+def hidden_group_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
+    """The columns `rich_group_table` leaves out at this `width`."""
+    return hidden_columns(display_rows(rows), width, GROUP_COLUMNS, GROUP_OPTIONAL_COLUMNS)
 
 
 def rich_group_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:

@@ -286,12 +286,25 @@ def _unknown_key_error(key: str, where: str) -> SpecError:
     return SpecError(f"{where}: unknown key '{shown(key)}'{hint}")
 
 
+SOURCE_EXAMPLES = {
+    "csv": "dataset.path: FILE.csv (or --set dataset=FILE.csv)",
+    "yahoo": "dataset.ticker: AAPL (or --set dataset=AAPL)",
+    "builtin": "dataset.name (seqbench datasets lists them)",
+    "synthetic": "dataset.name: sine",
+}
+
+
 def expand_dataset_shorthand(value: str, data_dir: Path) -> dict[str, Any]:
     """`dataset: X` -> a built-in name, a path to a CSV file, or a (cached) Yahoo ticker."""
     from seqbench.data.builtin import BUILTINS
 
     if value in BUILTINS:
         return {"source": "builtin", "name": value}
+    if value.lower() in SOURCE_EXAMPLES:  # `--set dataset=csv`: a source, not a ticker named CSV
+        raise SpecError(
+            f"dataset: '{value}' is a source, not a dataset; set dataset.source: {value.lower()} "
+            f"and {SOURCE_EXAMPLES[value.lower()]}"
+        )
     if value.lower().endswith(".csv") or "/" in value or Path(value).is_file():
         return {"source": "csv", "path": value}
     return {"source": "yahoo", "ticker": value}

@@ -301,3 +301,102 @@ def test_rows_show_the_data_fingerprint() -> None:
     assert rows[0]["data"] == "0123456789ab"
     assert rows[1]["data"] is None
     assert "0123456789ab" in render(rows, "md")
+
+
+# --- what compare leaves out, and says so ------------------------------------------------------
+
+
+def _cli(args: list[str], columns: int = 200):
+    from typer.testing import CliRunner
+
+    from seqbench import cli
+
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "stdout", Console(width=columns, file=io.StringIO()))
+        result = runner.invoke(cli.app, args)
+        table = cli.stdout.file.getvalue()
+    return result, table
+
+
+def test_a_narrow_terminal_notes_the_hidden_columns_on_stderr(results: Path) -> None:
+    result, table = _cli(["compare", "--results", str(results)], columns=90)
+    assert result.exit_code == 0, result.output
+    note = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "hidden to fit 90 characters: backend, data" in note[0]
+    assert "--format md, csv or json" in note[0]
+    assert "rmse" in table and "backend" not in table
+    wide, _ = _cli(["compare", "--results", str(results)], columns=300)
+    assert "note:" not in wide.stderr  # every column fits: nothing to say
+
+
+def test_grouped_tables_note_hidden_columns_too(results: Path) -> None:
+    result, _ = _cli(["compare", "--results", str(results), "--group"], columns=100)
+    assert result.exit_code == 0, result.output
+    assert "column(s) hidden to fit 100 characters: config_id" in result.stderr
+
+
+def test_run_folders_without_metrics_are_skipped_with_a_warning(results: Path) -> None:
+    killed = results / "aapl-mingru" / "20261123-000000-dead"
+    killed.mkdir()
+    (killed / "spec.yaml").write_text("name: aapl-mingru\n")
+    (killed / "run.log").write_text("epoch 1/20 ...\n")
+    (killed / "checkpoint.json").write_text("{}")
+    with pytest.warns(UserWarning, match=r"skipped 1 run folder\(s\) without metrics.json") as caught:
+        runs = find_runs([], results)
+    assert killed not in runs and len(runs) == 3
+    assert str(killed) in str(caught[0].message) and "--resume" in str(caught[0].message)
+    result, _ = _cli(["compare", "--results", str(results)])
+    assert result.exit_code == 0
+    assert f"warning: skipped 1 run folder(s) without metrics.json (killed, or still running): {killed}" in (
+        result.stderr
+    )
+
+
+def test_only_unfinished_runs_is_still_no_runs_but_says_why(tmp_path: Path) -> None:
+    killed = tmp_path / "results" / "x" / "20261123-000000-dead"
+    killed.mkdir(parents=True)
+    (killed / "spec.yaml").write_text("name: x\n")
+    (killed / "run.log").write_text("")
+    result, _ = _cli(["compare", "--results", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert "skipped 1 run folder(s)" in result.stderr and "no runs found" in result.stderr
+
+
+def test_symlinked_run_folders_are_found_and_links_above_are_not_walked(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    run = _write_run(elsewhere, "big-disk", "20261120-000000-abcd")
+    results = tmp_path / "results"
+    _write_run(results, "local", "20261121-000000-abcd")
+    (results / "linked-run").symlink_to(run, target_is_directory=True)  # a run folder kept elsewhere
+    (results / "linked-name").symlink_to(elsewhere / "big-disk", target_is_directory=True)
+    (results / "root").symlink_to("/", target_is_directory=True)
+    (results / "local" / "loop").symlink_to(results, target_is_directory=True)
+    (results / "dangling").symlink_to(tmp_path / "missing")
+    with pytest.warns(UserWarning) as caught:
+        runs = find_runs([], results)
+    # the linked run is found once (two links lead to it), and nothing below / was walked
+    assert sorted(p.name for p in runs) == ["20261120-000000-abcd", "20261121-000000-abcd"]
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        f"not following {results / 'local' / 'loop'}: it links to {results}, a folder above it",
+        f"not following {results / 'root'}: it links to /, a folder above it",
+    ]
+
+
+def test_control_characters_in_a_metrics_file_are_escaped_in_every_format(results: Path) -> None:
+    _write_run(results, "evil", "20261124-000000-abcd", model="mingru\x1b[2J\x07", dataset="a\nb")
+    for fmt in ("table", "md", "csv", "json"):
+        result, table = _cli(["compare", "--results", str(results), "--format", fmt])
+        out = table + result.stdout
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in out and "\x07" not in out and "a\nb" not in out
+        assert "mingru\\x1b[2J\\x07" in out.replace("\\\\", "\\")
+
+
+def test_json_output_is_strict(results: Path) -> None:
+    _write_run(results, "nan", "20261124-000000-abcd", params=float("nan"), seconds_per_epoch=float("inf"))
+    for args in (["--json"], ["--json", "--group"]):
+        result, _ = _cli(["compare", "--results", str(results), *args])
+        assert result.exit_code == 0, result.output
+        json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}"))

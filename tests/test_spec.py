@@ -164,3 +164,14 @@ def test_override_strings_that_look_like_numbers():
 
 def test_a_numeric_name_is_a_name(tmp_path):
     assert load_spec(write(tmp_path, "name: 2024\ndataset: sp500\n")).name == "2024"
+
+
+@pytest.mark.parametrize("source", ["csv", "CSV", "yahoo", "builtin", "synthetic"])
+def test_a_source_name_as_the_dataset_shorthand_says_what_to_set(source, tmp_path):
+    """`--set dataset=csv` meant the CSV source, not a Yahoo ticker named CSV (an offline download)."""
+    from seqbench.spec import expand_dataset_shorthand
+
+    with pytest.raises(
+        SpecError, match=rf"'{source}' is a source, not a dataset; set dataset.source: {source.lower()}"
+    ):
+        expand_dataset_shorthand(source, tmp_path)
