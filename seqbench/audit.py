@@ -72,21 +72,31 @@ def audit_sequence(
 ) -> list[tuple[int, float, float]]:
     """(t, max |change| at steps <= t, max |change| after t) for each t, perturbing x[:, t+1:]."""
     rng = np.random.default_rng(seed)
-    x = np.asarray(x, dtype=np.float64)
+    tokens = np.asarray(x).dtype.kind in "iu"  # byte ids: perturbed to other byte values
+    x = np.asarray(x, dtype=np.int64 if tokens else np.float64)
     base = sequence(x)  # (B, L, D)
     out = []
     for t in times:
         perturbed = x.copy()
-        perturbed[:, t + 1 :] += rng.normal(0.0, 1.0, size=perturbed[:, t + 1 :].shape)
+        later = perturbed[:, t + 1 :]
+        if tokens:
+            later[...] = (later + rng.integers(1, 256, size=later.shape)) % 256  # every byte changes
+        else:
+            later += rng.normal(0.0, 1.0, size=later.shape)
         states = sequence(perturbed)  # (B, L, D)
         change = np.abs(states - base)
         out.append((t, float(change[:, : t + 1].max()), float(change[:, t + 1 :].max())))
     return out
 
 
-def model_checks(subject: str, forward: Forward, x: np.ndarray, tolerance: float = TOLERANCE) -> list[Check]:
+def model_checks(
+    subject: str, forward: Forward, x: np.ndarray, tolerance: float = TOLERANCE, every_step: bool = False
+) -> list[Check]:
     """Checks of a model's forward pass on windows x (B, L, F): one per perturbation time, of the
-    per-step forecasts `forward(x, True)`, then that `forward(x, False)` is their last step."""
+    per-step forecasts `forward(x, True)`, then that `forward(x, False)` is their last step.
+
+    `every_step`: a language model, whose head reads every step (x (B, L) byte ids): the last check
+    is then that `forward(x)` is the per-step output itself, the one training fits."""
     L = x.shape[1]
     times = perturbation_times(L)
     checks = []
@@ -105,16 +115,15 @@ def model_checks(subject: str, forward: Forward, x: np.ndarray, tolerance: float
                 bool(before <= tolerance),
             )
         )
-    gap = float(np.max(np.abs(forward(x, False) - forward(x, True)[:, -1]), initial=0.0))
-    checks.append(
-        Check(
-            "model",
-            subject,
-            "the forecast is the audited forward's last step",
-            f"max |forward(x) - forward(x, return_sequence)[:, -1]|: {gap:.1e}",
-            bool(gap <= tolerance),
-        )
-    )
+    fitted, audited = forward(x, False), forward(x, True)
+    if every_step:
+        gap = float(np.max(np.abs(fitted - audited), initial=0.0))
+        check, result = "training fits the audited forward", f"max |forward(x) - audited|: {gap:.1e}"
+    else:
+        gap = float(np.max(np.abs(fitted - audited[:, -1]), initial=0.0))
+        check = "the forecast is the audited forward's last step"
+        result = f"max |forward(x) - forward(x, return_sequence)[:, -1]|: {gap:.1e}"
+    checks.append(Check("model", subject, check, result, bool(gap <= tolerance)))
     return checks
 
 
@@ -123,10 +132,12 @@ def model_backends(name: str) -> list[str]:
     return [b for b in MODELS.get(name, {}) if b != "torch" or torch_installed()]
 
 
-def build_forward(spec: Spec, backend: str, n_features: int, n_outputs: int) -> Forward:
+def build_forward(
+    spec: Spec, backend: str, n_features: int, n_outputs: int, vocab_size: int | None = None
+) -> Forward:
     """The spec's model on `backend`, in float64 with the seed's initial weights: its forward pass
     (the one training and prediction run) as a function of NumPy arrays."""
-    model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend)
+    model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend, vocab_size)
     if backend == "torch":
         return torch_forward(model)
 
@@ -142,7 +153,8 @@ def torch_forward(model: Any) -> Forward:
 
     def run(x: np.ndarray, return_sequence: bool = False) -> np.ndarray:
         with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64), return_sequence=return_sequence)
+            dtype = torch.long if x.dtype.kind in "iu" else torch.float64  # byte ids, or features
+            y = model(torch.as_tensor(x, dtype=dtype), return_sequence=return_sequence)
         return y.numpy().astype(np.float64)
 
     return run
@@ -254,6 +266,8 @@ def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | 
     """Audit the data pipeline and the spec's model on each of `backends` (default: every one here)."""
     from seqbench.experiment import split_record
 
+    if spec.task == "lm":
+        return audit_lm(spec, data_dir, backends)
     loaded = load_frame(spec.dataset, data_dir)
     windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
     report = AuditReport()
@@ -265,4 +279,34 @@ def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | 
     for backend in backends or model_backends(spec.model.name):
         forward = build_forward(spec, backend, len(loaded.features), n_outputs)
         report.checks += model_checks(f"{spec.model.name} ({backend})", forward, x)
+    return report
+
+
+def audit_lm(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | None = None) -> AuditReport:
+    """A language model's audit: its parts in order with no shared byte, training windows inside
+    the training part, and the model's logits at step t blind to the bytes after t."""
+    from seqbench.tasks import lm
+
+    loaded = lm.load_text(spec, data_dir)
+    report = AuditReport()
+    (t0, t1), (v0, v1), (s0, s1) = (loaded.parts[name] for name in ("train", "val", "test"))
+    ordered = t0 == 0 and t1 == v0 and v1 == s0 and s1 <= len(loaded.data)
+    spans = f"train [{t0}, {t1}), val [{v0}, {v1}), test [{s0}, {s1})"
+    report.checks.append(Check("data", "parts", "train < val < test, no shared byte", spans, ordered))
+    train, _ = lm.training_data(spec, loaded)
+    ids = train.epoch_ids(np.random.default_rng(spec.seed), True)
+    last = int(ids.max()) + spec.dataset.seq_len  # the last byte an epoch's windows read (a target)
+    inside = last < t1
+    report.checks.append(
+        Check(
+            "data", "training windows", "read only training bytes", f"last byte read: {last} (< {t1})", inside
+        )
+    )
+    held = loaded.part(loaded.held_out)
+    L = spec.dataset.seq_len
+    n = min(MAX_WINDOWS, max(1, len(held) // L))
+    x = held[: n * L].reshape(n, L).astype(np.int64)  # (B, L) real held-out bytes
+    for backend in backends or model_backends(spec.model.name):
+        forward = build_forward(spec, backend, lm.VOCAB, lm.VOCAB, vocab_size=lm.VOCAB)
+        report.checks += model_checks(f"{spec.model.name} ({backend})", forward, x, every_step=True)
     return report

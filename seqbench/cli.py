@@ -7,6 +7,7 @@ code (2 for bad input, 1 for a failed run); `--debug` shows the traceback.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import traceback
 import warnings
@@ -151,6 +152,7 @@ def train(
         return
 
     from seqbench.experiment import RunLog, resume_experiment, run_experiment
+    from seqbench.tables import result_table
 
     log = RunLog(None if quiet else sys.stderr)
     if spec is None:
@@ -159,10 +161,10 @@ def train(
         result = run_experiment(spec, results, data_dir, log)
     if as_json:
         print(dumps_strict(result.metrics, indent=2))
-    elif result.metrics.get("test") is None:  # stopped before its first epoch: no result to show
+    elif result.metrics.get("epochs_run") == 0:  # stopped before its first epoch: no result to show
         stdout.print(f"no epoch finished, so there are no scores; run folder: {result.run_dir}")
     else:
-        stdout.print(summary_table(result.metrics))
+        stdout.print(result_table(result.metrics))
         stdout.print(f"run folder: {result.run_dir}")
     result.raise_for_status()
 
@@ -172,6 +174,7 @@ def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json:
     from seqbench.errors import RunFailed
     from seqbench.experiment import RunLog, run_seeds
     from seqbench.groups import group_rows, rich_group_table
+    from seqbench.tables import seeds_table
 
     seeds = list(spec.seeds)
 
@@ -203,51 +206,6 @@ def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json:
             f"{len(diverged)} of {len(seeds)} seeds diverged (seed {which}); "
             f"lower train.lr (now {spec.train.lr:g}) or enable train.grad_clip"
         )
-
-
-def seeds_table(done: list[Any]) -> Table:
-    """One line per seed: status, test RMSE next to persistence, skill, and the run folder."""
-    table = Table(title="one run per seed (test split)")
-    for column in ("seed", "status", "rmse", "persistence", "skill"):
-        table.add_column(column, justify="left" if column == "status" else "right")
-    table.add_column("run folder", overflow="fold")
-    for result in done:
-        m = result.metrics
-        rmse = (m.get("test") or {}).get("rmse")
-        persistence = ((m.get("baselines") or {}).get("persistence") or {}).get("rmse")
-        skill = 1 - rmse / persistence if rmse is not None and persistence else None
-        table.add_row(
-            str(m["seed"]),
-            result.status,
-            f"{rmse:.4g}" if rmse is not None else "",
-            f"{persistence:.4g}" if persistence is not None else "",
-            f"{skill:+.3f}" if skill is not None else "",
-            str(result.run_dir),
-        )
-    return table
-
-
-def summary_table(metrics: dict[str, Any]) -> Table:
-    """Test metrics of the model next to the baselines, in original units."""
-    table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} (test split)")
-    columns = ("rmse", "mae", "r2", "mape", "direction_accuracy")
-    table.add_column("forecaster")
-    for column in columns:
-        table.add_column(column.replace("direction_accuracy", "direction"), justify="right")
-    table.add_column("skill", justify="right")
-    persistence_rmse = metrics["baselines"]["persistence"]["rmse"]
-    rows = {metrics["model"]: metrics["test"], **metrics["baselines"]}
-    for label, values in rows.items():
-        rmse = values.get("rmse")
-        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
-        table.add_row(label, *(_number(values.get(c)) for c in columns), f"{skill:+.3f}")
-    table.caption = "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)"
-    return table
-
-
-def _number(value: float | None) -> str:
-    """4 significant digits; `nan` for a score that is undefined (None in metrics.json)."""
-    return "nan" if value is None else f"{value:.4g}"
 
 
 @app.command()
@@ -288,6 +246,8 @@ def compare(
     Example: seqbench compare results/aapl-mingru --sort rmse --format md
     """
     from seqbench.compare import (
+        TASK_COLUMNS,
+        by_task,
         compare_rows,
         find_runs,
         hidden_columns,
@@ -304,16 +264,36 @@ def compare(
     if fmt not in ("table", "md", "csv", "json"):
         raise SeqbenchError(f"unknown --format '{fmt}'; choose table, md, csv or json")
     loaded = load_runs(find_runs(list(runs or []), results))
-    _pin_and_test(loaded, against, strict, results)
-    if not _print_groups(loaded, group, sort, fmt):
-        rows = compare_rows(loaded)
-        if sort:
-            rows = sort_rows(rows, sort)
-        if fmt == "table":
-            stdout.print(rich_table(rows, stdout.width))
-            _note_hidden(hidden_columns(rows, stdout.width))
-        else:
-            sys.stdout.write(render(rows, fmt))
+    tasks = by_task(loaded)
+    if len(tasks) > 1 and fmt == "csv":
+        raise SeqbenchError(
+            f"these runs are of {len(tasks)} tasks ({', '.join(tasks)}), whose columns differ; "
+            "give --format csv the runs of one task (e.g. seqbench compare 'shakespeare-*'), "
+            "or use --format json"
+        )
+    _check_sort_key(sort, tasks)
+    records: list[Any] = []
+    for task, task_runs in tasks.items():
+        _pin_and_test(task_runs, against if task == "forecast" else None, strict, results)
+        key = sort if sort and sort.lstrip("-+") in _sortable(task) else None
+        if len(tasks) > 1 and fmt in ("table", "md"):
+            stdout.print(f"{task} runs" if fmt == "table" else f"\n### {task} runs\n")
+        out = _group_output(task_runs, group, key, fmt)
+        if out is None:
+            rows = compare_rows(task_runs)
+            if key:
+                rows = sort_rows(rows, key, TASK_COLUMNS[task])
+            if fmt == "table":
+                stdout.print(rich_table(rows, stdout.width, TASK_COLUMNS[task], _optional_columns(task)))
+                _note_hidden(hidden_columns(rows, stdout.width, TASK_COLUMNS[task], _optional_columns(task)))
+                continue
+            out = render(rows, fmt, TASK_COLUMNS[task])
+        if fmt == "json":
+            records += json.loads(out)
+        elif out:
+            sys.stdout.write(out)
+    if fmt == "json":
+        print(dumps_strict(records, indent=2))
     if plot:
         plot_val_curves(load_val_curves(loaded), plot)
         print(f"wrote {plot}", file=sys.stderr)
@@ -339,8 +319,9 @@ def _pin_and_test(loaded: list[dict[str, Any]], against: str | None, strict: boo
         print(f"dm_p: Diebold-Mariano p-value against {reference}", file=sys.stderr)
 
 
-def _print_groups(loaded: list[dict[str, Any]], group: bool | None, sort: str | None, fmt: str) -> bool:
-    """`compare` with one row per config, if asked (or by default when a config repeats); else False."""
+def _group_output(runs: list[dict[str, Any]], group: bool | None, sort: str | None, fmt: str) -> str | None:
+    """`compare`'s one row per config (if asked, or by default when a config repeats): printed here
+    for the terminal (returns ''), else the rendered text; None when the runs are not grouped."""
     from seqbench.groups import (
         group_rows,
         has_repeats,
@@ -350,17 +331,38 @@ def _print_groups(loaded: list[dict[str, Any]], group: bool | None, sort: str | 
         sort_groups,
     )
 
-    if group is False or (group is None and not has_repeats(loaded)):
-        return False
-    rows = group_rows(loaded)
+    if group is False or (group is None and not has_repeats(runs)):
+        return None
+    rows = group_rows(runs)
     if sort:
         rows = sort_groups(rows, sort)
     if fmt == "table":
         stdout.print(rich_group_table(rows, stdout.width))
         _note_hidden(hidden_group_columns(rows, stdout.width))
-    else:
-        sys.stdout.write(render_groups(rows, fmt))
-    return True
+        return ""
+    return render_groups(rows, fmt)
+
+
+def _sortable(task: str) -> set[str]:
+    """The columns `--sort` takes for one task's runs, grouped or not."""
+    from seqbench.compare import TASK_COLUMNS
+    from seqbench.groups import LAYOUTS
+
+    return set(TASK_COLUMNS[task]) | set(LAYOUTS[task].data_columns)
+
+
+def _check_sort_key(sort: str | None, tasks: dict[str, Any]) -> None:
+    """A --sort key that no task of these runs has is an error (sort_rows words it)."""
+    from seqbench.compare import TASK_COLUMNS, sort_rows
+
+    if sort and not any(sort.lstrip("-+") in _sortable(task) for task in tasks):
+        sort_rows([], sort, TASK_COLUMNS[next(iter(tasks))])
+
+
+def _optional_columns(task: str) -> list[str]:
+    from seqbench.compare import LM_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS
+
+    return LM_OPTIONAL_COLUMNS if task == "lm" else OPTIONAL_COLUMNS
 
 
 @app.command()
@@ -441,21 +443,58 @@ def _sweep_progress(plan: Any) -> Callable[[Any], None]:
 @app.command()
 @handles_errors
 def download(
-    ticker: Annotated[str, typer.Argument(help="Yahoo Finance ticker, e.g. AAPL.")],
+    ticker: Annotated[
+        str,
+        typer.Argument(help="Yahoo Finance ticker (e.g. AAPL), or a text corpus: tinyshakespeare, enwik8."),
+    ],
     start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")] = "2010-01-01",
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default: today).")] = None,
     interval: Annotated[str, typer.Option(help="Bar size, e.g. 1d, 1wk.")] = "1d",
     force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
     data_dir: DataDir = Path("data"),
 ) -> None:
-    """Fetch daily OHLCV with yfinance into data/TICKER.csv (plus a JSON sidecar).
+    """Fetch daily OHLCV with yfinance into data/TICKER.csv (plus a JSON sidecar), or a text corpus
+    into data/NAME.txt (its sha256 checked).
 
-    Example: seqbench download AAPL --start 2010-01-01 --end 2023-12-31
+    Example: seqbench download AAPL --start 2010-01-01 --end 2023-12-31; seqbench download tinyshakespeare
     """
+    from seqbench.data.text import download_corpus, is_corpus
     from seqbench.data.yahoo import download as fetch_ticker
 
+    if is_corpus(ticker):
+        print(download_corpus(ticker.lower(), data_dir))
+        return
     path = fetch_ticker(ticker, start=start, end=end, interval=interval, data_dir=data_dir, force=force)
     print(path)
+
+
+@app.command()
+@handles_errors
+def sample(
+    run: Annotated[Path, typer.Argument(help="An LM run folder.")],
+    prompt: Annotated[str, typer.Option(help="The text to continue.")] = "\n",
+    length: Annotated[int, typer.Option(min=1, max=1_000_000, help="Bytes to generate.")] = 500,
+    temperature: Annotated[
+        float, typer.Option(help="Softmax temperature; 0 = always the likeliest byte.")
+    ] = 0.8,
+    top_k: Annotated[
+        int | None, typer.Option(help="Sample among the k likeliest bytes (default: all).")
+    ] = 40,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed of the sampling.")] = 0,
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Generate text from a trained language model, one byte at a time in its recurrent mode.
+
+    Writes the prompt and the generated bytes to stdout.
+
+    Example: seqbench sample results/shakespeare-mamba/RUN --prompt "ROMEO:" --length 500 --top-k 40
+    """
+    from seqbench.sampling import sample_run
+
+    text = sample_run(run, prompt.encode("utf-8"), length, temperature, top_k, seed, data_dir)
+    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
 
 
 @app.command()

@@ -34,6 +34,19 @@ COLUMNS = [
     "run", "model", "backend", "dataset", "data", "hidden", "lr", "params", "epochs", "s/epoch",
     "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "status",
 ]  # fmt: skip
+# a language model's row: bits per byte on its held-out bytes, next to its baselines on the same bytes
+LM_COLUMNS = [
+    "run", "model", "backend", "dataset", "data", "hidden", "lr", "params", "epochs", "s/epoch",
+    "bits_per_byte", "nats", "perplexity", "ngram_bpb", "lzma_bpb", "unigram_bpb", "status",
+]  # fmt: skip
+TASK_COLUMNS = {"forecast": COLUMNS, "lm": LM_COLUMNS}
+HEADLINE = {"forecast": "rmse", "lm": "bits_per_byte"}  # the score a task's runs are sorted by
+BASELINE = {"forecast": "persistence_rmse", "lm": "ngram_bpb"}  # the baseline quoted next to it
+SCORE_NAMES = {  # column -> how a summary or plot says it
+    "rmse": "test RMSE", "persistence_rmse": "persistence",
+    "bits_per_byte": "bits per byte", "ngram_bpb": "n-gram",
+}  # fmt: skip
+LM_OPTIONAL_COLUMNS = ["backend", "data", "params", "s/epoch", "lr", "hidden", "status", "epochs", "nats"]
 TEXT_COLUMNS = {"run", "model", "backend", "dataset", "data", "status", "config", "config_id"}  # left-aligned
 FORMATS = ("table", "md", "csv", "json")
 STATUS_STYLES = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}
@@ -228,7 +241,31 @@ def data_fingerprint(run: dict[str, Any]) -> str | None:
     return shown(sha[:12]) if isinstance(sha, str) else None
 
 
+def headline_scores(run: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(the run's headline score, its baseline's) from metrics.json: test RMSE and persistence's,
+    or an LM's bits per byte and the n-gram's."""
+    task = task_of(run)
+    row = _row(run)
+    return row[HEADLINE[task]], row[BASELINE[task]]
+
+
+def task_of(run: dict[str, Any]) -> str:
+    """A run's task (metrics.json `task`; runs from before tasks are forecasts)."""
+    task = run.get("task")
+    return task if task in TASK_COLUMNS else "forecast"
+
+
+def by_task(runs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Runs by task, forecasts first."""
+    out: dict[str, list[dict[str, Any]]] = {task: [] for task in TASK_COLUMNS}
+    for run in runs:
+        out[task_of(run)].append(run)
+    return {task: members for task, members in out.items() if members}
+
+
 def _row(run: dict[str, Any]) -> dict[str, Any]:
+    if task_of(run) == "lm":
+        return _lm_row(run)
     config = _section(run, "config")
     test = _section(run, "test")
     baselines = _section(run, "baselines")
@@ -252,6 +289,32 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
         "linear_rmse": _number(_section(baselines, "linear").get("rmse")),
         "skill": _skill(rmse, persistence_rmse),
         "dm_p": _dm_p(run),
+        "status": _text(run.get("status")),
+    }
+
+
+def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
+    """An LM run's row: its held-out scores (test, or val for a split without test) and baselines."""
+    config = _section(run, "config")
+    held = _section(run, _section(run, "headline").get("split") or "test")
+    baselines = _section(run, "baselines")
+    return {
+        "run": _run_label(run),
+        "model": _text(run.get("model")),
+        "backend": _text(run.get("backend")),
+        "dataset": _text(run.get("dataset")),
+        "data": data_fingerprint(run),
+        "hidden": _number(config.get("hidden_size")),
+        "lr": _number(config.get("lr")),
+        "params": _number(run.get("params")),
+        "epochs": _number(run.get("epochs_run")),
+        "s/epoch": _number(run.get("seconds_per_epoch")),
+        "bits_per_byte": _number(held.get("bits_per_byte")),
+        "nats": _number(held.get("nats")),
+        "perplexity": _number(held.get("perplexity")),
+        "ngram_bpb": _number(_section(baselines, "ngram").get("bits_per_byte")),
+        "lzma_bpb": _number(_section(baselines, "lzma").get("bits_per_byte")),
+        "unigram_bpb": _number(_section(baselines, "unigram").get("bits_per_byte")),
         "status": _text(run.get("status")),
     }
 
@@ -548,6 +611,8 @@ def _mismatch(kind: str, groups: dict[str, list[dict[str, Any]]], other: str, de
 def _describe_data(run: dict[str, Any], sha256: str) -> str:
     data = _section(run, "data")
     where = data.get("ticker") or data.get("name") or data.get("path") or data.get("label") or "?"
+    if "bytes" in data:  # a text
+        return f"{data.get('source', '?')} {where}, {data['bytes']} bytes, sha256 {sha256[:12]}"
     span = f"{data.get('first_date', '?')}..{data.get('last_date', '?')}"
     return f"{data.get('source', '?')} {where} {span}, {data.get('rows', '?')} rows, sha256 {sha256[:12]}"
 

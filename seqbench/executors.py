@@ -108,13 +108,16 @@ def run_task(
 
 
 def _outcome(task: SweepTask, run_dir: Path, metrics: dict[str, Any], message: str, start: float) -> Outcome:
+    from seqbench.compare import headline_scores
+
+    score, baseline = headline_scores(metrics)
     return Outcome(
         task,
         str(metrics.get("status")),
         str(run_dir),
         message.replace("\n", "; "),
-        (metrics.get("test") or {}).get("rmse"),
-        ((metrics.get("baselines") or {}).get("persistence") or {}).get("rmse"),
+        score,
+        baseline,
         time.perf_counter() - start,
     )
 

@@ -36,10 +36,10 @@ from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
-from seqbench.io import atomic_write_json, atomic_write_text
+from seqbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from seqbench.metrics import regression_metrics
 from seqbench.models.numpy.learner import NumpyLearner
-from seqbench.models.registry import build_model, model_class
+from seqbench.models.registry import build_model, model_class, model_options
 from seqbench.optim import make_optimizer
 from seqbench.plots import plot_loss_curve, plot_predictions
 from seqbench.progress import TrainingBar
@@ -55,6 +55,7 @@ from seqbench.runs import (
 from seqbench.signals import StopRequest, stop_on_signals
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec, config_id, dump_spec, load_spec, seed_specs
+from seqbench.tasks import lm
 from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
 
@@ -116,11 +117,16 @@ class RunLog:
         self(line)
 
 
-def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
-    """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend)."""
+def build_learner(
+    spec: Spec, n_features: int, n_outputs: int, vocab_size: int | None = None, loss: str = "mse"
+) -> Learner:
+    """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend).
+
+    A language model has `vocab_size` (byte values in, logits over them out) and loss cross_entropy.
+    """
     m, t = spec.model, spec.train
     if m.backend == "torch":
-        options = {key: getattr(m, key) for key in model_class(m.name, m.backend).options}  # torch installed?
+        options = model_options(m, model_class(m.name, m.backend), vocab_size)  # torch installed?
         from seqbench.models.torch.learner import build_torch_learner
 
         learner: Learner = build_torch_learner(
@@ -139,19 +145,27 @@ def build_learner(spec: Spec, n_features: int, n_outputs: int) -> Learner:
             seed=spec.seed,
             device=t.device,
             threads=t.threads,
+            loss=loss,
         )
     else:
-        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype)
+        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype, vocab_size=vocab_size)
         optimizer = make_optimizer(
             t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
         )
-        learner = NumpyLearner(model, optimizer, t.grad_clip)
+        learner = NumpyLearner(model, optimizer, t.grad_clip, loss=loss)
     learner.predict_batch = t.eval_batch_size
     return learner
 
 
-def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
-    """Load and window the data and build the model; raises SeqbenchError on bad input."""
+def prepare(spec: Spec, data_dir: Path) -> tuple[Any, Any, Learner]:
+    """Load the data, make what training reads, build the model; raises SeqbenchError on bad input.
+
+    A forecast: (LoadedFrame, Windows, learner). An LM: (LoadedText, its (train, val) data, learner).
+    """
+    if spec.task == "lm":
+        loaded_text = lm.load_text(spec, data_dir)
+        learner = build_learner(spec, lm.VOCAB, lm.VOCAB, vocab_size=lm.VOCAB, loss="cross_entropy")
+        return loaded_text, lm.TextTraining(*lm.training_data(spec, loaded_text), loaded_text), learner
     loaded = load_frame(spec.dataset, data_dir)
     windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
     learner = build_learner(spec, len(loaded.features), spec.dataset.horizon * len(loaded.targets))
@@ -271,7 +285,7 @@ def writes_into(run_dir: Path) -> Iterator[None]:
         ) from None
 
 
-def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFrame, Windows, Learner]:
+def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[Any, Any, Learner]:
     """`prepare`, with the data's warnings (e.g. dates sorted) said in the run's log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
@@ -284,7 +298,11 @@ def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[LoadedFram
     return prepared
 
 
-def _log_header(spec: Spec, loaded: LoadedFrame, windows: Windows, learner: Learner, log: RunLog) -> None:
+def _log_header(spec: Spec, loaded: Any, windows: Any, learner: Learner, log: RunLog) -> None:
+    if spec.task == "lm":
+        log(lm.header(spec, loaded))
+        log(f"model {spec.model.name} ({spec.model.backend}), {learner.n_params} parameters")
+        return
     log(
         f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
         f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
@@ -316,7 +334,7 @@ def _check_resumable(run_dir: Path) -> None:
 def _check_checkpoint_fits(
     run_dir: Path,
     spec: Spec,
-    loaded: LoadedFrame,
+    loaded: Any,
     learner: Learner,
     checkpoint: Checkpoint,
     record: dict[str, Any],
@@ -352,8 +370,8 @@ def _check_checkpoint_fits(
 def _train(
     spec: Spec,
     run_dir: Path,
-    loaded: LoadedFrame,
-    windows: Windows,
+    loaded: LoadedFrame | lm.LoadedText,
+    windows: Windows | lm.TextTraining,
     learner: Learner,
     log: RunLog,
     stop: StopRequest,
@@ -361,7 +379,7 @@ def _train(
 ) -> RunResult:
     """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
     digests = {"spec_sha256": _digest(dump_spec(spec)), "data_sha256": loaded.info["sha256"]}
-    n_batches = -(-len(windows.train.x) // spec.train.batch_size)
+    n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1
     with _progress_bar(log, spec.train.epochs, n_batches, first_epoch) as bar:
 
@@ -389,8 +407,11 @@ def _train(
             )
     learner.save(run_dir / learner.weights_file)
     with _evaluation_memory(spec, windows, run_dir, log):
-        metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
-        if metrics["status"] == "completed" and not math.isfinite(metrics["test"]["rmse"]):
+        if spec.task == "lm":
+            metrics = lm.evaluate(spec, loaded, learner, fit_result, run_dir.name)
+        else:
+            metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
+        if metrics["status"] == "completed" and not math.isfinite(_headline(spec, metrics)):
             metrics["status"] = fit_result.status = "diverged"  # finite training loss, NaN forecasts
         write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
     message = _ending(spec, run_dir, fit_result, stop)
@@ -402,16 +423,20 @@ def _train(
 
 
 @contextlib.contextmanager
-def _evaluation_memory(spec: Spec, windows: Windows, run_dir: Path, log: RunLog) -> Iterator[None]:
+def _evaluation_memory(spec: Spec, windows: Any, run_dir: Path, log: RunLog) -> Iterator[None]:
     """Out of memory while predicting: a hint at the evaluation batch (not train.batch_size), in run.log."""
     try:
         yield
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower():
             raise
-        x = windows.test.x
+        what = (
+            f"{len(windows.test.x)} test windows of {windows.test.x.shape[1]} steps"
+            if spec.task == "forecast"
+            else f"{lm.STREAMS} streams of the held-out text in chunks of {spec.dataset.seq_len} bytes"
+        )
         message = (
-            f"ran out of memory while evaluating ({len(x)} test windows of {x.shape[1]} steps, "
+            f"ran out of memory while evaluating ({what}, "
             f"{spec.train.eval_batch_size} per forward pass); lower train.eval_batch_size "
             f"(e.g. --set train.eval_batch_size={max(spec.train.eval_batch_size // 8, 1)}), which changes "
             f"no score (train.batch_size does not matter here); the trained weights are in {run_dir}"
@@ -432,6 +457,17 @@ def _progress_bar(log: RunLog, epochs: int, n_batches: int, first_epoch: int) ->
             yield bar
         finally:
             log.echo = None
+
+
+def _headline(spec: Spec, metrics: dict[str, Any]) -> float:
+    """The score a completed run is quoted by (test RMSE, or an LM's bits per byte); NaN if missing."""
+    score = lm.headline(metrics) if spec.task == "lm" else (metrics.get("test") or {}).get("rmse")
+    return float("nan") if score is None else float(score)
+
+
+def _n_samples(train: Any) -> int:
+    """Samples in an epoch: a forecast's training windows, or an LM's random windows."""
+    return len(train.x) if hasattr(train, "x") else len(train)
 
 
 def _ending(spec: Spec, run_dir: Path, result: FitResult, stop: StopRequest) -> str:
@@ -490,24 +526,9 @@ def evaluate(
     baselines = {
         name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
     }
-    seconds = fit_result.train_seconds
     trained = fit_result.epochs_run > 0  # no finished epoch: the initial weights are not a result
     return {
-        "run_id": run_id,
-        "name": spec.name,
-        "status": fit_result.status,
-        "task": spec.task,
-        "model": spec.model.name,
-        "backend": spec.model.backend,
-        "dataset": spec.dataset.label,
-        "seed": spec.seed,
-        "config_id": config_id(spec),  # shared by runs that differ only in seed (and name)
-        "params": learner.n_params,
-        "epochs_run": fit_result.epochs_run,
-        "best_epoch": fit_result.best_epoch,
-        "train_seconds": seconds,
-        "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
-        "samples_per_second": fit_result.samples_seen / seconds if seconds > 0 else None,
+        **common_metrics(spec, learner, fit_result, run_id),
         "config": {
             "hidden_size": spec.model.hidden_size,
             "n_layers": spec.model.n_layers,
@@ -536,6 +557,28 @@ def evaluate(
         "split_id": split_id(spec.dataset, windows.features, windows.targets),
         "data": loaded.info,
         "versions": _versions(),
+    }
+
+
+def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
+    """The metrics.json keys every task writes: who, what, how long (scores are the task's)."""
+    seconds = fit_result.train_seconds
+    return {
+        "run_id": run_id,
+        "name": spec.name,
+        "status": fit_result.status,
+        "task": spec.task,
+        "model": spec.model.name,
+        "backend": spec.model.backend,
+        "dataset": spec.dataset.label,
+        "seed": spec.seed,
+        "config_id": config_id(spec),  # shared by runs that differ only in seed (and name)
+        "params": learner.n_params,
+        "epochs_run": fit_result.epochs_run,
+        "best_epoch": fit_result.best_epoch,
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
+        "samples_per_second": fit_result.samples_seen / seconds if seconds > 0 else None,
     }
 
 
@@ -605,12 +648,17 @@ def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
 # what a run folder holds besides spec.yaml, run.log, the weights, history.csv and metrics.json:
 # written after metrics.json, so that a failure here never loses the model or its scores
 ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
+LM_ARTIFACTS = ("samples.txt", "loss_curve.png")
+
+
+def artifacts_of(task: str) -> tuple[str, ...]:
+    return LM_ARTIFACTS if task == "lm" else ARTIFACTS
 
 
 def write_outputs(
     run_dir: Path,
     spec: Spec,
-    windows: Windows,
+    windows: Windows | lm.TextTraining,
     learner: Learner,
     fit_result: FitResult,
     metrics: dict[str, Any],
@@ -636,23 +684,29 @@ def history_frame(fit_result: FitResult) -> pd.DataFrame:
 def write_artifacts(
     run_dir: Path,
     spec: Spec,
-    windows: Windows,
+    windows: Windows | lm.TextTraining,
     learner: Learner,
     history: pd.DataFrame,
     log: RunLog,
-    only: Collection[str] = ARTIFACTS,
+    only: Collection[str] | None = None,
 ) -> list[str]:
-    """predictions.csv and the two plots (those in `only`); each failure is a warning. Returns the failed."""
-    predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
-    title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
+    """The task's artifacts (those in `only`): a forecast's predictions.csv and two plots, an LM's
+    samples.txt and loss curve. Each failure is a warning; returns the failed."""
     writers: dict[str, Callable[[Path], None]] = {
-        "predictions.csv": lambda path: atomic_write_text(path, predictions.to_csv(index=False)),
-        "loss_curve.png": lambda path: plot_loss_curve(history, path),
-        "predictions.png": lambda path: plot_predictions(predictions, path, title),
+        "loss_curve.png": lambda path: plot_loss_curve(history, path)
     }
+    if spec.task == "lm":
+        writers["samples.txt"] = lambda path: atomic_write_bytes(
+            path, lm.samples_text(spec, windows.loaded, learner)
+        )
+    else:
+        predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
+        title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
+        writers["predictions.csv"] = lambda path: atomic_write_text(path, predictions.to_csv(index=False))
+        writers["predictions.png"] = lambda path: plot_predictions(predictions, path, title)
     failed = []
-    for name in ARTIFACTS:
-        if name not in only:
+    for name in artifacts_of(spec.task):
+        if only is not None and name not in only:
             continue
         try:
             writers[name](run_dir / name)
@@ -669,5 +723,6 @@ def write_artifacts(
 
 
 def missing_artifacts(run_dir: Path) -> list[str]:
-    """The artifacts a finished run folder should have and does not."""
-    return [name for name in ARTIFACTS if not (run_dir / name).is_file()]
+    """The artifacts a finished run folder should have (by its task) and does not."""
+    task = str(read_metrics(run_dir).get("task") or "forecast")
+    return [name for name in artifacts_of(task) if not (run_dir / name).is_file()]

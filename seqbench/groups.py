@@ -18,31 +18,99 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from seqbench.compare import compare_rows, format_value, hidden_columns, render, rich_table, sort_rows
+from seqbench.compare import (
+    compare_rows,
+    format_value,
+    hidden_columns,
+    render,
+    rich_table,
+    sort_rows,
+    task_of,
+)
 from seqbench.errors import shown
 
-STAT_COLUMNS = ["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"]
 _CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "data", "hidden", "lr", "n"]
-GROUP_COLUMNS = [*_CONFIG_COLUMNS, *STAT_COLUMNS, "dm_p", "beats_persistence", "status"]
-GROUP_DATA_COLUMNS = [
-    *_CONFIG_COLUMNS,
-    "runs",
-    "seeds",
-    *(name for column in STAT_COLUMNS for name in (column, f"{column}_std")),
-    "dm_p",
-    "beats_persistence",
-    "status",
-]
-# dropped first on a narrow terminal; the scores, n and the persistence count stay
-GROUP_OPTIONAL_COLUMNS = [
-    "config_id", "data", "backend", "lr", "hidden", "dataset", "status", "mae", "r2", "linear_rmse",
-]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a group row of one task holds: its scores (mean and std), a count of runs that beat
+    the task's baseline (`wins`, with `beats(row)`), and what a narrow terminal drops first."""
+
+    stats: list[str]
+    wins: str
+    beats: Callable[[dict[str, Any]], bool]
+    extra: list[str]  # columns between the scores and `wins` (e.g. dm_p)
+    optional: list[str]
+    caption: str
+
+    @property
+    def columns(self) -> list[str]:  # md and the terminal
+        return [*_CONFIG_COLUMNS, *self.stats, *self.extra, self.wins, "status"]
+
+    @property
+    def data_columns(self) -> list[str]:  # csv, json and sorting
+        stats = [name for column in self.stats for name in (column, f"{column}_std")]
+        return ["task", *_CONFIG_COLUMNS, "runs", "seeds", *stats, *self.extra, self.wins, "status"]
+
+
+LAYOUTS = {
+    "forecast": Layout(
+        stats=["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"],
+        wins="beats_persistence",
+        beats=lambda row: row["skill"] is not None and row["skill"] > 0,
+        extra=["dm_p"],
+        # dropped first on a narrow terminal; the scores, n and the persistence count stay
+        optional=[
+            "config_id",
+            "data",
+            "backend",
+            "lr",
+            "hidden",
+            "dataset",
+            "status",
+            "mae",
+            "r2",
+            "linear_rmse",
+        ],
+        caption=(
+            "mean ± std over the completed runs of each config (n); skill = 1 - RMSE / persistence RMSE; "
+            "dm_p = median Diebold-Mariano p-value (vs persistence, or --against); "
+            "beats_persistence = runs with skill > 0"
+        ),
+    ),
+    "lm": Layout(
+        stats=["bits_per_byte", "nats", "perplexity", "ngram_bpb", "lzma_bpb", "unigram_bpb"],
+        wins="beats_ngram",
+        beats=lambda row: (
+            None not in (row["bits_per_byte"], row["ngram_bpb"]) and row["bits_per_byte"] < row["ngram_bpb"]
+        ),
+        extra=[],
+        optional=["config_id", "data", "backend", "lr", "hidden", "dataset", "status", "nats", "unigram_bpb"],
+        caption=(
+            "mean ± std over the completed runs of each config (n), on the held-out bytes; "
+            "beats_ngram = runs below the n-gram's bits per byte"
+        ),
+    ),
+}
+# the forecast layout's names, as they were before tasks
+STAT_COLUMNS = LAYOUTS["forecast"].stats
+GROUP_COLUMNS = LAYOUTS["forecast"].columns
+GROUP_DATA_COLUMNS = LAYOUTS["forecast"].data_columns
+GROUP_OPTIONAL_COLUMNS = LAYOUTS["forecast"].optional
+CAPTION = LAYOUTS["forecast"].caption
+
+
+def layout_of(rows: list[dict[str, Any]]) -> Layout:
+    """The layout of group rows (all of one task; forecast when there are none)."""
+    return LAYOUTS[rows[0].get("task", "forecast") if rows else "forecast"]
 
 
 def run_config_id(run: dict[str, Any]) -> str | None:
@@ -81,12 +149,15 @@ def group_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
+    task = task_of(members[0])
+    layout = LAYOUTS[task]
     rows = compare_rows(members)
     done = [row for row in rows if row["status"] == "completed"]
     first = rows[0]
     names = list(dict.fromkeys(shown(run.get("name") or "?") for run in members))
     seeds = sorted(run["seed"] for run in members if isinstance(run.get("seed"), int))
     row: dict[str, Any] = {
+        "task": task,
         "config": ", ".join(names),
         "config_id": run_config_id(members[0]),
         "model": first["model"],
@@ -99,32 +170,34 @@ def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
         "runs": len(rows),
         "seeds": seeds,
     }
-    for column in STAT_COLUMNS:
+    for column in layout.stats:
         values = [row[column] for row in done if row[column] is not None]
         row[column] = statistics.fmean(values) if values else None
         row[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
-    p_values = [r["dm_p"] for r in done if r.get("dm_p") is not None]
-    row["dm_p"] = statistics.median(p_values) if p_values else None  # the seeds' DM p vs persistence
-    row["beats_persistence"] = sum(1 for r in done if r["skill"] is not None and r["skill"] > 0)
+    if "dm_p" in layout.extra:
+        p_values = [r["dm_p"] for r in done if r.get("dm_p") is not None]
+        row["dm_p"] = statistics.median(p_values) if p_values else None  # the seeds' DM p vs persistence
+    row[layout.wins] = sum(1 for r in done if layout.beats(r))
     counts = Counter(str(r["status"]) for r in rows)
     row["status"] = ", ".join(f"{count} {status}" for status, count in counts.most_common())
     return row
 
 
 def sort_groups(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Group rows sorted by a column of `GROUP_DATA_COLUMNS` (scores by their mean)."""
-    return sort_rows(rows, key, GROUP_DATA_COLUMNS)
+    """Group rows (of one task) sorted by a column of their data columns (scores by their mean)."""
+    return sort_rows(rows, key, layout_of(rows).data_columns)
 
 
 def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Group rows with text cells for md and the terminal: `mean ± std`, `k/n`."""
     shown = []
+    layout = layout_of(rows)
     for row in rows:
         cells = {column: row.get(column) for column in _CONFIG_COLUMNS}
-        for column in STAT_COLUMNS:
+        for column in layout.stats:
             cells[column] = _mean_std(column, row.get(column), row.get(f"{column}_std"))
-        cells["dm_p"] = row.get("dm_p")
-        cells["beats_persistence"] = f"{row['beats_persistence']}/{row['n']}"
+        cells.update({column: row.get(column) for column in layout.extra})
+        cells[layout.wins] = f"{row[layout.wins]}/{row['n']}"
         cells["status"] = row.get("status")
         shown.append(cells)
     return shown
@@ -140,26 +213,24 @@ def _mean_std(column: str, mean: float | None, std: float | None) -> str | None:
 
 
 def render_groups(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Group rows in `fmt`: md and table show `mean ± std`; csv and json give mean and std apart."""
+    """Group rows (of one task) in `fmt`: md and table show `mean ± std`; csv and json give mean
+    and std apart."""
+    layout = layout_of(rows)
     if fmt in ("md", "table"):
-        return render(display_rows(rows), fmt, GROUP_COLUMNS)
-    return render(rows, fmt, GROUP_DATA_COLUMNS)
+        return render(display_rows(rows), fmt, layout.columns)
+    return render(rows, fmt, layout.data_columns)
 
 
 def hidden_group_columns(rows: list[dict[str, Any]], width: int | None) -> list[str]:
     """The columns `rich_group_table` leaves out at this `width`."""
-    return hidden_columns(display_rows(rows), width, GROUP_COLUMNS, GROUP_OPTIONAL_COLUMNS)
+    layout = layout_of(rows)
+    return hidden_columns(display_rows(rows), width, layout.columns, layout.optional)
 
 
 def rich_group_table(rows: list[dict[str, Any]], width: int | None = None) -> Table:
-    """The group rows as a rich Table fitted to `width`, with a caption that reads the columns."""
-    table = rich_table(display_rows(rows), width, GROUP_COLUMNS, GROUP_OPTIONAL_COLUMNS)
-    table.caption = CAPTION
+    """The group rows (of one task) as a rich Table fitted to `width`, with a caption that reads
+    the columns."""
+    layout = layout_of(rows)
+    table = rich_table(display_rows(rows), width, layout.columns, layout.optional)
+    table.caption = layout.caption
     return table
-
-
-CAPTION = (
-    "mean ± std over the completed runs of each config (n); skill = 1 - RMSE / persistence RMSE; "
-    "dm_p = median Diebold-Mariano p-value (vs persistence, or --against); "
-    "beats_persistence = runs with skill > 0"
-)

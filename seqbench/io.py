@@ -53,6 +53,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps_strict(obj, indent=2) + "\n")
 

@@ -80,9 +80,11 @@ def plot_sweep(
     persistence: list[float],
     path: str | Path,
     title: str,
+    score: str = "test RMSE",
+    baseline: str = "persistence",
 ) -> None:
-    """Test RMSE (mean ± std over seeds) against one swept key: one line per setting of the other
-    keys, one point per value of `key` (evenly spaced, labelled as given), persistence dashed."""
+    """A score (mean ± std over seeds) against one swept key: one line per setting of the other
+    keys, one point per value of `key` (evenly spaced, labelled as given), the baseline dashed."""
     fig, ax = plt.subplots(figsize=(8, 5))
     try:
         x = np.arange(len(values))
@@ -92,10 +94,10 @@ def plot_sweep(
             dodge = 0.05 * (i - (len(lines) - 1) / 2)  # side by side: error bars do not hide each other
             ax.errorbar(x + dodge, mean, yerr=std, marker="o", capsize=4, label=label)
         for i, value in enumerate(persistence):
-            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=None if i else "persistence")
+            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=None if i else baseline)
         ax.set_xticks(x, values)
         ax.set_xlim(-0.5, len(values) - 0.5)
-        _finish(ax, title=title, xlabel=key, ylabel="test RMSE (mean ± std over seeds)")
+        _finish(ax, title=title, xlabel=key, ylabel=f"{score} (mean ± std over seeds)")
         if len(lines) > 4:
             ax.legend(fontsize="small")
         _save(fig, path)

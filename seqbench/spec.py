@@ -38,13 +38,13 @@ class _Section(BaseModel):
 
 
 class DatasetSpec(_Section):
-    source: Literal["yahoo", "csv", "builtin", "synthetic"] = "builtin"
-    name: str | None = None  # builtin or synthetic dataset name
+    source: Literal["yahoo", "csv", "builtin", "synthetic", "text"] = "builtin"
+    name: str | None = None  # builtin or synthetic dataset name; text: a corpus (tinyshakespeare, enwik8)
     ticker: str | None = None  # yahoo
     start: dt.date | None = None  # yahoo download range, or a filter on any source
     end: dt.date | None = None
     interval: str = "1d"  # yahoo
-    path: str | None = None  # csv
+    path: str | None = None  # csv, or text: any file, read as bytes
     date_column: str | None = None  # csv: overrides auto-detection
     date_format: str | None = None  # csv: strftime format of the dates ("%d/%m/%Y %H:%M"), unix, unix_ms
     sep: str | None = None  # csv: field separator (default ","), e.g. ";" or "\t"
@@ -57,7 +57,7 @@ class DatasetSpec(_Section):
     target: str | list[str] | None = None  # column(s) to predict; default: the source's own
     seq_len: int = Field(20, ge=1)
     horizon: int = Field(1, ge=1)  # predict target at t+1 .. t+horizon
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # chronological train / val / test
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # chronological train / val / test; lm: .9/.05/.05
     scaler: Literal["minmax", "standard", "none"] = "minmax"  # fit on the training rows only
     transform: Literal["none", "diff", "log_return"] = "none"  # model sees changes, not levels
     normalize: Literal["global", "window"] = "global"  # window: relative to each window's last value
@@ -66,7 +66,7 @@ class DatasetSpec(_Section):
     @field_validator("split")
     @classmethod
     def _split_sums_to_one(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f <= 0 for f in split):
+        if split[0] <= 0 or split[1] <= 0 or split[2] < 0:  # a test part of 0 only for task lm (Spec)
             raise ValueError(f"every split fraction must be > 0, got {list(split)}")
         if abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"split fractions must sum to 1, got {list(split)} (sum {sum(split):g})")
@@ -101,6 +101,10 @@ class DatasetSpec(_Section):
 
     @model_validator(mode="after")
     def _source_has_what_it_needs(self) -> DatasetSpec:
+        if self.source == "text":  # a path is read as it is; a name alone is a corpus to download
+            if self.path in (None, "") and self.name in (None, ""):
+                raise ValueError("source 'text' needs dataset.path (a file) or dataset.name (a corpus)")
+            return self
         needs = {"yahoo": "ticker", "csv": "path", "builtin": "name", "synthetic": "name"}
         key = needs[self.source]
         if getattr(self, key) in (None, ""):
@@ -118,7 +122,9 @@ class DatasetSpec(_Section):
         """A short name for tables: the ticker, built-in name or CSV file stem."""
         if self.source == "yahoo":
             return str(self.ticker)
-        if self.source == "csv":
+        if self.source == "text" and self.name:
+            return str(self.name)
+        if self.source in ("csv", "text") and self.path is not None:
             return Path(str(self.path)).stem
         return str(self.name)
 
@@ -167,16 +173,48 @@ class TrainSpec(_Section):
     shuffle: bool = True
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # torch: auto picks cuda, then mps, else cpu
     threads: int | None = Field(None, ge=1)  # torch CPU threads; null = torch's default
+    batches_per_epoch: int = Field(100, ge=1)  # lm: an epoch is this many batches of random windows
 
 
 class Spec(_Section):
     name: str = "run"  # run-name prefix; default: the spec's file name
     seed: int = Field(0, ge=0, le=MAX_SEED)
     seeds: list[int] | None = None  # one run per seed (instead of `seed`); an integer N means 0 .. N-1
-    task: Literal["forecast"] = "forecast"
+    task: Literal["forecast", "lm"] = "forecast"  # a text dataset implies lm
     dataset: DatasetSpec
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """A text dataset means task lm; lm's own defaults where the spec does not set them."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), dict):
+            return raw
+        dataset = raw["dataset"]
+        if "task" not in raw and dataset.get("source") == "text":
+            raw = {**raw, "task": "lm"}
+        if raw.get("task") == "lm":
+            raw = {**raw, "dataset": {**LM_DATASET_DEFAULTS, **dataset}}
+        return raw
+
+    @model_validator(mode="after")
+    def _task_fits_the_data(self) -> Spec:
+        text = self.dataset.source == "text"
+        if self.task == "lm" and not text:
+            raise ValueError(
+                "task lm reads a text file: set dataset.source: text and dataset.path: FILE.txt "
+                "(or dataset.name: tinyshakespeare)"
+            )
+        if self.task == "forecast" and text:
+            raise ValueError("a text dataset is for task: lm (a forecast needs a series: csv, builtin, ...)")
+        if self.task == "forecast" and self.dataset.split[2] <= 0:
+            split = list(self.dataset.split)
+            raise ValueError(
+                f"dataset.split: every split fraction must be > 0 for a forecast (a test part of 0 is "
+                f"for task: lm), got {split}"
+            )
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -226,6 +264,9 @@ class Spec(_Section):
             )
         return name
 
+
+# task lm's dataset defaults: bytes in windows of 256, nanoGPT-like contiguous split
+LM_DATASET_DEFAULTS = {"seq_len": 256, "split": [0.9, 0.05, 0.05]}
 
 SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec}
 TOP_LEVEL_KEYS = ("name", "seed", "seeds", "task")
@@ -286,11 +327,14 @@ def _unknown_key_error(key: str, where: str) -> SpecError:
     return SpecError(f"{where}: unknown key '{shown(key)}'{hint}")
 
 
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".xml", ".html", ".json", ".py")  # short form: text files
+
 SOURCE_EXAMPLES = {
     "csv": "dataset.path: FILE.csv (or --set dataset=FILE.csv)",
     "yahoo": "dataset.ticker: AAPL (or --set dataset=AAPL)",
     "builtin": "dataset.name (seqbench datasets lists them)",
     "synthetic": "dataset.name: sine",
+    "text": "dataset.path: FILE.txt (or --set dataset=FILE.txt)",
 }
 
 
@@ -305,6 +349,12 @@ def expand_dataset_shorthand(value: str, data_dir: Path) -> dict[str, Any]:
             f"dataset: '{value}' is a source, not a dataset; set dataset.source: {value.lower()} "
             f"and {SOURCE_EXAMPLES[value.lower()]}"
         )
+    from seqbench.data.text import is_corpus
+
+    if is_corpus(value):
+        return {"source": "text", "name": value}
+    if value.lower().endswith(TEXT_SUFFIXES):
+        return {"source": "text", "path": value}
     if value.lower().endswith(".csv") or "/" in value or Path(value).is_file():
         return {"source": "csv", "path": value}
     return {"source": "yahoo", "ticker": value}
@@ -446,6 +496,8 @@ def build_spec(canonical: dict[str, Any], where: str) -> Spec:
         got = error.get("input")
         quiet = error["type"] in ("missing", "value_error") or isinstance(got, dict)
         given = "" if quiet else f" (got {brief(got)})"
+        if not error["loc"] and re.match(r"^[a-z_]+\.[a-z_]+: ", message):  # a spec-wide check names its key
+            raise SpecError(f"{where}: {message}{given}") from None
         raise SpecError(f"{where}: {key}: {message}{given}") from None
 
 
@@ -489,7 +541,14 @@ SOURCE_KEYS = {
     "csv": {"path", "date_column", "date_format", "sep", "decimal", "timezone"},
     "builtin": {"name"},
     "synthetic": {"name", "length", "data_seed"},
+    "text": {"name", "path"},
 }
+# keys only one task reads
+TASK_KEYS = {("train", "batches_per_epoch"): "lm", ("dataset", "horizon"): "forecast"}
+# forecast-only dataset keys (lm reads bytes: no columns, scaling or dates)
+FORECAST_DATASET_KEYS = {
+    "features", "target", "horizon", "scaler", "transform", "normalize", "fill", "start", "end", "interval",
+}  # fmt: skip
 # keys that never change a number: memory, threads, and the synthetic series' calendar
 NEVER_CHANGE_A_NUMBER = {("train", "eval_batch_size"), ("train", "threads"), ("dataset", "freq")}
 
@@ -516,6 +575,12 @@ def result_keys(spec: Spec) -> dict[str, Any]:
         train.pop("momentum")
     if not spec.train.patience:
         train.pop("min_delta")
+    for (section, key), task in TASK_KEYS.items():
+        if spec.task != task:
+            canonical[section].pop(key, None)
+    if spec.task == "lm":
+        for key in FORECAST_DATASET_KEYS:
+            dataset.pop(key, None)
     for section, key in NEVER_CHANGE_A_NUMBER:
         canonical[section].pop(key, None)
     return canonical

@@ -485,8 +485,8 @@ class Outcome:
     status: str  # completed | diverged | interrupted | failed | skipped-completed | skipped-diverged
     run_dir: str | None = None
     message: str = ""
-    rmse: float | None = None
-    persistence_rmse: float | None = None
+    score: float | None = None  # the task's headline (test RMSE, or bits per byte)
+    baseline: float | None = None  # its baseline's (persistence, or the n-gram)
     seconds: float = 0.0
     files: dict[str, bytes] | None = None  # a run made where the sweep folder is not (Ray): its files
 
@@ -587,10 +587,15 @@ def run_sweep(
 
 def outcome_line(outcome: Outcome, position: int, total: int) -> str:
     """`[ 3/24] completed  model.hidden_size=32 seed=1  rmse 1.234 (persistence 1.240)  12.3 s`."""
+    from seqbench.compare import BASELINE, SCORE_NAMES
+
     width = len(str(total))
     scores = ""
-    if outcome.rmse is not None and outcome.persistence_rmse is not None:
-        scores = f"  rmse {outcome.rmse:.4g} (persistence {outcome.persistence_rmse:.4g})"
+    if outcome.score is not None and outcome.baseline is not None:
+        task = str(outcome.task.spec.get("task", "forecast"))
+        metric = "rmse" if task == "forecast" else "bits/byte"
+        baseline = SCORE_NAMES[BASELINE[task]]
+        scores = f"  {metric} {outcome.score:.4g} ({baseline} {outcome.baseline:.4g})"
     tail = f"  {outcome.message}" if outcome.status != "completed" and outcome.message else ""
     return (
         f"[{position:>{width}}/{total}] {outcome.status:<11} {outcome.task.label}{scores}  "
@@ -607,10 +612,15 @@ class SweepSummary:
     files: list[Path]  # summary.md and the plots
 
 
+def plan_task(plan: SweepPlan) -> str:
+    """The task of a sweep's runs (a grid cannot change it: `task` is not a grid key)."""
+    return str(plan.tasks[0].spec.get("task", "forecast")) if plan.tasks else "forecast"
+
+
 def write_summary(report: SweepReport) -> SweepSummary:
     """summary.md (compare --group over the sweep folder, best per model, runs that did not
     complete) and one plot of test RMSE against each swept key."""
-    from seqbench.compare import find_runs, load_runs
+    from seqbench.compare import HEADLINE, find_runs, load_runs
     from seqbench.groups import group_rows, sort_groups
 
     plan = report.plan
@@ -620,16 +630,19 @@ def write_summary(report: SweepReport) -> SweepSummary:
             runs = load_runs(find_runs([str(plan.sweep_dir)], plan.sweep_dir))
     except SeqbenchError:  # not one run folder yet (every run failed before making one)
         runs = []
-    rows = sort_groups(group_rows(runs), "rmse") if runs else []
+    rows = sort_groups(group_rows(runs), HEADLINE[plan_task(plan)]) if runs else []
     path = plan.sweep_dir / SUMMARY_FILE
     atomic_write_text(path, summary_markdown(report, rows))
     return SweepSummary(rows, [path, *_plot_keys(plan, rows)])
 
 
 def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
-    from seqbench.groups import CAPTION, render_groups
+    from seqbench.compare import HEADLINE, SCORE_NAMES
+    from seqbench.groups import LAYOUTS, render_groups
 
     plan = report.plan
+    task = plan_task(plan)
+    headline = HEADLINE[task]
     statuses = Counter(o.status.removeprefix("skipped-") for o in report.outcomes)
     if len(report.outcomes) < len(plan.tasks):
         statuses["not started"] = len(plan.tasks) - len(report.outcomes)
@@ -641,15 +654,16 @@ def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
         f"- grid: {grid or '(none: the base spec)'}",
         f"- seeds: {', '.join(map(str, plan.seeds))}",
         f"- runs: {len(plan.tasks)} ({said or 'none run'}); base spec, grid and seeds in {SWEEP_FILE}",
-        f"- the same table: `seqbench compare {plan.sweep_dir} --group --sort rmse --format md`",
+        f"- the same table: `seqbench compare {plan.sweep_dir} --group --sort {headline} --format md`",
         "",
-        "One row per grid point (every run in this folder, grouped by config), by mean test RMSE.",
+        "One row per grid point (every run in this folder, grouped by config), "
+        f"by mean {SCORE_NAMES[headline]}.",
         "",
         render_groups(rows, "md").rstrip(),
         "",
-        CAPTION + ".",
+        LAYOUTS[task].caption + ".",
     ]
-    best = _best_per_model(rows)
+    best = _best_per_model(rows, headline)
     if len(best) > 0:
         lines += ["", "## Best per model", "", render_groups(best, "md").rstrip()]
     bad = [o for o in report.outcomes if o.status not in ("completed", "skipped-completed")]
@@ -662,33 +676,40 @@ def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _best_per_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The config with the lowest mean test RMSE for each model (rows come sorted by it)."""
+def _best_per_model(rows: list[dict[str, Any]], headline: str = "rmse") -> list[dict[str, Any]]:
+    """The config with the lowest mean headline score for each model (rows come sorted by it)."""
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row.get("rmse") is not None:
+        if row.get(headline) is not None:
             best.setdefault(str(row.get("model")), row)
     return list(best.values())
 
 
 def _plot_keys(plan: SweepPlan, rows: list[dict[str, Any]]) -> list[Path]:
-    """sweep_<key>.png: mean ± std test RMSE over seeds against each swept key."""
+    """sweep_<key>.png: the mean ± std headline score (test RMSE, bits per byte) over seeds against
+    each swept key, with the task's baseline (persistence, the n-gram) dashed."""
+    from seqbench.compare import BASELINE, HEADLINE, SCORE_NAMES
     from seqbench.plots import plot_sweep
 
+    task = plan_task(plan)
+    headline, baseline = HEADLINE[task], BASELINE[task]
     by_id = {row["config_id"]: row for row in rows if row.get("config_id")}
     points = {task.config_id: task.point for task in plan.tasks}
-    persistence = sorted({by_id[c]["persistence_rmse"] for c in points if c in by_id} - {None})
+    baselines = sorted({by_id[c][baseline] for c in points if c in by_id} - {None})
     paths = []
     for key, values in plan.grid.items():
         lines: dict[str, list[tuple[float | None, float | None]]] = {}
         for cid, point in points.items():
-            others = point_label({k: v for k, v in point.items() if k != key}) or "test RMSE"
+            others = point_label({k: v for k, v in point.items() if k != key}) or SCORE_NAMES[headline]
             line = lines.setdefault(others, [(None, None)] * len(values))
             row = by_id.get(cid)
             if row is not None:
-                line[values.index(point[key])] = (row["rmse"], row["rmse_std"])
+                line[values.index(point[key])] = (row[headline], row[f"{headline}_std"])
         path = plan.sweep_dir / f"sweep_{re.sub(r'[^A-Za-z0-9._-]+', '-', key)}.png"
-        title = f"{plan.name}: test RMSE vs {key}"
-        plot_sweep(key, [value_text(v) for v in values], lines, persistence, path, title)
+        title = f"{plan.name}: {SCORE_NAMES[headline]} vs {key}"
+        plot_sweep(
+            key, [value_text(v) for v in values], lines, baselines, path, title,
+            score=SCORE_NAMES[headline], baseline=SCORE_NAMES[baseline],
+        )  # fmt: skip
         paths.append(path)
     return paths

@@ -82,16 +82,49 @@ class Checkpoint:
 BatchHook = Callable[[int, int, int, float], None]  # (epoch, batch, n_batches, mean train loss so far)
 
 
+class TrainData(Protocol):
+    """A task's training data as the loop sees it: an epoch's sample ids, and a batch of them.
+
+    A forecast's WindowSet is one (the ids are window positions); an LM's windows of bytes
+    are another (the ids are random offsets into the text).
+    """
+
+    def __len__(self) -> int: ...  # samples per epoch
+    def epoch_ids(self, rng: np.random.Generator, shuffle: bool) -> np.ndarray: ...
+    def batch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Validation(Protocol):
+    """A task's held-out data: `loss(learner)` is the validation loss early stopping reads."""
+
+    def loss(self, learner: Learner) -> float: ...
+
+
 def mse(learner: Learner, windows: WindowSet) -> float:
     """Mean squared error over every window of a split (no dropped last batch)."""
     diff = learner.predict(windows.x) - windows.y
     return float(np.mean(diff * diff))
 
 
+def _epoch_ids(train: WindowSet | TrainData, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
+    if isinstance(train, WindowSet):
+        return rng.permutation(len(train.x)) if shuffle else np.arange(len(train.x))
+    return train.epoch_ids(rng, shuffle)
+
+
+def _batch(train: WindowSet | TrainData, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (train.x[ids], train.y[ids]) if isinstance(train, WindowSet) else train.batch(ids)
+
+
+def validation_loss(learner: Learner, val: WindowSet | Validation) -> float:
+    """A forecast's MSE over every validation window, or the task's own validation loss."""
+    return mse(learner, val) if isinstance(val, WindowSet) else val.loss(learner)
+
+
 def fit(
     learner: Learner,
-    train: WindowSet,
-    val: WindowSet,
+    train: WindowSet | TrainData,
+    val: WindowSet | Validation,
     spec: TrainSpec,
     rng: np.random.Generator,
     on_epoch: Callable[[EpochRecord, bool], None] | None = None,
@@ -124,21 +157,21 @@ def fit(
 
     if resume is None:
         checkpoint()  # so that a run stopped in its first epoch can be resumed too
-    n_batches = -(-len(train.x) // spec.batch_size)
+    n_batches = -(-(len(train.x) if isinstance(train, WindowSet) else len(train)) // spec.batch_size)
     for epoch in range(result.epochs_run + 1, spec.epochs + 1):
         if spec.patience and result.stale >= spec.patience:
             break
         lr = scheduled_lr(spec.lr, epoch, spec.epochs, spec.schedule, spec.warmup_epochs)
         learner.set_lr(lr)
         start = time.perf_counter()
-        order = rng.permutation(len(train.x)) if spec.shuffle else np.arange(len(train.x))
+        order = _epoch_ids(train, rng, spec.shuffle)
         losses, seen, total = [], 0, 0.0
         for i in range(0, len(order), spec.batch_size):
             if should_stop is not None and should_stop():
                 result.status = "interrupted"
                 break
             batch = order[i : i + spec.batch_size]
-            loss = learner.train_step(train.x[batch], train.y[batch])
+            loss = learner.train_step(*_batch(train, batch))
             losses.append(loss * len(batch))
             if not np.isfinite(loss):
                 result.status = "diverged"
@@ -149,7 +182,7 @@ def fit(
         if result.status == "interrupted":
             break  # the unfinished epoch is dropped: a resume repeats it from its start
         train_loss = float(np.sum(losses) / len(order))
-        val_loss = mse(learner, val) if result.status == "completed" else float("nan")
+        val_loss = validation_loss(learner, val) if result.status == "completed" else float("nan")
         if not np.isfinite(val_loss):
             result.status = "diverged"
         seconds = time.perf_counter() - start

@@ -128,7 +128,7 @@ def test_a_run_to_resume_that_completed_meanwhile_is_completed_not_failed(workdi
     task = seqbench.sweep._with_resume(plan.tasks[0], run_dir)  # planned while a worker still ran it
     outcome = run_task(task, str(plan.sweep_dir), "data")
     assert outcome.status == "completed" and outcome.run_dir == str(run_dir.resolve())
-    assert outcome.rmse == json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"]
+    assert outcome.score == json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"]
 
 
 HOLD_LOCK = """

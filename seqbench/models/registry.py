@@ -61,6 +61,12 @@ def model_class(name: str, backend: str) -> Any:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def model_options(model_spec: Any, cls: Any, vocab_size: int | None = None) -> dict[str, Any]:
+    """The constructor keywords beyond the common ones: the model's own spec keys, and vocab_size."""
+    options = {key: getattr(model_spec, key) for key in cls.options}
+    return options if vocab_size is None else {**options, "vocab_size": vocab_size}
+
+
 def build_model(
     model_spec: Any,
     n_features: int,
@@ -68,13 +74,16 @@ def build_model(
     seed: int,
     dtype: str | np.dtype,
     backend: str | None = None,
+    vocab_size: int | None = None,
 ) -> Any:
     """The model a spec's `model` section describes, weights drawn from `seed` (the same on either backend).
 
-    `backend` overrides the section's own; `model_spec` is a `seqbench.spec.ModelSpec`.
+    `backend` overrides the section's own; `model_spec` is a `seqbench.spec.ModelSpec`. With
+    `vocab_size`, the model is a language model over that many byte values (embedding in, logits
+    at every step out).
     """
     cls = model_class(model_spec.name, backend or model_spec.backend)
-    options = {key: getattr(model_spec, key) for key in cls.options}
+    options = model_options(model_spec, cls, vocab_size)
     return cls(
         n_features,
         n_outputs,

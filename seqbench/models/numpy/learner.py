@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from seqbench.io import atomic_path
+from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
-from seqbench.models.numpy.layers import mse_loss
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.optim import Optimizer, clip_grad_norm
 
@@ -19,10 +20,16 @@ class NumpyLearner:
     weights_file = "model.npz"
 
     def __init__(
-        self, model: RecurrentStack, optimizer: Optimizer, grad_clip: float | None, predict_batch: int = 1024
+        self,
+        model: RecurrentStack,
+        optimizer: Optimizer,
+        grad_clip: float | None,
+        predict_batch: int = 1024,
+        loss: str = "mse",
     ) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.predict_batch = predict_batch  # windows per forward pass in predict (memory only)
+        self.loss = loss  # mse (a forecast) or cross_entropy (next-byte logits of an LM)
         keep_freed_memory()  # large temporaries reuse warm pages (see memory.py)
 
     @property
@@ -33,9 +40,12 @@ class NumpyLearner:
         self.optimizer.lr = lr
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One optimiser step on a batch; returns the batch's MSE before the step."""
+        """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
         out, caches = self.model.forward(x)
-        loss, dy = mse_loss(out, y.astype(out.dtype, copy=False))
+        if self.loss == "cross_entropy":
+            loss, dy = layers.cross_entropy_loss(out, y)  # out (B, L, V) logits, y (B, L) byte ids
+        else:
+            loss, dy = layers.mse_loss(out, y.astype(out.dtype, copy=False))
         if not np.isfinite(loss):
             return loss
         grad = self.optimizer.flatten(self.model.backward(dy, caches))
@@ -46,6 +56,21 @@ class NumpyLearner:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Forecasts for every window, the last partial batch included: (N, L, F) -> (N, O), float64."""
         return self.model.predict(x, self.predict_batch).astype(np.float64)
+
+    # ---- the recurrent mode (an LM's evaluation and generation) ----------------------------------
+
+    def initial_state(self, batch_size: int) -> Any:
+        return self.model.initial_state(batch_size)
+
+    def forward_state(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """x (B, L) -> outputs at every step (B, L, O), float64, and the state after step L."""
+        y, state = self.model.forward_state(x, state)
+        return np.asarray(y, dtype=np.float64), state
+
+    def step(self, x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
+        y, state = self.model.step(x_t, state)
+        return np.asarray(y, dtype=np.float64), state
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.model.params.items()}

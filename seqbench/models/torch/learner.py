@@ -46,9 +46,11 @@ class TorchLearner:
         optimizer: torch.optim.Optimizer,
         grad_clip: float | None,
         predict_batch: int = 1024,
+        loss: str = "mse",
     ) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.predict_batch = predict_batch
+        self.loss = loss  # mse (a forecast) or cross_entropy (next-byte logits of an LM)
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
         self.steps = 0  # optimiser steps taken (torch keeps no count for SGD)
@@ -64,12 +66,20 @@ class TorchLearner:
             group["lr"] = lr
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+        """Inputs on the model's device: byte ids as int64, anything else in the model's dtype."""
+        array = np.asarray(array)
+        dtype = torch.long if array.dtype.kind in "iu" else self.dtype
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One optimiser step on a batch; returns the batch's MSE before the step."""
+        """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = mse_loss(self.model(self._tensor(x)), self._tensor(y))
+        out = self.model(self._tensor(x))
+        if self.loss == "cross_entropy":  # out (B, L, V) logits, y (B, L) byte ids
+            target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
+            loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
+        else:
+            loss = mse_loss(out, self._tensor(y))
         value = float(loss.detach())
         if not math.isfinite(value):
             return value
@@ -90,6 +100,23 @@ class TorchLearner:
                 for i in range(0, len(x), self.predict_batch)
             ]
         return np.concatenate(parts).astype(np.float64)
+
+    # ---- the recurrent mode (an LM's evaluation and generation) ----------------------------------
+
+    def initial_state(self, batch_size: int) -> Any:
+        return self.model.initial_state(batch_size)
+
+    def forward_state(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """x (B, L) -> outputs at every step (B, L, O), float64, and the state after step L."""
+        with torch.no_grad():
+            y, state = self.model.forward_state(self._tensor(x), state)
+        return y.cpu().numpy().astype(np.float64), state
+
+    def step(self, x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
+        with torch.no_grad():
+            y, state = self.model.step(self._tensor(x_t), state)
+        return y.cpu().numpy().astype(np.float64), state
 
     def snapshot(self) -> Arrays:
         return to_numpy(self.model)
@@ -232,6 +259,7 @@ def build_torch_learner(
     seed: int = 0,
     device: str = "auto",
     threads: int | None = None,
+    loss: str = "mse",
 ) -> TorchLearner:
     """The Torch model `model` with its optimiser, weights drawn from `seed` exactly as NumPy's.
 
@@ -256,4 +284,4 @@ def build_torch_learner(
         **(options or {}),
     ).to(target)
     opt = make_torch_optimizer(optimizer, net.parameters(), lr, weight_decay=weight_decay, momentum=momentum)
-    return TorchLearner(net, opt, grad_clip)
+    return TorchLearner(net, opt, grad_clip, loss=loss)

@@ -1,0 +1,77 @@
+"""The tables the commands print: a run's result next to its baselines, one line per seed.
+
+Each task has its own: a forecast's test RMSE, MAE, ... next to persistence and the linear
+baseline; a language model's bits per byte next to the n-gram, unigram and compressors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def seeds_table(done: list[Any]) -> Table:
+    """One line per seed: status, test RMSE next to persistence, skill, and the run folder."""
+    table = Table(title="one run per seed (test split)")
+    for column in ("seed", "status", "rmse", "persistence", "skill"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    table.add_column("run folder", overflow="fold")
+    for result in done:
+        m = result.metrics
+        rmse = (m.get("test") or {}).get("rmse")
+        persistence = ((m.get("baselines") or {}).get("persistence") or {}).get("rmse")
+        skill = 1 - rmse / persistence if rmse is not None and persistence else None
+        table.add_row(
+            str(m["seed"]),
+            result.status,
+            f"{rmse:.4g}" if rmse is not None else "",
+            f"{persistence:.4g}" if persistence is not None else "",
+            f"{skill:+.3f}" if skill is not None else "",
+            str(result.run_dir),
+        )
+    return table
+
+
+def summary_table(metrics: dict[str, Any]) -> Table:
+    """Test metrics of the model next to the baselines, in original units."""
+    table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} (test split)")
+    columns = ("rmse", "mae", "r2", "mape", "direction_accuracy")
+    table.add_column("forecaster")
+    for column in columns:
+        table.add_column(column.replace("direction_accuracy", "direction"), justify="right")
+    table.add_column("skill", justify="right")
+    persistence_rmse = metrics["baselines"]["persistence"]["rmse"]
+    rows = {metrics["model"]: metrics["test"], **metrics["baselines"]}
+    for label, values in rows.items():
+        rmse = values.get("rmse")
+        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
+        table.add_row(label, *(_number(values.get(c)) for c in columns), f"{skill:+.3f}")
+    table.caption = "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)"
+    return table
+
+
+def _number(value: float | None) -> str:
+    """4 significant digits; `nan` for a score that is undefined (None in metrics.json)."""
+    return "nan" if value is None else f"{value:.4g}"
+
+
+def lm_summary_table(metrics: dict[str, Any]) -> Table:
+    """An LM run's held-out scores next to its baselines, on the same bytes."""
+    split = (metrics.get("headline") or {}).get("split", "test")
+    table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} ({split} bytes)")
+    table.add_column("model")
+    for column in ("bits/byte", "nats/byte", "perplexity"):
+        table.add_column(column, justify="right")
+    rows = {metrics["model"]: metrics.get(split) or {}, **(metrics.get("baselines") or {})}
+    for label, values in rows.items():
+        if label == "ngram" and values.get("order"):
+            label = f"{values['order']}-gram"
+        table.add_row(label, *(_number(values.get(key)) for key in ("bits_per_byte", "nats", "perplexity")))
+    table.caption = "every held-out byte scored once; zlib and lzma: compressed size of the same bytes"
+    return table
+
+
+def result_table(metrics: dict[str, Any]) -> Table:
+    """The table `train` prints for a finished run of either task."""
+    return lm_summary_table(metrics) if metrics.get("task") == "lm" else summary_table(metrics)

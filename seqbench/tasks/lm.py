@@ -1,0 +1,325 @@
+"""The language-model task: a text's bytes in, the next byte's distribution out.
+
+Data: any file, read as bytes (256 values, no decoding), split contiguously into train, val
+and test (default 0.9 / 0.05 / 0.05; a test part of 0, nanoGPT's split, scores on val).
+
+Training: an epoch is `train.batches_per_epoch` batches of `seq_len + 1` bytes at random
+offsets of the training part; the model reads bytes 0..L-1 and is scored (cross-entropy, in
+nats) on predicting bytes 1..L, every step, from a zero state.
+
+Evaluation (validation loss, and the scores in metrics.json): every byte of the held-out part
+is scored exactly once, as -log p(byte | the bytes before it). The part is cut into `STREAMS`
+contiguous streams, scored side by side; each stream first reads the `seq_len` bytes before it
+(warm-up, not scored; for the first stream they are the end of the part before), then its own
+bytes in chunks of `seq_len` with the recurrent state carried from chunk to chunk. Reported:
+nats per byte, bits per byte (nats / ln 2) and perplexity (exp(nats)), next to the baselines
+of `seqbench.tasks.lm_baselines` on the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench.errors import SeqbenchError
+from seqbench.spec import Spec
+
+VOCAB = 256  # byte values
+STREAMS = 16  # held-out streams scored side by side
+SAMPLE_PROMPT_BYTES = 64  # samples.txt: the prompt is the held-out part's first bytes
+SAMPLE = {"length": 500, "temperature": 0.8, "top_k": 40}  # samples.txt's generation settings
+
+
+@dataclass
+class LoadedText:
+    """A text's bytes and where each part lies, with what metrics.json records of the data."""
+
+    data: np.ndarray  # (N,) uint8
+    parts: dict[str, tuple[int, int]]  # train / val / test -> [start, end) byte offsets
+    info: dict[str, Any]  # sha256, label, source, bytes, distinct, parts
+
+    def part(self, name: str) -> np.ndarray:
+        start, end = self.parts[name]
+        return self.data[start:end]
+
+    @property
+    def held_out(self) -> str:
+        """The part the scores are quoted on: test, or val when the split has no test part."""
+        start, end = self.parts["test"]
+        return "test" if end > start else "val"
+
+
+class ByteWindows:
+    """Training batches: windows of seq_len + 1 bytes at random offsets (the loop's TrainData)."""
+
+    def __init__(self, text: np.ndarray, seq_len: int, n_samples: int) -> None:
+        self.text, self.seq_len, self.n_samples = text, seq_len, n_samples
+        self.steps = np.arange(seq_len + 1)  # (L + 1,)
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def epoch_ids(self, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
+        """The start offsets of an epoch's windows (random whether or not train.shuffle is set)."""
+        return rng.integers(0, len(self.text) - self.seq_len, size=self.n_samples)
+
+    def batch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, L) the bytes read, y (B, L) the bytes to predict (x shifted by one), int64."""
+        window = self.text[ids[:, None] + self.steps].astype(np.int64)  # (B, L + 1)
+        return window[:, :-1], window[:, 1:]
+
+
+@dataclass
+class TextTraining:
+    """What an LM run trains and validates on, with the text it came from."""
+
+    train: ByteWindows
+    val: HeldOutText
+    loaded: LoadedText
+
+
+class HeldOutText:
+    """A held-out part and the text before it; `loss` is its nats per byte (the loop's Validation)."""
+
+    def __init__(self, before: np.ndarray, text: np.ndarray, seq_len: int) -> None:
+        self.before, self.text, self.seq_len = before, text, seq_len
+
+    def loss(self, learner: Any) -> float:
+        return score_text(learner, self.before, self.text, self.seq_len)
+
+
+def score_text(
+    learner: Any, before: np.ndarray, text: np.ndarray, seq_len: int, streams: int = STREAMS
+) -> float:
+    """Mean nats per byte of `text`, every byte scored once, given the bytes before it (see the module doc).
+
+    `before` is the text preceding `text` (at least one byte); `learner` has `initial_state`
+    and `forward_state` (outputs at every step: next-byte logits).
+    """
+    n = len(text)
+    if n == 0:
+        raise ValueError("nothing to score: the held-out text is empty")
+    full = np.concatenate([before[-(seq_len + 1) :], text]).astype(np.int64)  # (W + N,)
+    lead = len(full) - n  # bytes before the first scored one
+    S = max(1, min(streams, n // max(seq_len, 1)))
+    m = -(-n // S)  # targets per stream; the last stream is padded and masked
+    starts = np.arange(S) * m  # (S,) first target of each stream, in `text` coordinates
+    warm = min(seq_len, lead - 1)  # warm-up bytes read before a stream's first input byte
+    # the input predicting text[i] is full[lead + i - 1]; a stream reads warm bytes before that
+    first_input = lead + starts - 1 - warm  # (S,)
+    span = warm + m  # bytes each stream reads
+    index = first_input[:, None] + np.arange(span)  # (S, span)
+    target_index = lead + starts[:, None] + np.arange(m)  # (S, m)
+    valid = target_index < len(full)  # (S, m) padding of the last stream
+    inputs = full[np.minimum(index, len(full) - 1)]
+    targets = full[np.minimum(target_index, len(full) - 1)]
+    state = learner.initial_state(S)
+    if warm:
+        _, state = learner.forward_state(inputs[:, :warm], state)
+    total = 0.0
+    for c in range(0, m, seq_len):
+        logits, state = learner.forward_state(inputs[:, warm + c : warm + c + seq_len], state)  # (S, C, V)
+        log_p = log_softmax(logits)
+        chunk_targets = targets[:, c : c + seq_len]
+        picked = np.take_along_axis(log_p, chunk_targets[..., None], axis=-1)[..., 0]  # (S, C)
+        total -= float(np.sum(picked, where=valid[:, c : c + seq_len]))
+    return total / n
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def scores(nats: float) -> dict[str, float]:
+    """nats per byte -> the three ways LM results are quoted."""
+    return {"nats": nats, "bits_per_byte": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0))}
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def load_text(spec: Spec, data_dir: Path) -> LoadedText:
+    """The spec's text (a file, or a downloaded corpus cached in data_dir) and its parts."""
+    import hashlib
+
+    from seqbench.data.text import download_corpus, read_text_bytes, split_bytes
+
+    ds = spec.dataset
+    source = {
+        "source": "text",
+        **({"name": ds.name} if ds.name else {}),
+        **({"path": ds.path} if ds.path else {}),
+    }
+    path = Path(ds.path) if ds.path else download_corpus(str(ds.name), data_dir)  # a path wins: a local copy
+    data = read_text_bytes(path)
+    train, val, test = split_bytes(data, tuple(ds.split), min_len=ds.seq_len + 1, label=str(path))
+    parts = {"train": (0, len(train)), "val": (len(train), len(train) + len(val))}
+    parts["test"] = (parts["val"][1], parts["val"][1] + len(test))
+    info = {
+        **source,
+        "label": ds.label,
+        "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+        "bytes": len(data),
+        "distinct_bytes": len(np.unique(data)),
+        "parts": {name: list(span) for name, span in parts.items()},
+    }
+    return LoadedText(data, parts, info)
+
+
+def training_data(spec: Spec, loaded: LoadedText) -> tuple[ByteWindows, HeldOutText]:
+    """What `fit` reads: random training windows, and the validation part with the text before it."""
+    seq_len = spec.dataset.seq_len
+    n_samples = spec.train.batches_per_epoch * spec.train.batch_size
+    val_start = loaded.parts["val"][0]
+    return (
+        ByteWindows(loaded.part("train"), seq_len, n_samples),
+        HeldOutText(loaded.data[:val_start], loaded.part("val"), seq_len),
+    )
+
+
+def header(spec: Spec, loaded: LoadedText) -> str:
+    sizes = ", ".join(f"{name} {end - start:,}" for name, (start, end) in loaded.parts.items())
+    return (
+        f"data {spec.dataset.label}: {loaded.info['bytes']:,} bytes "
+        f"({loaded.info['distinct_bytes']} distinct); {sizes} bytes; scores on {loaded.held_out}"
+    )
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+
+
+def held_out_scores(spec: Spec, loaded: LoadedText, learner: Any, trained: bool) -> dict[str, Any]:
+    """metrics.json's `val`, `test` (null without a test part) and `baselines` on the held-out part."""
+    from seqbench.tasks.lm_baselines import lm_baselines
+
+    seq_len = spec.dataset.seq_len
+    out: dict[str, Any] = {}
+    for name in ("val", "test"):
+        start, end = loaded.parts[name]
+        if end > start and trained:
+            nats = score_text(learner, loaded.data[:start], loaded.part(name), seq_len)
+            out[name] = {**scores(nats), "bytes": end - start}
+        else:
+            out[name] = None
+    held = loaded.held_out
+    start, end = loaded.parts[held]
+    if held == "test":
+        train, val = loaded.part("train"), loaded.part("val")
+    else:  # scored on val: the n-gram chooses its order on the end of train instead
+        cut = int(len(loaded.part("train")) * 0.95)
+        train, val = loaded.data[:cut], loaded.data[cut:start]
+    out["baselines"] = lm_baselines(train, val, loaded.data[start:end])
+    out["held_out"] = held
+    return out
+
+
+def evaluate(spec: Spec, loaded: LoadedText, learner: Any, fit_result: Any, run_id: str) -> dict[str, Any]:
+    """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
+    from seqbench.experiment import common_metrics
+
+    trained = fit_result.epochs_run > 0
+    held = held_out_scores(spec, loaded, learner, trained)
+    metrics = common_metrics(spec, learner, fit_result, run_id)
+    metrics["config"] = {
+        "hidden_size": spec.model.hidden_size,
+        "n_layers": spec.model.n_layers,
+        "lr": spec.train.lr,
+        "batch_size": spec.train.batch_size,
+        "optimizer": spec.train.optimizer,
+        "seq_len": spec.dataset.seq_len,
+        "batches_per_epoch": spec.train.batches_per_epoch,
+        "split": list(spec.dataset.split),
+    }
+    metrics.update(
+        {
+            "headline": {"metric": "bits_per_byte", "split": held["held_out"]},
+            "test": held["test"],
+            "val": held["val"],
+            "baselines": held["baselines"],
+            "data": loaded.info,
+            "samples": sample_settings(spec, loaded),
+        }
+    )
+    return metrics
+
+
+def headline(metrics: dict[str, Any]) -> float | None:
+    """The score an LM run is quoted by: bits per byte on its held-out part."""
+    part = metrics.get((metrics.get("headline") or {}).get("split", "test"))
+    return None if not isinstance(part, dict) else part.get("bits_per_byte")
+
+
+# ---- generation ------------------------------------------------------------------------------
+
+
+def generate(
+    learner: Any,
+    prompt: bytes,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> bytes:
+    """`length` bytes after `prompt`, one step of the recurrent mode per byte (constant time each).
+
+    Sampling: softmax(logits / temperature) over the `top_k` most likely bytes; temperature 0 is
+    greedy. The prompt is read with the parallel forward (its state carried), then each byte with `step`.
+    """
+    if not prompt:
+        raise SeqbenchError("the prompt is empty; give at least one byte, e.g. --prompt 'ROMEO:'")
+    if temperature < 0:
+        raise SeqbenchError(f"--temperature must be >= 0, got {temperature:g}")
+    if top_k is not None and not 1 <= top_k <= VOCAB:
+        raise SeqbenchError(f"--top-k must be between 1 and {VOCAB}, got {top_k}")
+    rng = np.random.default_rng(seed)
+    ids = np.frombuffer(prompt, dtype=np.uint8).astype(np.int64)
+    state = learner.initial_state(1)
+    if len(ids) > 1:
+        _, state = learner.forward_state(ids[None, :-1], state)
+    last, out = ids[-1:], bytearray()
+    for _ in range(length):
+        logits, state = learner.step(last, state)  # (1, V)
+        byte = sample_byte(logits[0], temperature, top_k, rng)
+        out.append(byte)
+        last = np.array([byte], dtype=np.int64)
+    return bytes(out)
+
+
+def sample_byte(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
+    """One byte from (V,) logits: greedy at temperature 0, else softmax(logits / T) over the top k."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    if top_k is not None and top_k < len(logits):
+        cut = np.partition(logits, -top_k)[-top_k]
+        logits = np.where(logits >= cut, logits, -np.inf)
+    p = np.exp(log_softmax(logits / temperature))
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def samples_text(spec: Spec, loaded: LoadedText, learner: Any) -> bytes:
+    """samples.txt: the held-out part's first bytes as the prompt, then a generation from them
+    (the `sample_settings`, the run's seed); the raw bytes, prompt included."""
+    settings = sample_settings(spec, loaded)
+    prompt = loaded.part(loaded.held_out)[: settings["prompt_bytes"]].tobytes()
+    text = generate(learner, prompt, SAMPLE["length"], SAMPLE["temperature"], SAMPLE["top_k"], spec.seed)
+    return prompt + text
+
+
+def sample_settings(spec: Spec, loaded: LoadedText) -> dict[str, Any]:
+    """How samples.txt was made (recorded in metrics.json)."""
+    start, end = loaded.parts[loaded.held_out]
+    prompt = min(end - start, SAMPLE_PROMPT_BYTES)
+    return {
+        "prompt": f"the first {prompt} bytes of {loaded.held_out}",
+        "prompt_bytes": prompt,
+        **SAMPLE,
+        "seed": spec.seed,
+    }
