@@ -527,18 +527,22 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
 def gradcheck(
     model: Annotated[str | None, typer.Option(help="Check only this model (default: every model).")] = None,
     tolerance: Annotated[float, typer.Option(min=0, help="Largest relative error that passes.")] = 1e-6,
+    lm: Annotated[
+        bool, typer.Option("--lm", help="Also the language models: byte embedding in, cross-entropy out.")
+    ] = False,
 ) -> None:
     """Check every NumPy model's backward pass against finite differences (float64).
 
     Exit 1 if any parameter's relative error is above the tolerance.
 
-    Example: seqbench gradcheck --model gru --tolerance 1e-6
+    Example: seqbench gradcheck --model gru --tolerance 1e-6 --lm
     """
     from seqbench.errors import RunFailed
     from seqbench.gradcheck import gradcheck_models
     from seqbench.models.registry import model_names
 
-    results = gradcheck_models([model] if model else model_names())
+    names = [model] if model else model_names()
+    results = gradcheck_models(names) + (gradcheck_models(names, lm=True) if lm else [])
     table = Table(title=f"gradient check: analytic vs finite differences (tolerance {tolerance:g})")
     for column in ("model", "parameter", "shape"):
         table.add_column(column)
@@ -550,7 +554,8 @@ def gradcheck(
         failed += not ok
         shape = "x".join(map(str, r.shape)) or "scalar"
         verdict = "ok" if ok else "FAIL"
-        table.add_row(r.model, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
+        label = f"{r.model} (lm)" if r.lm else r.model
+        table.add_row(label, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
     stdout.print(table)
     if failed:
         raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")

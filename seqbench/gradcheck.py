@@ -3,6 +3,8 @@
 For a model with parameters theta and a random projection w of its output, the
 scalar f(theta) = sum(w * model(x)) has analytic gradients from `backward(w)`;
 each is compared with the central difference (f(theta + eps) - f(theta - eps)) / 2 eps.
+Language models (`vocab_size`) are checked the same way on random token ids, their output
+being the logits of every step; the embedding's gradient is checked like any other.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class GradCheckResult:
     shape: tuple[int, ...]
     checked: int
     max_rel_error: float
+    lm: bool = False  # a language model (token ids in, logits of every step out)
 
 
 def check_model(
@@ -76,13 +79,18 @@ def check_model(
     seed: int = 0,
     max_entries: int | None = 40,
     model_options: dict | None = None,
+    vocab_size: int | None = None,
 ) -> list[GradCheckResult]:
     """Check every parameter gradient of NumPy model `name` against finite differences.
 
     The parameters are the model's initial ones plus N(0, 0.5) noise: at initialisation some
     paths (Mamba's small step sizes) have gradients near the finite-difference noise floor.
+    With `vocab_size`, the model is a language model (n_features and output_size are V) fed
+    random token ids (batch, seq_len), and w weighs its logits (batch, seq_len, V).
     """
     rng = np.random.default_rng(seed)
+    if vocab_size is not None:
+        n_features = output_size = vocab_size
     model = model_class(name, "numpy")(
         n_features,
         output_size,
@@ -91,11 +99,18 @@ def check_model(
         rng=rng,
         dtype=np.float64,
         **(model_options or {}),
+        **({} if vocab_size is None else {"vocab_size": vocab_size}),
     )
     for param in model.params.values():
         param += rng.normal(0, 0.5, size=param.shape)
-    x = rng.normal(size=(batch, seq_len, n_features))
-    w = rng.normal(size=(batch, output_size))
+    if vocab_size is None:
+        x = rng.normal(size=(batch, seq_len, n_features))
+        w = rng.normal(size=(batch, output_size))
+    else:
+        x = rng.integers(0, vocab_size, size=(batch, seq_len))
+        # scaled so that f stays about as large as a forecast's, where ERROR_FLOOR was set: its
+        # rounding noise grows with its terms, and a sum over L x V logits has many more
+        w = rng.normal(size=(batch, seq_len, vocab_size)) / np.sqrt(seq_len * vocab_size)
 
     def f() -> float:
         return float(np.sum(w * model.forward(x)[0]))
@@ -116,7 +131,8 @@ def check_model(
             min(relative_error(analytic[[j]], coarse[[j]]), relative_error(analytic[[j]], fine[[j]]))
             for j in range(len(idx))
         ]
-        results.append(GradCheckResult(name, pname, param.shape, len(idx), max(errors, default=0.0)))
+        worst = max(errors, default=0.0)
+        results.append(GradCheckResult(name, pname, param.shape, len(idx), worst, vocab_size is not None))
     return results
 
 
@@ -132,11 +148,17 @@ GRADCHECK_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 
-def gradcheck_models(names: list[str], hidden_size: int = 4) -> list[GradCheckResult]:
+# The vocabulary of the language models `gradcheck_models(..., lm=True)` checks: small, and more
+# than the positions of a batch, so that some embedding rows get no gradient (they must get 0).
+GRADCHECK_VOCAB = 7
+
+
+def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -> list[GradCheckResult]:
     """Every parameter of every model in `names`, checked in full under GRADCHECK_CONFIGS.
 
     One result per (model, parameter): entries checked summed over the configurations, and
     the worst relative error among them. An unknown name raises SeqbenchError before any work.
+    With `lm`, the models are language models over GRADCHECK_VOCAB tokens instead.
     """
     for name in names:
         model_class(name, "numpy")
@@ -148,6 +170,7 @@ def gradcheck_models(names: list[str], hidden_size: int = 4) -> list[GradCheckRe
                 hidden_size=hidden_size,
                 max_entries=None,
                 model_options=GRADCHECK_OPTIONS.get(name),
+                vocab_size=GRADCHECK_VOCAB if lm else None,
                 **config,
             ):
                 seen = worst.get((name, r.name))

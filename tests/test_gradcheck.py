@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from seqbench.errors import SeqbenchError
-from seqbench.gradcheck import GRADCHECK_CONFIGS, GRADCHECK_OPTIONS, check_model, gradcheck_models
+from seqbench.gradcheck import (
+    GRADCHECK_CONFIGS,
+    GRADCHECK_OPTIONS,
+    GRADCHECK_VOCAB,
+    check_model,
+    gradcheck_models,
+)
 from seqbench.models.registry import model_class
 
 
@@ -49,3 +55,21 @@ def test_small_options_are_accepted_by_their_models():
             continue  # not in the registry (yet)
         model = cls(2, 1, hidden_size=4, rng=np.random.default_rng(0), **options)
         assert model.n_params > 0
+
+
+@pytest.mark.parametrize("name", ["mingru", "gru", "mamba"])
+def test_language_models_are_checked_on_request_embedding_included(name):
+    results = gradcheck_models([name], lm=True)
+    model = model_class(name, "numpy")(
+        GRADCHECK_VOCAB,
+        GRADCHECK_VOCAB,
+        hidden_size=4,
+        n_layers=max(c["n_layers"] for c in GRADCHECK_CONFIGS),
+        vocab_size=GRADCHECK_VOCAB,
+        **GRADCHECK_OPTIONS.get(name, {}),
+    )
+    assert [r.name for r in results] == list(model.params)
+    assert results[0].name == "embed.weight" and results[0].shape == (GRADCHECK_VOCAB, 4)
+    assert all(r.lm and r.model == name and r.checked > 0 for r in results)
+    assert max(r.max_rel_error for r in results) < 1e-6
+    assert not any(r.lm for r in gradcheck_models([name]))  # the default checks forecast models

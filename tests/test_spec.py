@@ -1,5 +1,7 @@
 """Spec parsing: canonical and short forms, overrides, validation messages."""
 
+import re
+
 import pytest
 import yaml
 
@@ -175,3 +177,53 @@ def test_a_source_name_as_the_dataset_shorthand_says_what_to_set(source, tmp_pat
         SpecError, match=rf"'{source}' is a source, not a dataset; set dataset.source: {source.lower()}"
     ):
         expand_dataset_shorthand(source, tmp_path)
+
+
+# ---- task lm ----------------------------------------------------------------------------------
+
+
+def test_a_text_file_in_the_short_form_is_a_language_model_with_its_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, "model: mingru\ndataset: corpus/plays.txt\n"))
+    assert spec.task == "lm" and spec.dataset.source == "text" and spec.dataset.path == "corpus/plays.txt"
+    assert spec.dataset.seq_len == 256 and spec.dataset.split == (0.9, 0.05, 0.05)
+    assert spec.dataset.label == "plays"
+
+
+def test_a_corpus_name_is_a_text_dataset_and_lm_takes_nanogpts_split(tmp_path):
+    spec = load_spec(
+        write(tmp_path, "dataset: tinyshakespeare\nseq_len: 64\n"), ["dataset.split=[0.9, 0.1, 0]"]
+    )
+    assert (spec.task, spec.dataset.name, spec.dataset.seq_len) == ("lm", "tinyshakespeare", 64)
+    assert spec.dataset.split == (0.9, 0.1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("task: lm\ndataset: sp500\n", "task lm reads a text file: set dataset.source: text"),
+        (
+            "task: forecast\ndataset: {source: text, path: a.txt}\n",
+            "a text dataset is for task: lm",
+        ),
+        (
+            "dataset: {source: builtin, name: sp500, split: [0.8, 0.2, 0]}\n",
+            "every split fraction must be > 0 for a forecast (a test part of 0 is for task: lm)",
+        ),
+        ("task: lm\ndataset: {source: text}\n", "source 'text' needs dataset.path (a file) or dataset.name"),
+    ],
+)
+def test_a_task_and_its_data_must_fit(tmp_path, text, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_spec(write(tmp_path, text))
+
+
+def test_config_id_of_a_forecast_ignores_lm_keys_and_of_an_lm_its_forecast_keys(tmp_path):
+    from seqbench.spec import config_id
+
+    forecast = load_spec(write(tmp_path, "dataset: sp500\n"))
+    assert config_id(forecast) == config_id(
+        load_spec(write(tmp_path, "dataset: sp500\nbatches_per_epoch: 7\n"))
+    )
+    lm = load_spec(write(tmp_path, "dataset: a.txt\n"))
+    assert config_id(lm) == config_id(load_spec(write(tmp_path, "dataset: a.txt\nscaler: standard\n")))
+    assert config_id(lm) != config_id(load_spec(write(tmp_path, "dataset: a.txt\nbatches_per_epoch: 7\n")))

@@ -1,13 +1,24 @@
 """A stack of recurrent layers with a linear head: the shape every NumPy model shares.
 
-A model maps a window x (B, L, F) to a forecast y (B, O): the backbone (the layers)
-turns the sequence into hidden states (B, L, D), and the head reads the last one.
-There is one forward pass, `forward`, which training, prediction and the causality
-audit all run; `forward(x, return_sequence=True)` has the head read every step
-instead (the forecast from each prefix of the window), and `sequence(x)` is the
-backbone's output. A subclass supplies one recurrent layer (its init, forward and
-backward); this class stacks `n_layers` of them and owns the parameters, by name, in
-`self.params` (names match the Torch twins, so weights convert both ways).
+A model is an input adapter, a backbone and a head: forward = head(backbone(adapter(x))).
+
+- Forecast models (the default) map a window x (B, L, F) to a forecast y (B, O): the
+  adapter passes the features on (Mamba's embeds them linearly), the backbone (the layers)
+  turns the sequence into hidden states (B, L, D), and the head reads the last one.
+  `forward(x, return_sequence=True)` has the head read every step instead (the forecast
+  from each prefix of the window), and `sequence(x)` is the backbone's output.
+- Language models (`vocab_size=V`) read integer token ids x (B, L); the adapter is an
+  embedding `embed.weight` (V, D), the first layer takes D inputs, and the head reads every
+  step: forward(x) gives next-token logits (B, L, V), trained with `cross_entropy_loss`.
+
+There is one forward pass, `forward`, which training, prediction and the causality audit all
+run. The same adapter, backbone and head, with a carried state, make the recurrent API:
+`initial_state(B)` (zeros), `forward_state(x, state)` (a chunk of any length, parallel over
+time: chunks with the state carried give the outputs of one long forward) and `step(x_t, state)`
+(one time step as the recurrence, constant time per token, for generation). A subclass supplies
+one recurrent layer (its init, forward, backward, state and step); this class stacks `n_layers`
+of them and owns the parameters, by name, in `self.params` (names match the Torch twins, so
+weights convert both ways).
 """
 
 from __future__ import annotations
@@ -16,13 +27,22 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.models.numpy.layers import init_uniform, linear, linear_backward
+from seqbench.models.numpy.layers import (
+    check_ids,
+    embedding,
+    embedding_backward,
+    init_embedding,
+    init_uniform,
+    linear,
+    linear_backward,
+)
 
 Params = dict[str, np.ndarray]
+State = list[Any]  # one entry per layer, opaque outside the model
 
 
 class RecurrentStack:
-    """`n_layers` recurrent layers, then a linear head on the last time step."""
+    """An input adapter, `n_layers` recurrent layers, then a linear head on the last (or every) step."""
 
     options: tuple[str, ...] = ()  # spec keys (model.*) the constructor takes beyond the common ones
 
@@ -34,18 +54,60 @@ class RecurrentStack:
         n_layers: int = 1,
         rng: np.random.Generator | None = None,
         dtype: type | np.dtype = np.float32,
+        vocab_size: int | None = None,
     ) -> None:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.dtype = np.dtype(dtype)
+        if vocab_size is not None:
+            if output_size != vocab_size:
+                raise ValueError(
+                    f"a language model predicts the next token: output_size must be vocab_size "
+                    f"({vocab_size}), got {output_size}"
+                )
+            input_size = vocab_size  # the features of a token are its embedding
+        self.vocab_size = vocab_size
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size, self.n_layers = hidden_size, n_layers
-        self.params: Params = {}
+        self.params: Params = self.init_adapter(rng, input_size, hidden_size, self.dtype)
         for i in range(n_layers):
-            layer_in = input_size if i == 0 else hidden_size
+            layer_in = self.adapter_size if i == 0 else hidden_size
             for key, value in self.init_layer(rng, layer_in, hidden_size, self.dtype).items():
                 self.params[f"layers.{i}.{key}"] = value
         self.params["head.weight"] = init_uniform(rng, (hidden_size, output_size), hidden_size, self.dtype)
         self.params["head.bias"] = init_uniform(rng, (output_size,), hidden_size, self.dtype)
+
+    @property
+    def is_lm(self) -> bool:
+        """Whether this is a language model: token ids in, logits of every step out."""
+        return self.vocab_size is not None
+
+    # ---- the input adapter: features as they are, or an embedding of token ids -------------------
+
+    @property
+    def adapter_size(self) -> int:
+        """The width of the adapter's output, which the first layer reads."""
+        return self.hidden_size if self.is_lm else self.input_size
+
+    def init_adapter(
+        self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
+    ) -> Params:
+        """The adapter's parameters: an embedding (V, D) for a language model, none otherwise."""
+        if self.is_lm:
+            return {"embed.weight": init_embedding(rng, (input_size, hidden_size), dtype)}
+        return {}
+
+    def adapter(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """x (B, L, F) floats, or a language model's ids (B, L) -> the backbone's input (B, L, .), a cache."""
+        if self.is_lm:
+            ids = check_ids(x, self.vocab_size)
+            return embedding(ids, self.params["embed.weight"]), ids  # (B, L, D)
+        return x.astype(self.dtype, copy=False), None  # (B, L, F)
+
+    def adapter_backward(self, du: np.ndarray, cache: Any) -> Params:
+        """The adapter's parameter gradients, given dL/d(its output)."""
+        if self.is_lm:
+            return {"embed.weight": embedding_backward(du, cache, self.vocab_size)}
+        return {}
 
     # ---- what a subclass supplies -----------------------------------------------------------
 
@@ -54,12 +116,27 @@ class RecurrentStack:
     ) -> Params:
         raise NotImplementedError
 
-    def layer_forward(self, p: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        """x (B, L, F) -> hidden states (B, L, D) and a cache for the backward pass."""
+    def layer_forward(self, p: Params, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        """x (B, L, F) -> hidden states (B, L, D) and a cache for the backward pass (and `layer_state`).
+
+        `state` is the layer's state before the first step (None: zeros, its `initial_state`).
+        """
         raise NotImplementedError
 
     def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
         """dL/dh (B, L, D) -> dL/dx (B, L, F) and the layer's parameter gradients."""
+        raise NotImplementedError
+
+    def layer_initial_state(self, p: Params, batch_size: int) -> Any:
+        """The layer's state before any input: here h (B, D) of zeros."""
+        return np.zeros((batch_size, self.hidden_size), dtype=self.dtype)
+
+    def layer_state(self, h: np.ndarray, cache: Any) -> Any:
+        """The layer's state after the last step of a `layer_forward`: here its last output h (B, D)."""
+        return h[:, -1].copy()
+
+    def layer_step(self, p: Params, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """One time step: x (B, F) and the state -> h (B, D) and the next state."""
         raise NotImplementedError
 
     # ---- the stack ---------------------------------------------------------------------------
@@ -68,28 +145,45 @@ class RecurrentStack:
         prefix = f"layers.{i}."
         return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
 
-    def backbone(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """x (B, L, F) -> what the head reads at every step (B, L, D), with the caches for the backward pass.
+    def backbone(
+        self, u: np.ndarray, state: State | None = None
+    ) -> tuple[np.ndarray, list[Any], State | None]:
+        """The adapter's output u (B, L, .) -> what the head reads at every step (B, L, D), the caches
+        for the backward pass, and, when a `state` is carried in, the state after the last step.
 
         Here the last layer's states; a model with more than a stack of layers (Mamba) overrides this
         and `backbone_backward` together.
         """
-        h = x.astype(self.dtype, copy=False)
-        caches = []
+        h, caches, new_state = u, [], []
         for i in range(self.n_layers):
-            h, cache = self.layer_forward(self.layer_params(i), h)  # (B, L, D)
+            p = self.layer_params(i)
+            if state is None:
+                h, cache = self.layer_forward(p, h)  # (B, L, D)
+            else:
+                h, cache = self.layer_forward(p, h, state[i])  # (B, L, D)
+                new_state.append(self.layer_state(h, cache))
             caches.append(cache)
-        return h, caches
+        return h, caches, None if state is None else new_state
 
-    def backbone_backward(self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]) -> Params:
-        """The gradients of the backbone's parameters, given dL/d(its output) of `shape` (B, L, D):
-        d_out is (B, D) when only the last step was read (a forecast), or (B, L, D)."""
+    def backbone_backward(
+        self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]
+    ) -> tuple[Params, np.ndarray]:
+        """The gradients of the backbone's parameters, and dL/du of its input, given dL/d(its output) of
+        `shape` (B, L, D): d_out is (B, D) when only the last step was read (a forecast), or (B, L, D)."""
         dh = every_step(d_out, shape, self.dtype)  # (B, L, D)
         grads: Params = {}
         for i in reversed(range(self.n_layers)):
             dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
             grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})
-        return grads
+        return grads, dh
+
+    def backbone_step(self, u: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """One time step of the backbone: u (B, .) -> what the head reads (B, D), and the next state."""
+        h, new_state = u, []
+        for i in range(self.n_layers):
+            h, layer_state = self.layer_step(self.layer_params(i), h, state[i])  # (B, D)
+            new_state.append(layer_state)
+        return h, new_state
 
     def forward(self, x: np.ndarray, return_sequence: bool = False) -> tuple[np.ndarray, list[Any]]:
         """x (B, L, F) -> the forecast y (B, O) from the last step, with the caches `backward` needs.
@@ -97,15 +191,17 @@ class RecurrentStack:
         With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
         depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
         and the audit all run this one function; `return_sequence` changes only which steps the head reads.
+        A language model reads ids x (B, L) and always returns the logits of every step (B, L, V).
         """
-        h, caches = self.backbone(x)  # (B, L, D)
-        read = h if return_sequence else h[:, -1]  # (B, L, D) or (B, D)
+        u, adapter_cache = self.adapter(x)  # (B, L, F) or (B, L, D)
+        h, caches, _ = self.backbone(u)  # (B, L, D)
+        read = h if return_sequence or self.is_lm else h[:, -1]  # (B, L, D) or (B, D)
         y = linear(read, self.params["head.weight"], self.params["head.bias"])  # (B, L, O) or (B, O)
-        return y, [*caches, (read, h.shape)]
+        return y, [adapter_cache, *caches, (read, h.shape)]
 
     def sequence(self, x: np.ndarray) -> np.ndarray:
         """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`."""
-        return self.backbone(x)[0]
+        return self.backbone(self.adapter(x)[0])[0]
 
     def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
         """dL/dy (B, O), or (B, L, O) after forward(x, return_sequence=True) -> every parameter's gradient."""
@@ -114,7 +210,9 @@ class RecurrentStack:
         d_read, grads["head.weight"], grads["head.bias"] = linear_backward(
             dy, read, self.params["head.weight"]
         )
-        grads.update(self.backbone_backward(d_read, caches[:-1], shape))
+        backbone_grads, du = self.backbone_backward(d_read, caches[1:-1], shape)
+        grads.update(backbone_grads)
+        grads.update(self.adapter_backward(du, caches[0]))
         return grads
 
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -122,6 +220,27 @@ class RecurrentStack:
         if len(x) == 0:
             return np.zeros((0, self.output_size), dtype=self.dtype)
         return np.concatenate([self.forward(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+
+    # ---- the recurrent state: chunks and single steps -------------------------------------------
+
+    def initial_state(self, batch_size: int) -> State:
+        """The state before any input (zeros), one entry per layer, for `forward_state` and `step`."""
+        return [self.layer_initial_state(self.layer_params(i), batch_size) for i in range(self.n_layers)]
+
+    def forward_state(self, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """x (B, L, F), or ids (B, L), and the state before it -> the head at every step (B, L, O), and
+        the state after it. The scans of `forward`, started from `state`: running a sequence in chunks,
+        each from the state the one before left, gives the outputs of one forward over all of it."""
+        u, _ = self.adapter(x)  # (B, L, .)
+        h, _, new_state = self.backbone(u, state)  # (B, L, D)
+        return linear(h, self.params["head.weight"], self.params["head.bias"]), new_state  # (B, L, O)
+
+    def step(self, x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """One time step, as the recurrence: x_t (B, F), or ids (B,), and the state -> y_t (B, O), the
+        next state. Stepping through a sequence gives forward(x, return_sequence=True) step by step."""
+        u = self.adapter(np.asarray(x_t)[:, None])[0][:, 0]  # (B, .)
+        h, new_state = self.backbone_step(u, state)  # (B, D)
+        return linear(h, self.params["head.weight"], self.params["head.bias"]), new_state  # (B, O)
 
     @property
     def n_params(self) -> int:

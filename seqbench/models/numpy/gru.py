@@ -10,7 +10,8 @@ loop is outside it: the input projections of all steps are one matrix product be
 it, the local derivatives of every gate one array operation after it, and the weight
 gradients one product after the backward loop. Inside, arrays are time-major (L, B, .)
 so that each step reads contiguous memory. W_x (F, 3D) and W_h (D, 3D) hold the r, z, n
-blocks side by side.
+blocks side by side. A layer's state is its last h (B, D): the loop's h_{-1} for the next
+chunk, and what `layer_step` (the cell, once) updates.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from seqbench.models.numpy.layers import init_uniform, linear, sigmoid
 
 
 class GRU(RecurrentStack):
-    """A stack of GRU layers with a linear head on the last state."""
+    """A stack of GRU layers with a linear head on the last state (every state: a language model)."""
 
     def init_layer(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
@@ -37,15 +38,15 @@ class GRU(RecurrentStack):
             "b_h": init_uniform(rng, (3 * D,), D, dtype),
         }
 
-    def layer_forward(self, p: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    def layer_forward(self, p: Params, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         B, L, _ = x.shape
         D = p["W_h"].shape[0]
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (L, B, F)
         xp = linear(x_tm, p["W_x"], p["b_x"])  # (L, B, 3D) input projections, all steps
         xp[..., : 2 * D] += p["b_h"][: 2 * D]  # b_hr, b_hz add like input biases
         b_hn = p["b_h"][2 * D :]
-        h_all = np.empty((L + 1, B, D), dtype=x.dtype)  # h_{-1} = 0, h_0 .. h_{L-1}
-        h_all[0] = 0.0
+        h_all = np.empty((L + 1, B, D), dtype=x.dtype)  # h_{-1} = state (or 0), h_0 .. h_{L-1}
+        h_all[0] = 0.0 if state is None else state
         rz = xp[..., : 2 * D]  # (L, B, 2D) pre-activations, then gates, in place
         n = np.empty((L, B, D), dtype=x.dtype)
         hn = np.empty((L, B, D), dtype=x.dtype)  # h_{t-1} W_hn + b_hn
@@ -59,17 +60,17 @@ class GRU(RecurrentStack):
             np.subtract(h_all[t], n[t], out=h_all[t + 1])  # h = n + z * (h_prev - n)
             h_all[t + 1] *= z
             h_all[t + 1] += n[t]
+        return h_all[1:].transpose(1, 0, 2), (x_tm, h_all, rz, n, hn)
+
+    def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
+        x_tm, h_all, rz, n, hn = cache
         h_prev = h_all[:-1]  # (L, B, D)
+        L, B, D = h_prev.shape
         r, z = rz[..., :D], rz[..., D:]
         # local derivatives of every step at once, for the backward loop
         d_n = (1 - z) * (1 - n * n)  # dh/da_n through tanh
         d_z = (h_prev - n) * z * (1 - z)  # dh/da_z
         d_r = hn * r * (1 - r)  # da_n/da_r
-        return h_all[1:].transpose(1, 0, 2), (x_tm, h_prev, r, z, d_n, d_z, d_r)
-
-    def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
-        x_tm, h_prev, r, z, d_n, d_z, d_r = cache
-        L, B, D = h_prev.shape
         dh_tm = dh.transpose(1, 0, 2)  # (L, B, D)
         d_xp = np.empty((L, B, 3 * D), dtype=x_tm.dtype)  # dL/d(input projection)
         d_hp = np.empty((L, B, 3 * D), dtype=x_tm.dtype)  # dL/d(h_{t-1} W_h + b_h)
@@ -94,3 +95,14 @@ class GRU(RecurrentStack):
             "b_h": d_hp2.sum(axis=0),
         }
         return dx, grads
+
+    def layer_step(self, p: Params, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """The cell once: x (B, F), h_{t-1} (B, D) -> h_t (B, D), as output and as the next state."""
+        D = p["W_h"].shape[0]
+        xp = linear(x, p["W_x"], p["b_x"])  # (B, 3D)
+        hp = linear(state, p["W_h"], p["b_h"])  # (B, 3D)
+        rz = sigmoid(xp[:, : 2 * D] + hp[:, : 2 * D])  # (B, 2D)
+        r, z = rz[:, :D], rz[:, D:]
+        n = np.tanh(xp[:, 2 * D :] + r * hp[:, 2 * D :])  # (B, D)
+        h = n + z * (state - n)  # (B, D)
+        return h, h

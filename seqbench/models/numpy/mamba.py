@@ -11,6 +11,12 @@ last step. A MambaBlock (section 3.4, figure 3), with E = expand and N = state_s
     y     = selective_scan(u, delta, A = -exp(A_log), B, C, D)   (B, L, ED)
     out   = (y * SiLU(z)) W_out              (B, L, D)
 
+A language model (`vocab_size`) embeds token ids with `embed.weight` (V, D) instead of the
+linear embedding, and its head reads every step. A block's state, for running a sequence
+in chunks or a step at a time (section 3.5.2's recurrent mode), is the last K-1 inputs of
+its causal convolution (B, K-1, ED) and the SSM state h (B, ED, N); `layer_step` shifts the
+convolution's window by one input and makes one SSM update.
+
 Initialisation as in the paper's code: A_log = log(1..N) (S4D-real), dt bias the inverse
 softplus of a log-uniform step in [1e-3, 1e-1], D = 1, RMSNorm weights 1.
 """
@@ -26,6 +32,7 @@ from seqbench.models.numpy.base import Params, RecurrentStack
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,
+    conv_input,
     init_uniform,
     linear,
     linear_backward,
@@ -33,6 +40,7 @@ from seqbench.models.numpy.layers import (
     rms_norm_backward,
     selective_scan,
     selective_scan_backward,
+    selective_scan_state,
     sigmoid,
     silu,
     silu_grad,
@@ -59,19 +67,41 @@ class Mamba(RecurrentStack):
         expand: int = 2,
         conv_kernel: int = 4,
         dt_rank: int | str = "auto",
+        vocab_size: int | None = None,
     ) -> None:
         self.state_size, self.expand, self.conv_kernel = state_size, expand, conv_kernel
         self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
-        rng = rng if rng is not None else np.random.default_rng(0)
-        dtype = np.dtype(dtype)
-        embed = {
+        # the embedding first, then the stack's layers, all D -> D
+        super().__init__(input_size, output_size, hidden_size, n_layers, rng, dtype, vocab_size)
+        self.params["norm_f.weight"] = np.ones(hidden_size, dtype=self.dtype)
+
+    # ---- the embedding: linear over features, or of token ids ---------------------------------
+
+    @property
+    def adapter_size(self) -> int:
+        return self.hidden_size
+
+    def init_adapter(
+        self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
+    ) -> Params:
+        if self.is_lm:
+            return super().init_adapter(rng, input_size, hidden_size, dtype)
+        return {
             "embed.weight": init_uniform(rng, (input_size, hidden_size), input_size, dtype),
             "embed.bias": init_uniform(rng, (hidden_size,), input_size, dtype),
         }
-        # the stack's layers all map D -> D; the embedding comes first
-        super().__init__(hidden_size, output_size, hidden_size, n_layers, rng, dtype)
-        self.input_size = input_size
-        self.params = {**embed, **self.params, "norm_f.weight": np.ones(hidden_size, dtype=dtype)}
+
+    def adapter(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        if self.is_lm:
+            return super().adapter(x)
+        x = x.astype(self.dtype, copy=False)
+        return linear(x, self.params["embed.weight"], self.params["embed.bias"]), x  # (B, L, D)
+
+    def adapter_backward(self, du: np.ndarray, cache: Any) -> Params:
+        if self.is_lm:
+            return super().adapter_backward(du, cache)
+        _, dW, db = linear_backward(du, cache, self.params["embed.weight"], need_dx=False)
+        return {"embed.weight": dW, "embed.bias": db}
 
     def init_layer(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
@@ -100,24 +130,26 @@ class Mamba(RecurrentStack):
 
     # ---- one residual block: x + MambaBlock(RMSNorm(x)) ---------------------------------------
 
-    def layer_forward(self, p: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    def layer_forward(self, p: Params, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         R, N = self.dt_rank, self.state_size
+        conv_state, h0 = (None, None) if state is None else state  # (B, K-1, ED), (B, ED, N)
         xn, norm_cache = rms_norm(x, p["norm.weight"])  # (B, L, D)
         x_in, z = np.split(xn @ p["in_proj.weight"], 2, axis=-1)  # (B, L, ED) each
-        pre_u = causal_conv1d(x_in, p["conv1d.weight"], p["conv1d.bias"])  # (B, L, ED)
+        pre_u = causal_conv1d(x_in, p["conv1d.weight"], p["conv1d.bias"], conv_state)  # (B, L, ED)
         u = silu(pre_u)
         x_dbl = u @ p["x_proj.weight"]  # (B, L, R + 2N)
         delta_r, B, C = x_dbl[..., :R], x_dbl[..., R : R + N], x_dbl[..., R + N :]
         pre_delta = linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"])  # (B, L, ED)
         delta = softplus(pre_delta)
         A = -np.exp(p["A_log"])  # (ED, N)
-        y, scan_cache = selective_scan(u, delta, A, B, C, p["D"])  # (B, L, ED)
+        y, scan_cache = selective_scan(u, delta, A, B, C, p["D"], h0)  # (B, L, ED)
         gated = y * silu(z)  # (B, L, ED)
         out = gated @ p["out_proj.weight"]  # (B, L, D)
-        return x + out, (xn, norm_cache, x_in, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated)
+        cache = (xn, norm_cache, x_in, conv_state, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated)
+        return x + out, cache
 
     def layer_backward(self, p: Params, dh: np.ndarray, cache: Any) -> tuple[np.ndarray, Params]:
-        xn, norm_cache, x_in, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated = cache
+        xn, norm_cache, x_in, conv_state, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated = cache
         g: Params = {}
         d_gated, g["out_proj.weight"], _ = linear_backward(dh, gated, p["out_proj.weight"])
         dy, dz = d_gated * silu(z), d_gated * y * silu_grad(z)
@@ -131,7 +163,7 @@ class Mamba(RecurrentStack):
         du_proj, g["x_proj.weight"], _ = linear_backward(d_x_dbl, u, p["x_proj.weight"])
         d_pre_u = (du + du_proj) * silu_grad(pre_u)
         dx_in, g["conv1d.weight"], g["conv1d.bias"] = causal_conv1d_backward(
-            d_pre_u, x_in, p["conv1d.weight"]
+            d_pre_u, x_in, p["conv1d.weight"], conv_state
         )
         dxn, g["in_proj.weight"], _ = linear_backward(
             np.concatenate([dx_in, dz], axis=-1), xn, p["in_proj.weight"]
@@ -139,31 +171,59 @@ class Mamba(RecurrentStack):
         dx, g["norm.weight"] = rms_norm_backward(dxn, norm_cache)
         return dh + dx, g
 
+    # ---- a block's state: the convolution's last K-1 inputs and the SSM state -------------------
+
+    def layer_initial_state(self, p: Params, batch_size: int) -> Any:
+        ED, K = self.expand * self.hidden_size, self.conv_kernel
+        conv_state = np.zeros((batch_size, K - 1, ED), dtype=self.dtype)  # (B, K-1, ED)
+        return conv_state, np.zeros((batch_size, ED, self.state_size), dtype=self.dtype)  # (B, ED, N)
+
+    def layer_state(self, h: np.ndarray, cache: Any) -> Any:
+        x_in, conv_state, scan_cache = cache[2], cache[3], cache[11]
+        x_pad = conv_input(x_in, self.conv_kernel, conv_state)  # (B, K-1+L, ED)
+        return x_pad[:, x_pad.shape[1] - (self.conv_kernel - 1) :].copy(), selective_scan_state(scan_cache)
+
+    def layer_step(self, p: Params, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state."""
+        R, N = self.dt_rank, self.state_size
+        conv_state, h = state
+        xn, _ = rms_norm(x, p["norm.weight"])  # (B, D)
+        x_in, z = np.split(xn @ p["in_proj.weight"], 2, axis=-1)  # (B, ED) each
+        window = np.concatenate([conv_state, x_in[:, None]], axis=1)  # (B, K, ED) the last K inputs
+        pre_u = p["conv1d.bias"] + np.einsum("bke,ek->be", window, p["conv1d.weight"])  # (B, ED)
+        u = silu(pre_u)
+        x_dbl = u @ p["x_proj.weight"]  # (B, R + 2N)
+        delta_r, B, C = x_dbl[:, :R], x_dbl[:, R : R + N], x_dbl[:, R + N :]
+        delta = softplus(linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"]))  # (B, ED)
+        A = -np.exp(p["A_log"])  # (ED, N)
+        delta_A = delta[..., None] * A  # (B, ED, N)
+        zoh = np.expm1(delta_A) / A  # (B, ED, N) (A_bar - 1) / A
+        h = np.exp(delta_A) * h + zoh * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        y = (h @ C[..., None])[..., 0] + p["D"] * u  # (B, ED) C h + D u
+        out = (y * silu(z)) @ p["out_proj.weight"]  # (B, D)
+        return x + out, (window[:, 1:].copy(), h)
+
     # ---- the model: embedding, blocks, final norm, head -----------------------------------------
 
-    def backbone(self, x: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D), and caches."""
-        x = x.astype(self.dtype, copy=False)
-        h = linear(x, self.params["embed.weight"], self.params["embed.bias"])  # (B, L, D)
-        caches: list[Any] = []
-        for i in range(self.n_layers):
-            h, cache = self.layer_forward(self.layer_params(i), h)
-            caches.append(cache)
+    def backbone(self, u: np.ndarray, state: Any = None) -> tuple[np.ndarray, list[Any], Any]:
+        """u (B, L, D) -> the final RMSNorm of the last block's output at every step (B, L, D), caches,
+        and the state after the last step when one is carried in."""
+        h, caches, new_state = super().backbone(u, state)  # (B, L, D)
         out, norm_cache = rms_norm(h, self.params["norm_f.weight"])  # (B, L, D)
-        return out, [*caches, (x, norm_cache)]
+        return out, [*caches, norm_cache], new_state
 
-    def backbone_backward(self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]) -> Params:
-        x, (x_hat, r, weight) = caches[-1]
-        grads: Params = {}
+    def backbone_backward(
+        self, d_out: np.ndarray, caches: list[Any], shape: tuple[int, ...]
+    ) -> tuple[Params, np.ndarray]:
+        x_hat, r, weight = caches[-1]
         if d_out.ndim == 2:  # only the last step was read: the final norm's backward there only
             dh = np.zeros(shape, dtype=self.dtype)  # (B, L, D)
-            dh[:, -1], grads["norm_f.weight"] = rms_norm_backward(d_out, (x_hat[:, -1], r[:, -1], weight))
+            dh[:, -1], d_norm = rms_norm_backward(d_out, (x_hat[:, -1], r[:, -1], weight))
         else:
-            dh, grads["norm_f.weight"] = rms_norm_backward(d_out, (x_hat, r, weight))
-        for i in reversed(range(self.n_layers)):
-            dh, layer_grads = self.layer_backward(self.layer_params(i), dh, caches[i])
-            grads.update({f"layers.{i}.{k}": v for k, v in layer_grads.items()})
-        _, grads["embed.weight"], grads["embed.bias"] = linear_backward(
-            dh, x, self.params["embed.weight"], need_dx=False
-        )
-        return grads
+            dh, d_norm = rms_norm_backward(d_out, (x_hat, r, weight))
+        grads, du = super().backbone_backward(dh, caches[:-1], shape)
+        return {"norm_f.weight": d_norm, **grads}, du
+
+    def backbone_step(self, u: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        h, new_state = super().backbone_step(u, state)  # (B, D)
+        return rms_norm(h, self.params["norm_f.weight"])[0], new_state

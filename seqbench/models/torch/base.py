@@ -5,6 +5,12 @@ NumPy constructor's arguments, builds the NumPy twin with the same generator and
 its `params` by name, so one seed gives the same weights on either backend.
 `state_dict()` has exactly the NumPy names and shapes (linear weights are (in, out)), and
 `to_numpy` / `load_numpy` convert weights both ways.
+
+As on NumPy, forward = head(backbone(adapter(x))): the adapter passes features on, or embeds
+token ids (B, L) with `embed.weight` (V, D) when `vocab_size` is given (a language model, whose
+head reads every step). The recurrent API, `initial_state`, `forward_state` (a chunk from a
+carried state, parallel over time) and `step` (one token, the recurrence), runs without autograd
+on the same layers; states are lists of tensors, one entry per layer, laid out as on NumPy.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from torch import nn
 
 from seqbench.models.numpy.base import RecurrentStack
-from seqbench.models.torch.layers import Linear
+from seqbench.models.torch.layers import Embedding, Linear
 
 Params = dict[str, np.ndarray]
 
@@ -68,11 +74,12 @@ def load_numpy(model: nn.Module, params: dict[str, Any]) -> None:
 
 
 class TorchStack(nn.Module):
-    """`n_layers` recurrent layers, then a linear head on the last time step.
+    """An input adapter, `n_layers` recurrent layers, then a linear head on the last (or every) step.
 
     A subclass names its NumPy twin (`numpy_class`) and supplies `make_layer`, a module
-    whose parameters have the names of the twin's `init_layer`; `forward` maps x (B, L, F)
-    to y (B, O), as the head of `sequence` (the backbone), the one forward pass there is.
+    whose parameters have the names of the twin's `init_layer` and which has `forward(x)`,
+    `initial_state(B)`, `forward_state(x, state)` and `step(x_t, state)`; `forward` maps
+    x (B, L, F) to y (B, O), as the head of `sequence` (the backbone), the one forward pass there is.
     """
 
     numpy_class: type[RecurrentStack] = RecurrentStack
@@ -86,6 +93,7 @@ class TorchStack(nn.Module):
         n_layers: int = 1,
         rng: np.random.Generator | None = None,
         dtype: type | np.dtype = np.float32,
+        vocab_size: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -96,10 +104,12 @@ class TorchStack(nn.Module):
             n_layers=n_layers,
             rng=rng,
             dtype=dtype,
+            vocab_size=vocab_size,
             **options,
         )
-        self.input_size, self.output_size = input_size, output_size
+        self.input_size, self.output_size = twin.input_size, twin.output_size
         self.hidden_size, self.n_layers = hidden_size, n_layers
+        self.vocab_size = twin.vocab_size
         self.dtype = torch_dtype(twin.dtype)
         for key in self.options:  # as resolved by the twin (e.g. dt_rank "auto" -> an int)
             setattr(self, key, getattr(twin, key))
@@ -111,15 +121,29 @@ class TorchStack(nn.Module):
         """The Torch model with the sizes, options, dtype and current weights of NumPy model `twin`."""
         options = {key: getattr(twin, key) for key in cls.options}
         model = cls(
-            twin.input_size, twin.output_size, twin.hidden_size, twin.n_layers, dtype=twin.dtype, **options
+            twin.input_size,
+            twin.output_size,
+            twin.hidden_size,
+            twin.n_layers,
+            dtype=twin.dtype,
+            vocab_size=twin.vocab_size,
+            **options,
         )
         load_numpy(model, twin.params)
         return model
 
+    @property
+    def is_lm(self) -> bool:
+        """Whether this is a language model: token ids in, logits of every step out."""
+        return self.vocab_size is not None
+
     def build(self) -> None:
-        """Create the layers and the head (empty weights, filled from the twin)."""
+        """Create the adapter, the layers and the head (empty weights, filled from the twin)."""
+        if self.is_lm:
+            self.embed = Embedding(self.vocab_size, self.hidden_size, dtype=self.dtype)
+        first = self.hidden_size if self.is_lm else self.input_size
         self.layers = nn.ModuleList(
-            self.make_layer(self.input_size if i == 0 else self.hidden_size, self.hidden_size)
+            self.make_layer(first if i == 0 else self.hidden_size, self.hidden_size)
             for i in range(self.n_layers)
         )
         self.head = Linear(self.hidden_size, self.output_size, dtype=self.dtype)
@@ -127,25 +151,68 @@ class TorchStack(nn.Module):
     def make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
         raise NotImplementedError
 
+    def adapter(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, F), or a language model's ids (B, L) (a LongTensor) -> the backbone's input (B, L, .)."""
+        return self.embed(x) if self.is_lm else x.to(self.dtype)
+
     def forward(self, x: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
         """x (B, L, F) -> the forecast y (B, O) from the last step.
 
         With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
         depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
         and the audit all run this one function; `return_sequence` changes only which steps the head reads.
+        A language model reads ids x (B, L) and always returns the logits of every step (B, L, V).
         """
         h = self.sequence(x)  # (B, L, D)
-        return self.head(h if return_sequence else h[:, -1])  # (B, L, O) or (B, O)
+        return self.head(h if return_sequence or self.is_lm else h[:, -1])  # (B, L, O) or (B, O)
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`.
+        """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`."""
+        return self.backbone(self.adapter(x))[0]
 
-        Here the last layer's states; Mamba overrides it (embedding, blocks, final norm).
-        """
-        h = x.to(self.dtype)  # (B, L, F)
-        for layer in self.layers:
-            h = layer(h)  # (B, L, D)
-        return h
+    def backbone(
+        self, u: torch.Tensor, state: list[Any] | None = None
+    ) -> tuple[torch.Tensor, list[Any] | None]:
+        """u (B, L, .) -> the last layer's states (B, L, D), and, when a `state` is carried in (without
+        autograd), the state after the last step. Mamba adds its final norm."""
+        if state is None:
+            h = u
+            for layer in self.layers:
+                h = layer(h)  # (B, L, D)
+            return h, None
+        h, new_state = u, []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            h, layer_state = layer.forward_state(h, layer_state)  # (B, L, D)
+            new_state.append(layer_state)
+        return h, new_state
+
+    def backbone_step(self, u: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """One time step of the backbone: u (B, .) -> what the head reads (B, D), and the next state."""
+        h, new_state = u, []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            h, layer_state = layer.step(h, layer_state)  # (B, D)
+            new_state.append(layer_state)
+        return h, new_state
+
+    # ---- the recurrent state: chunks and single steps -------------------------------------------
+
+    def initial_state(self, batch_size: int) -> list[Any]:
+        """The state before any input (zeros), one entry per layer, for `forward_state` and `step`."""
+        return [layer.initial_state(batch_size) for layer in self.layers]
+
+    @torch.no_grad()
+    def forward_state(self, x: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """x (B, L, F), or ids (B, L), and the state before it -> the head at every step (B, L, O), and the
+        state after it: chunks run from the state the one before left give one long forward's outputs."""
+        h, new_state = self.backbone(self.adapter(x), state)  # (B, L, D)
+        return self.head(h), new_state  # (B, L, O)
+
+    @torch.no_grad()
+    def step(self, x_t: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """One time step, as the recurrence: x_t (B, F), or ids (B,), and the state -> y_t (B, O), the
+        next state."""
+        h, new_state = self.backbone_step(self.adapter(x_t[:, None])[:, 0], state)  # (B, D)
+        return self.head(h), new_state  # (B, O)
 
     @property
     def n_params(self) -> int:

@@ -15,6 +15,8 @@ whose backward is the NumPy one: everything that does not need the loop is outsi
 it (the input projections of all steps, the local derivatives of every gate, and the
 weight gradients: one matrix product each, where autograd would make one per step).
 Inside, arrays are time-major (L, B, .) and each step's slices come from `unbind`.
+A layer's state is its last h (B, D): `forward_state` starts the same loop from it, and
+`step` is the cell once.
 """
 
 from __future__ import annotations
@@ -27,27 +29,37 @@ from seqbench.models.numpy.gru import GRU as NumpyGRU
 from seqbench.models.torch.base import TorchStack
 
 
+def gru_loop(
+    x: torch.Tensor, W_x: torch.Tensor, b_x: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor, h_all
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The GRU over time: x (L, B, F) and h_all (L+1, B, D) holding h_{-1} in row 0 -> h_all filled in,
+    and the gates and pieces backward needs: xp (L, B, 3D) (r, z in its first 2D columns), hn, n."""
+    L, B, F = x.shape
+    D = W_h.shape[0]
+    xp = torch.addmm(b_x, x.reshape(L * B, F), W_x).view(L, B, 3 * D)  # (L, B, 3D) all steps
+    xp[..., : 2 * D] += b_h[: 2 * D]  # b_hr, b_hz add like input biases
+    b_hn = b_h[2 * D :]
+    hn = x.new_empty(L, B, D)  # h_{t-1} W_hn + b_hn
+    n = x.new_empty(L, B, D)  # candidates
+    hp = x.new_empty(B, 3 * D)  # h_{t-1} W_h, one step
+    h_s = h_all.unbind(0)
+    for t, (xp_t, hn_t, n_t) in enumerate(zip(xp.unbind(0), hn.unbind(0), n.unbind(0), strict=True)):
+        torch.mm(h_s[t], W_h, out=hp)  # (B, 3D)
+        rz = xp_t[:, : 2 * D].add_(hp[:, : 2 * D]).sigmoid_()  # (B, 2D) gates, in place
+        torch.add(hp[:, 2 * D :], b_hn, out=hn_t)
+        torch.addcmul(xp_t[:, 2 * D :], rz[:, :D], hn_t, out=n_t).tanh_()  # (B, D)
+        torch.lerp(n_t, h_s[t], rz[:, D:], out=h_s[t + 1])  # n + z * (h_{t-1} - n)
+    return xp, hn, n
+
+
 class _GRULayer(torch.autograd.Function):
     """x (L, B, F) time-major, W_x (F, 3D), b_x (3D,), W_h (D, 3D), b_h (3D,) -> h (L, B, D)."""
 
     @staticmethod
     def forward(ctx, x, W_x, b_x, W_h, b_h):
-        L, B, F = x.shape
-        D = W_h.shape[0]
-        xp = torch.addmm(b_x, x.reshape(L * B, F), W_x).view(L, B, 3 * D)  # (L, B, 3D) all steps
-        xp[..., : 2 * D] += b_h[: 2 * D]  # b_hr, b_hz add like input biases
-        b_hn = b_h[2 * D :]
-        h_all = x.new_zeros(L + 1, B, D)  # h_{-1} = 0, h_0 .. h_{L-1}
-        hn = x.new_empty(L, B, D)  # h_{t-1} W_hn + b_hn
-        n = x.new_empty(L, B, D)  # candidates
-        hp = x.new_empty(B, 3 * D)  # h_{t-1} W_h, one step
-        h_s = h_all.unbind(0)
-        for t, (xp_t, hn_t, n_t) in enumerate(zip(xp.unbind(0), hn.unbind(0), n.unbind(0), strict=True)):
-            torch.mm(h_s[t], W_h, out=hp)  # (B, 3D)
-            rz = xp_t[:, : 2 * D].add_(hp[:, : 2 * D]).sigmoid_()  # (B, 2D) gates, in place
-            torch.add(hp[:, 2 * D :], b_hn, out=hn_t)
-            torch.addcmul(xp_t[:, 2 * D :], rz[:, :D], hn_t, out=n_t).tanh_()  # (B, D)
-            torch.lerp(n_t, h_s[t], rz[:, D:], out=h_s[t + 1])  # n + z * (h_{t-1} - n)
+        L, B, _ = x.shape
+        h_all = x.new_zeros(L + 1, B, W_h.shape[0])  # h_{-1} = 0, h_0 .. h_{L-1}
+        xp, hn, n = gru_loop(x, W_x, b_x, W_h, b_h, h_all)
         ctx.save_for_backward(x, W_x, W_h, h_all, xp, hn, n)
         return h_all[1:]
 
@@ -98,6 +110,27 @@ class GRULayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = _GRULayer.apply(x.transpose(0, 1), self.W_x, self.b_x, self.W_h, self.b_h)  # (L, B, D)
         return h.transpose(0, 1)  # (B, L, D)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return self.W_h.new_zeros(batch_size, self.W_h.shape[0])  # h (B, D)
+
+    def forward_state(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, F) from the state h0 (B, D) -> h (B, L, D) and the last state (B, D); no autograd."""
+        B, L, _ = x.shape
+        h_all = x.new_empty(L + 1, B, self.W_h.shape[0])  # h_{-1} = h0, h_0 .. h_{L-1}
+        h_all[0] = h0
+        gru_loop(x.transpose(0, 1), self.W_x, self.b_x, self.W_h, self.b_h, h_all)
+        return h_all[1:].transpose(0, 1), h_all[-1].clone()
+
+    def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cell once: x (B, F), h_{t-1} (B, D) -> h_t (B, D), as output and as the next state."""
+        D = self.W_h.shape[0]
+        xp = torch.addmm(self.b_x, x, self.W_x)  # (B, 3D)
+        hp = torch.addmm(self.b_h, h, self.W_h)  # (B, 3D)
+        rz = torch.sigmoid(xp[:, : 2 * D] + hp[:, : 2 * D])  # (B, 2D)
+        n = torch.tanh(torch.addcmul(xp[:, 2 * D :], rz[:, :D], hp[:, 2 * D :]))  # (B, D)
+        h = torch.lerp(n, h, rz[:, D:])  # n + z (h_{t-1} - n)
+        return h, h
 
 
 class GRU(TorchStack):

@@ -1,7 +1,7 @@
 """Shared PyTorch building blocks: the same functions as seqbench/models/numpy/layers.py.
 
-Shapes: B batch, L sequence length, F input features, D hidden size, E channels of
-Mamba's inner width, N state size. Weights keep the NumPy layout: a linear layer's
+Shapes: B batch, L sequence length, F input features, D hidden size, V vocabulary size,
+E channels of Mamba's inner width, N state size. Weights keep the NumPy layout: a linear layer's
 weight is (in, out) and computes x W + b, so that a module's `state_dict()` has the
 names and shapes of the NumPy model's `params`.
 
@@ -11,6 +11,8 @@ Functions whose backward passes are those of the NumPy backend, so autograd reco
 no node per time step. `selective_scan` (Mamba's S6) runs in chunks of `SCAN_CHUNK`
 steps: forward keeps only its inputs and the state at each chunk's start, backward
 recomputes one chunk's states at a time, so no (B, L, E, N) array is ever held whole.
+`selective_scan_state` is the same forward from a given state, without autograd, for
+running a sequence in chunks (it returns the state after the last step).
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ class Linear(nn.Module):
         return linear(x, self.weight, self.bias)
 
 
+class Embedding(nn.Module):
+    """Row `ids` of weight (V, D): token ids (...) -> (..., D), like torch.nn.Embedding (same layout),
+    without drawing initial weights from torch's generator (they come from the NumPy twin)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, dtype=dtype))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
 class RMSNorm(nn.Module):
     """x / sqrt(mean(x^2) + eps) * weight over the last axis (Zhang & Sennrich, 2019)."""
 
@@ -70,8 +84,8 @@ class CausalConv1d(nn.Module):
         self.weight = nn.Parameter(torch.empty(channels, kernel_size, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(channels, dtype=dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return causal_conv1d(x, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        return causal_conv1d(x, self.weight, self.bias, prefix)
 
 
 # ---- functions ------------------------------------------------------------------------------
@@ -89,15 +103,23 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight  # (..., D)
 
 
-def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """y_t = sum_k weight[:, k] * x_{t - (K-1) + k} + bias, zeros before the start.
+def conv_input(x: torch.Tensor, K: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """x (B, L, C) with the K-1 inputs before it in front, (B, L+K-1, C): `prefix`, or zeros."""
+    return F.pad(x, (0, 0, K - 1, 0)) if prefix is None else torch.cat([prefix.to(x.dtype), x], dim=1)
 
-    x: (B, L, C); weight: (C, K); bias: (C,). One tap per multiply-add over the whole
-    sequence (K is small), like the NumPy backend; measured faster on CPU than
+
+def causal_conv1d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, prefix: torch.Tensor | None = None
+) -> torch.Tensor:
+    """y_t = sum_k weight[:, k] * x_{t - (K-1) + k} + bias, zeros (or `prefix`) before the start.
+
+    x: (B, L, C); weight: (C, K); bias: (C,); prefix: (B, K-1, C), the inputs before x (the
+    convolution's state when a sequence runs in pieces). One tap per multiply-add over the
+    whole sequence (K is small), like the NumPy backend; measured faster on CPU than
     torch's grouped Conv1d with its transposes.
     """
     L, K = x.shape[1], weight.shape[1]
-    x_pad = F.pad(x, (0, 0, K - 1, 0))  # (B, L + K - 1, C)
+    x_pad = conv_input(x, K, prefix)  # (B, L + K - 1, C)
     y = torch.addcmul(bias, x_pad[:, :L], weight[:, 0])  # (B, L, C)
     for k in range(1, K):
         y = torch.addcmul(y, x_pad[:, k : k + L], weight[:, k])
@@ -107,6 +129,11 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
 def mse_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over every entry."""
     return (y - target).pow(2).mean()
+
+
+def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in nats of logits (..., V) against integer targets (...)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 # ---- linear recurrence h_t = a_t * h_{t-1} + b_t, step by step ------------------------------------
@@ -170,6 +197,61 @@ def selective_scan(
     return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_softplus, chunk)  # (b, L, E)
 
 
+@torch.no_grad()
+def selective_scan_state(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    h0: torch.Tensor,
+    z: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """selective_scan from the state h0 (b, E, N) before the first step, without autograd:
+    returns the output (b, L, E) and the state after the last step (b, E, N)."""
+    chunk = chunk or SCAN_CHUNK.get(u.device.type, DEFAULT_SCAN_CHUNK)
+    A_t = A.t().contiguous()  # (N, E)
+    B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
+    h = h0.to(u.dtype).transpose(1, 2).contiguous()  # (b, N, E)
+    out, _, _, h = _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, False, False)
+    return out, h.transpose(1, 2).contiguous()  # (b, L, E), (b, E, N)
+
+
+def _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, keep, save_starts=True):
+    """The forward pass of the selective scan, chunk by chunk, from the state h (b, N, E).
+
+    Returns the output (b, L, E), the state before each chunk (None unless `save_starts`), the
+    (a_bar, zoh, B u, states) of every chunk if `keep`, and the state after the last step (b, N, E).
+    """
+    b, L, E = u.shape  # u, delta, z: (b, L, E); A_t: (N, E); B_t, C_t: (L, b, N); D: (E,)
+    N = A_t.shape[0]
+    starts = range(0, L, chunk)
+    h_starts = u.new_empty(len(starts), b, N, E) if save_starts else None  # the state before each chunk
+    kept: list[torch.Tensor] = []  # (a_bar, zoh, B u, h) of every chunk, if keep
+    y = u.new_empty(L, b, E)
+    for i, s in enumerate(starts):
+        e = min(s + chunk, L)
+        T = e - s
+        if save_starts:
+            h_starts[i] = h
+        delta_c = delta[:, s:e].transpose(0, 1).contiguous()  # (T, b, E)
+        if delta_softplus:
+            delta_c = F.softplus(delta_c)
+        a_bar, zoh, s_ = _discretise(delta_c, A_t, B_t[s:e], u[:, s:e].transpose(0, 1).contiguous())
+        hs = scan_steps_(a_bar, zoh * s_ if keep else s_.mul_(zoh), h)  # (T, b, N, E)
+        torch.bmm(C_t[s:e].view(T * b, 1, N), hs.view(T * b, N, E), out=y[s:e].view(T * b, 1, E))
+        h = hs[-1]
+        if keep:
+            kept += [a_bar, zoh, s_, hs]
+    out = torch.addcmul(y.transpose(0, 1), u, D)  # (b, L, E) C h + D u
+    if z is not None:
+        out *= F.silu(z)
+    return out, h_starts, kept, h
+
+
 def silu_grad(z: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
     """d SiLU(z) / dz = sigmoid(z) (1 + z (1 - sigmoid(z))), given sig = sigmoid(z)."""
     return sig * (1 + z * (1 - sig))
@@ -216,27 +298,8 @@ class _SelectiveScan(torch.autograd.Function):
         keep = any(ctx.needs_input_grad) and b * L * N * E <= KEEP_STATES_MAX
         A_t = A.t().contiguous()  # (N, E)
         B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
-        starts = range(0, L, chunk)
-        h_starts = u.new_empty(len(starts), b, N, E)  # the state before each chunk
-        kept: list[torch.Tensor] = []  # (a_bar, zoh, B u, h) of every chunk, if keep
-        y = u.new_empty(L, b, E)
-        h = u.new_zeros(b, N, E)
-        for i, s in enumerate(starts):
-            e = min(s + chunk, L)
-            T = e - s
-            h_starts[i] = h
-            delta_c = delta[:, s:e].transpose(0, 1).contiguous()  # (T, b, E)
-            if delta_softplus:
-                delta_c = F.softplus(delta_c)
-            a_bar, zoh, s_ = _discretise(delta_c, A_t, B_t[s:e], u[:, s:e].transpose(0, 1).contiguous())
-            hs = scan_steps_(a_bar, zoh * s_ if keep else s_.mul_(zoh), h)  # (T, b, N, E)
-            torch.bmm(C_t[s:e].view(T * b, 1, N), hs.view(T * b, N, E), out=y[s:e].view(T * b, 1, E))
-            h = hs[-1]
-            if keep:
-                kept += [a_bar, zoh, s_, hs]
-        out = torch.addcmul(y.transpose(0, 1), u, D)  # (b, L, E) C h + D u
-        if z is not None:
-            out *= F.silu(z)
+        h0 = u.new_zeros(b, N, E)
+        out, h_starts, kept, _ = _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h0, keep)
         ctx.chunk, ctx.delta_softplus = chunk, delta_softplus
         ctx.save_for_backward(u, delta, A_t, B_t, C_t, D, z, h_starts, *kept)
         return out

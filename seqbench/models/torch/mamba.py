@@ -15,6 +15,11 @@ figure 3), with E = expand and N = state_size:
 The selective scan (layers.py) has a hand-written backward that recomputes the states
 chunk by chunk, so memory grows with L like the (B, L, ED) activations, not (B, L, ED, N).
 Weights come from the NumPy twin (see base.py), initialised as in the paper's code.
+
+A language model (`vocab_size`) embeds token ids with `embed.weight` (V, D). A block's state
+is the last K-1 inputs of its convolution (B, K-1, ED) and the SSM state h (B, ED, N):
+`forward_state` runs the convolution after them and the scan from h (`selective_scan_state`),
+`step` shifts the convolution's window by one input and makes one SSM update.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from torch.nn import functional as F
 
 from seqbench.models.numpy.mamba import Mamba as NumpyMamba
 from seqbench.models.torch.base import TorchStack
-from seqbench.models.torch.layers import CausalConv1d, Linear, RMSNorm, linear, selective_scan
+from seqbench.models.torch.layers import (
+    CausalConv1d,
+    Embedding,
+    Linear,
+    RMSNorm,
+    conv_input,
+    linear,
+    selective_scan,
+    selective_scan_state,
+)
 
 
 class MambaBlock(nn.Module):
@@ -44,19 +58,64 @@ class MambaBlock(nn.Module):
         self.D = nn.Parameter(torch.empty(ED, dtype=dtype))
         self.out_proj = Linear(ED, D, bias=False, dtype=dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def scan_inputs(
+        self, x: torch.Tensor, conv_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """x (B, L, D) -> the selective scan's inputs u, pre_delta (B, L, ED), B, C (B, L, N), the gate z
+        (B, L, ED) and x_in (B, L, ED), the convolution's input; `conv_state` holds the inputs before x."""
         R, N = self.R, self.N
         xn = self.norm(x)  # (B, L, D)
         W_in = self.in_proj.weight  # (D, 2ED): two products, so that z does not keep x_in alive
         ED = W_in.shape[1] // 2
         x_in, z = linear(xn, W_in[:, :ED]), linear(xn, W_in[:, ED:])  # (B, L, ED) each
-        u = F.silu(self.conv1d(x_in))  # (B, L, ED)
+        u = F.silu(self.conv1d(x_in, conv_state))  # (B, L, ED)
         delta_r, B, C = self.x_proj(u).split([R, N, N], dim=-1)  # (B, L, R), (B, L, N), (B, L, N)
         pre_delta = self.dt_proj(delta_r)  # (B, L, ED), delta = softplus(pre_delta)
+        return u, pre_delta, B, C, z, x_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, pre_delta, B, C, z, _ = self.scan_inputs(x)
         A = -torch.exp(self.A_log)  # (ED, N)
         # y * SiLU(z), with softplus and the gate fused into the scan (memory only; see layers.py)
         gated = selective_scan(u, pre_delta, A, B, C, self.D, z=z, delta_softplus=True)  # (B, L, ED)
         return x + self.out_proj(gated)  # (B, L, D)
+
+    # ---- the state: the convolution's last K-1 inputs and the SSM state ---------------------------
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ED, K = self.conv1d.weight.shape
+        conv_state = self.D.new_zeros(batch_size, K - 1, ED)  # (B, K-1, ED)
+        return conv_state, self.D.new_zeros(batch_size, ED, self.N)  # (B, ED, N)
+
+    def forward_state(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """x (B, L, D) after `state` -> the block's output (B, L, D) and the state after it; no autograd."""
+        conv_state, h = state
+        u, pre_delta, B, C, z, x_in = self.scan_inputs(x, conv_state)
+        A = -torch.exp(self.A_log)  # (ED, N)
+        gated, h = selective_scan_state(u, pre_delta, A, B, C, self.D, h, z=z, delta_softplus=True)
+        x_pad = conv_input(x_in, self.conv1d.weight.shape[1], conv_state)  # (B, K-1+L, ED)
+        conv_state = x_pad[:, x_pad.shape[1] - conv_state.shape[1] :].clone()  # (B, K-1, ED)
+        return x + self.out_proj(gated), (conv_state, h)
+
+    def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state."""
+        R, N = self.R, self.N
+        conv_state, h = state
+        xn = self.norm(x)  # (B, D)
+        W_in = self.in_proj.weight  # (D, 2ED)
+        ED = W_in.shape[1] // 2
+        x_in, z = (xn @ W_in).split([ED, ED], dim=-1)  # (B, ED) each
+        window = torch.cat([conv_state, x_in[:, None]], dim=1)  # (B, K, ED) the last K inputs
+        pre_u = (window * self.conv1d.weight.t()).sum(1).add_(self.conv1d.bias)  # (B, ED)
+        u = F.silu(pre_u)
+        delta_r, B, C = self.x_proj(u).split([R, N, N], dim=-1)  # (B, R), (B, N), (B, N)
+        delta = F.softplus(self.dt_proj(delta_r))  # (B, ED)
+        A = -torch.exp(self.A_log)  # (ED, N)
+        delta_A = delta[..., None] * A  # (B, ED, N)
+        zoh = torch.expm1(delta_A) / A  # (B, ED, N) (A_bar - 1) / A
+        h = torch.exp(delta_A) * h + zoh * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        y = torch.addcmul((h @ C[..., None])[..., 0], self.D, u)  # (B, ED) C h + D u
+        return x + self.out_proj(y * F.silu(z)), (window[:, 1:], h)
 
 
 class Mamba(TorchStack):
@@ -67,7 +126,10 @@ class Mamba(TorchStack):
 
     def build(self) -> None:
         D = self.hidden_size
-        self.embed = Linear(self.input_size, D, dtype=self.dtype)
+        if self.is_lm:
+            self.embed = Embedding(self.vocab_size, D, dtype=self.dtype)
+        else:
+            self.embed = Linear(self.input_size, D, dtype=self.dtype)
         self.layers = nn.ModuleList(
             MambaBlock(D, self.expand, self.state_size, self.dt_rank, self.conv_kernel, self.dtype)
             for _ in range(self.n_layers)
@@ -75,12 +137,16 @@ class Mamba(TorchStack):
         self.head = Linear(D, self.output_size, dtype=self.dtype)
         self.norm_f = RMSNorm(D, dtype=self.dtype)
 
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, F) -> the final RMSNorm of the last block's output at every step (B, L, D).
+    def adapter(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, F), or a language model's ids (B, L) -> the embedding (B, L, D)."""
+        return self.embed(x if self.is_lm else x.to(self.dtype))
 
-        The backbone of `forward` (TorchStack's), whose head reads its last step.
-        """
-        h = self.embed(x.to(self.dtype))  # (B, L, D)
-        for block in self.layers:
-            h = block(h)  # (B, L, D)
-        return self.norm_f(h)  # (B, L, D)
+    def backbone(self, u: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list | None]:
+        """u (B, L, D) -> the final RMSNorm of the last block's output at every step (B, L, D), and the
+        state after the last step when one is carried in."""
+        h, new_state = super().backbone(u, state)  # (B, L, D)
+        return self.norm_f(h), new_state
+
+    def backbone_step(self, u: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        h, new_state = super().backbone_step(u, state)  # (B, D)
+        return self.norm_f(h), new_state

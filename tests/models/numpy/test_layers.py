@@ -7,6 +7,9 @@ from seqbench.gradcheck import numeric_gradient, relative_error
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,
+    cross_entropy_loss,
+    embedding,
+    embedding_backward,
     linear,
     linear_backward,
     linear_scan,
@@ -16,6 +19,7 @@ from seqbench.models.numpy.layers import (
     rms_norm_backward,
     selective_scan,
     selective_scan_backward,
+    selective_scan_state,
     sigmoid,
     silu,
     silu_grad,
@@ -235,3 +239,104 @@ def test_linear_scan_stays_causal_when_later_steps_overflow(dtype):
     # every gate shut: each state is its own b, in chunks of one step that cost about one step each
     shut = np.full((2, 2000, 3), -1e3, dtype=dtype)
     np.testing.assert_allclose(linear_scan(shut, b.repeat(40, axis=1)), b.repeat(40, axis=1), rtol=tol)
+
+
+# ---- embedding and cross-entropy (language models) ---------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_sums_the_rows_of_each_id(dtype):
+    rng = np.random.default_rng(10)
+    V, D = 13, 5
+    ids = rng.integers(0, V - 3, size=(4, 9))  # the last 3 rows are never used: their gradient is 0
+    weight = rng.normal(size=(V, D)).astype(dtype)
+    out = embedding(ids, weight)
+    assert out.shape == (4, 9, D) and out.dtype == dtype
+    np.testing.assert_array_equal(out, weight[ids])
+    d_out = rng.normal(size=out.shape).astype(dtype)
+    dW = embedding_backward(d_out, ids, V)
+    expected = np.zeros((V, D))
+    np.add.at(expected, ids.reshape(-1), d_out.reshape(-1, D).astype(np.float64))
+    assert dW.shape == (V, D) and dW.dtype == dtype
+    np.testing.assert_allclose(dW, expected, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+    assert not np.any(dW[-3:])
+
+
+def test_embedding_backward_matches_finite_differences():
+    rng = np.random.default_rng(11)
+    ids, weight = rng.integers(0, 6, size=(3, 4)), rng.normal(size=(6, 3))
+    w = rng.normal(size=(3, 4, 3))
+    _, numeric = numeric_gradient(lambda: float(np.sum(w * embedding(ids, weight))), weight)
+    assert relative_error(embedding_backward(w, ids, 6).reshape(-1), numeric) < 1e-6
+
+
+def naive_cross_entropy(logits, targets):
+    p = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    return float(-np.mean(np.log(np.take_along_axis(p, targets[..., None], axis=-1))))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2), (3, 5, 7)])
+def test_cross_entropy_loss_and_its_gradient(shape):
+    rng = np.random.default_rng(12)
+    logits, targets = rng.normal(size=shape) * 3, rng.integers(0, shape[-1], size=shape[:-1])
+    loss, dlogits = cross_entropy_loss(logits, targets)
+    assert loss == pytest.approx(naive_cross_entropy(logits, targets), rel=1e-12)
+    assert dlogits.shape == logits.shape
+    np.testing.assert_allclose(dlogits.sum(axis=-1), 0, atol=1e-15)  # softmax - onehot sums to 0
+    _, numeric = numeric_gradient(lambda: cross_entropy_loss(logits, targets)[0], logits)
+    assert relative_error(dlogits.reshape(-1), numeric) < 1e-6
+    # uniform logits: exactly log(V), whatever their offset
+    loss, _ = cross_entropy_loss(np.full(shape, 5.0), targets)
+    assert loss == pytest.approx(np.log(shape[-1]), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_loss_is_stable_for_huge_logits(dtype):
+    logits = np.array([[[1e4, 0.0, -1e4], [-800.0, 800.0, 0.0]]], dtype=dtype)  # (1, 2, 3)
+    loss, dlogits = cross_entropy_loss(logits, np.array([[2, 1]]))
+    assert np.isfinite(loss) and np.all(np.isfinite(dlogits))
+    assert loss == pytest.approx((2e4 + 0.0) / 2, rel=1e-6)  # -log p = 2e4 at the first, ~0 at the second
+    assert dlogits.dtype == dtype
+    with pytest.raises(ValueError, match=r"0 \.\. 2"):
+        cross_entropy_loss(logits, np.array([[3, 0]]))
+
+
+# ---- carried states: the convolution's prefix and the scan's initial state --------------------------
+
+
+def test_causal_conv1d_with_a_prefix_continues_the_sequence():
+    rng = np.random.default_rng(13)
+    x, weight, bias = rng.normal(size=(2, 9, 3)), rng.normal(size=(3, 4)), rng.normal(size=3)
+    whole = causal_conv1d(x, weight, bias)
+    np.testing.assert_allclose(causal_conv1d(x[:, 5:], weight, bias, x[:, 2:5]), whole[:, 5:], rtol=1e-13)
+    np.testing.assert_array_equal(causal_conv1d(x, weight, bias, np.zeros((2, 3, 3))), whole)
+    prefix, w = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 9, 3))
+    check_gradients(
+        lambda: causal_conv1d(x, weight, bias, prefix),
+        causal_conv1d_backward(w, x, weight, prefix),
+        (x, weight, bias),
+        w,
+    )
+
+
+def test_selective_scan_from_a_state_continues_the_sequence_and_has_exact_gradients():
+    rng = np.random.default_rng(14)
+    b, L, E, N = 2, 8, 3, 4
+    u, delta = rng.normal(size=(b, L, E)), rng.uniform(0.05, 1.5, size=(b, L, E))
+    A = -np.exp(rng.normal(size=(E, N)))
+    B, C, D = rng.normal(size=(b, L, N)), rng.normal(size=(b, L, N)), rng.normal(size=E)
+    whole, cache = selective_scan(u, delta, A, B, C, D)
+    first, first_cache = selective_scan(u[:, :3], delta[:, :3], A, B[:, :3], C[:, :3], D)
+    h = selective_scan_state(first_cache)
+    assert h.shape == (b, E, N)
+    rest, rest_cache = selective_scan(u[:, 3:], delta[:, 3:], A, B[:, 3:], C[:, 3:], D, h)
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(selective_scan_state(rest_cache), selective_scan_state(cache), rtol=1e-12)
+    h0, w = rng.normal(size=(b, E, N)), rng.normal(size=(b, L, E))
+    _, cache0 = selective_scan(u, delta, A, B, C, D, h0)
+    check_gradients(
+        lambda: selective_scan(u, delta, A, B, C, D, h0)[0],
+        selective_scan_backward(w, cache0),
+        (u, delta, A, B, C, D),
+        w,
+    )

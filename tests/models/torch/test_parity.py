@@ -5,10 +5,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from seqbench.models.numpy.layers import mse_loss  # noqa: E402
+from seqbench.models.numpy.layers import cross_entropy_loss, mse_loss  # noqa: E402
 from seqbench.models.numpy.learner import NumpyLearner  # noqa: E402
 from seqbench.models.registry import model_class, model_names  # noqa: E402
 from seqbench.models.torch.base import load_numpy, to_numpy  # noqa: E402
+from seqbench.models.torch.layers import cross_entropy_loss as torch_cross_entropy  # noqa: E402
 from seqbench.models.torch.learner import build_torch_learner, read_weights  # noqa: E402
 from seqbench.optim import make_optimizer  # noqa: E402
 from seqbench.spec import TrainSpec  # noqa: E402
@@ -29,16 +30,29 @@ def rel_diff(a, b) -> float:
     return float(np.max(np.abs(a - b))) / scale
 
 
-def twins(name, n_features=2, n_outputs=2, hidden=6, n_layers=1, seed=0, dtype=np.float64, noise=0.3):
-    """A NumPy model (weights plus noise, so no gradient sits at a special point) and its Torch twin."""
+def twins(
+    name,
+    n_features=2,
+    n_outputs=2,
+    hidden=6,
+    n_layers=1,
+    seed=0,
+    dtype=np.float64,
+    noise=0.3,
+    vocab_size=None,
+):
+    """A NumPy model (weights plus noise, so no gradient sits at a special point) and its Torch twin.
+
+    With `vocab_size`, a language model over that many tokens (n_features and n_outputs unused)."""
     rng = np.random.default_rng(seed)
     numpy_model = model_class(name, "numpy")(
         n_features,
-        n_outputs,
+        vocab_size or n_outputs,
         hidden_size=hidden,
         n_layers=n_layers,
         rng=rng,
         dtype=dtype,
+        vocab_size=vocab_size,
         **OPTIONS.get(name, {}),
     )
     for p in numpy_model.params.values():
@@ -106,6 +120,78 @@ def test_same_per_step_forecasts_and_sequences(name):
     assert rel_diff(per_step, numpy_model.forward(x, return_sequence=True)[0]) < TOLERANCE
     assert rel_diff(states, numpy_model.sequence(x)) < TOLERANCE
     assert rel_diff(per_step[:, -1], last) < 1e-13
+
+
+# ---- language models and the recurrent state API -------------------------------------------------
+
+VOCAB = 13
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lm_same_seed_same_weights_on_either_backend(name, dtype):
+    kwargs = {"hidden_size": 8, "n_layers": 2, "dtype": dtype, "vocab_size": VOCAB, **OPTIONS.get(name, {})}
+    numpy_model = model_class(name, "numpy")(3, VOCAB, rng=np.random.default_rng(11), **kwargs)
+    torch_model = model_class(name, "torch")(3, VOCAB, rng=np.random.default_rng(11), **kwargs)
+    weights = to_numpy(torch_model)
+    assert set(weights) == set(numpy_model.params) and "embed.weight" in weights
+    for key, value in numpy_model.params.items():
+        assert weights[key].dtype == value.dtype
+        np.testing.assert_array_equal(weights[key], value)
+    assert model_class(name, "torch").from_numpy(numpy_model).vocab_size == VOCAB
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("batch", "seq_len", "n_layers"), [(3, 6, 2), (1, 1, 1), (2, 23, 2)])
+def test_lm_same_logits_loss_and_gradients(name, batch, seq_len, n_layers):
+    numpy_model, torch_model = twins(name, n_layers=n_layers, vocab_size=VOCAB)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, VOCAB, size=(batch, seq_len + 1))
+    x, targets = ids[:, :-1], ids[:, 1:]
+
+    logits_numpy, caches = numpy_model.forward(x)
+    loss_numpy, dlogits = cross_entropy_loss(logits_numpy, targets)
+    grads_numpy = numpy_model.backward(dlogits, caches)
+
+    logits_torch = torch_model(torch.from_numpy(x))
+    loss_torch = torch_cross_entropy(logits_torch, torch.from_numpy(targets))
+    loss_torch.backward()
+
+    assert logits_torch.shape == (batch, seq_len, VOCAB)
+    assert rel_diff(logits_torch.detach().numpy(), logits_numpy) < TOLERANCE
+    assert abs(loss_torch.item() - loss_numpy) <= TOLERANCE * abs(loss_numpy)
+    assert set(grads_numpy) == {k for k, _ in torch_model.named_parameters()}
+    worst = max(
+        (rel_diff(param.grad.numpy(), grads_numpy[key]), key) for key, param in torch_model.named_parameters()
+    )
+    assert worst[0] < TOLERANCE, worst
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("lm", [True, False], ids=["lm", "forecast"])
+def test_same_states_and_outputs_from_forward_state_and_step(name, lm):
+    """The state API of either backend: same outputs, and states of the same layout and numbers."""
+    numpy_model, torch_model = twins(name, n_layers=2, vocab_size=VOCAB if lm else None)
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, VOCAB, size=(3, 8)) if lm else rng.normal(size=(3, 8, 2))
+    state_numpy, state_torch = numpy_model.initial_state(3), torch_model.initial_state(3)
+    y_numpy, state_numpy = numpy_model.forward_state(x[:, :7], state_numpy)
+    y_torch, state_torch = torch_model.forward_state(torch.from_numpy(x[:, :7]), state_torch)
+    assert rel_diff(y_torch.numpy(), y_numpy) < TOLERANCE
+    step_numpy, state_numpy = numpy_model.step(x[:, 7], state_numpy)
+    step_torch, state_torch = torch_model.step(torch.from_numpy(x[:, 7]), state_torch)
+    assert step_numpy.shape == tuple(step_torch.shape) == (3, VOCAB if lm else 2)
+    assert rel_diff(step_torch.numpy(), step_numpy) < TOLERANCE
+
+    def leaves(state):
+        for entry in state:
+            yield from entry if isinstance(entry, tuple) else (entry,)
+
+    pairs = list(zip(leaves(state_numpy), leaves(state_torch), strict=True))
+    assert len(pairs) == (4 if name == "mamba" else 2)
+    for ours, theirs in pairs:
+        assert ours.shape == tuple(theirs.shape)
+        assert rel_diff(theirs.numpy(), ours) < TOLERANCE
 
 
 def test_mamba_parity_when_the_scan_recomputes_its_states(monkeypatch):
