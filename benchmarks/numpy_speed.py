@@ -144,7 +144,7 @@ def seqbench_contender(name: str, dtype: str, series: Any, seed: int) -> Contend
     """A seqbench model built as `seqbench train` builds it, stepped by NumpyLearner.train_step."""
     import numpy as np
 
-    from seqbench.experiment import build_learner
+    from seqbench.learners import build_learner
     from seqbench.spec import Spec
 
     spec = Spec.model_validate(

@@ -207,7 +207,7 @@ def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
     """seqbench Torch vs NumPy on the guide's workload: training samples per second."""
     import numpy as np
 
-    from seqbench.experiment import build_learner
+    from seqbench.learners import build_learner
     from seqbench.spec import Spec
 
     rng = np.random.default_rng(0)

@@ -264,7 +264,7 @@ def check_scaler_ignores_later_rows(loaded: LoadedFrame, spec: Spec, windows: Wi
 
 def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | None = None) -> AuditReport:
     """Audit the data pipeline and the spec's model on each of `backends` (default: every one here)."""
-    from seqbench.experiment import split_record
+    from seqbench.tasks.forecast import split_record
 
     if spec.task == "lm":
         return audit_lm(spec, data_dir, backends)

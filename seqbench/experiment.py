@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import math
 import sys
 import warnings
@@ -23,8 +22,6 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-import seqbench
-from seqbench.baselines import BASELINES
 from seqbench.checkpoint import (
     CHECKPOINT_FILE,
     has_checkpoint,
@@ -32,16 +29,9 @@ from seqbench.checkpoint import (
     remove_checkpoint,
     save_checkpoint,
 )
-from seqbench.data.csvfile import date_format
-from seqbench.data.sources import LoadedFrame, load_frame
-from seqbench.data.windows import Windows, make_windows, split_id
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
-from seqbench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from seqbench.metrics import regression_metrics
-from seqbench.models.numpy.learner import NumpyLearner
-from seqbench.models.registry import build_model, model_class, model_options
-from seqbench.optim import make_optimizer
-from seqbench.plots import plot_loss_curve, plot_predictions
+from seqbench.io import atomic_write_json, atomic_write_text
+from seqbench.plots import plot_loss_curve
 from seqbench.progress import TrainingBar
 from seqbench.runs import (
     append_line,
@@ -53,9 +43,8 @@ from seqbench.runs import (
     write_error,
 )
 from seqbench.signals import StopRequest, stop_on_signals
-from seqbench.significance import dm_against_baselines
-from seqbench.spec import Spec, config_id, dump_spec, load_spec, seed_specs
-from seqbench.tasks import lm
+from seqbench.spec import Spec, dump_spec, load_spec, seed_specs
+from seqbench.tasks import forecast, task_module
 from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
 
@@ -117,59 +106,13 @@ class RunLog:
         self(line)
 
 
-def build_learner(
-    spec: Spec, n_features: int, n_outputs: int, vocab_size: int | None = None, loss: str = "mse"
-) -> Learner:
-    """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend).
-
-    A language model has `vocab_size` (byte values in, logits over them out) and loss cross_entropy.
-    """
-    m, t = spec.model, spec.train
-    if m.backend == "torch":
-        options = model_options(m, model_class(m.name, m.backend), vocab_size)  # torch installed?
-        from seqbench.models.torch.learner import build_torch_learner
-
-        learner: Learner = build_torch_learner(
-            m.name,
-            n_features,
-            n_outputs,
-            hidden_size=m.hidden_size,
-            n_layers=m.n_layers,
-            options=options,
-            optimizer=t.optimizer,
-            lr=t.lr,
-            weight_decay=t.weight_decay,
-            momentum=t.momentum,
-            grad_clip=t.grad_clip,
-            dtype=t.dtype,
-            seed=spec.seed,
-            device=t.device,
-            threads=t.threads,
-            loss=loss,
-        )
-    else:
-        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype, vocab_size=vocab_size)
-        optimizer = make_optimizer(
-            t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
-        )
-        learner = NumpyLearner(model, optimizer, t.grad_clip, loss=loss)
-    learner.predict_batch = t.eval_batch_size
-    return learner
-
-
 def prepare(spec: Spec, data_dir: Path) -> tuple[Any, Any, Learner]:
     """Load the data, make what training reads, build the model; raises SeqbenchError on bad input.
 
-    A forecast: (LoadedFrame, Windows, learner). An LM: (LoadedText, its (train, val) data, learner).
+    (loaded data, training data with `.train` and `.val`, learner), by the spec's task: a forecast's
+    (LoadedFrame, Windows, learner), an LM's (LoadedText, TextTraining, learner).
     """
-    if spec.task == "lm":
-        loaded_text = lm.load_text(spec, data_dir)
-        learner = build_learner(spec, lm.VOCAB, lm.VOCAB, vocab_size=lm.VOCAB, loss="cross_entropy")
-        return loaded_text, lm.TextTraining(*lm.training_data(spec, loaded_text), loaded_text), learner
-    loaded = load_frame(spec.dataset, data_dir)
-    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
-    learner = build_learner(spec, len(loaded.features), spec.dataset.horizon * len(loaded.targets))
-    return loaded, windows, learner
+    return task_module(spec.task).prepare(spec, data_dir)
 
 
 def run_experiment(
@@ -299,18 +242,8 @@ def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[Any, Any, 
 
 
 def _log_header(spec: Spec, loaded: Any, windows: Any, learner: Learner, log: RunLog) -> None:
-    if spec.task == "lm":
-        log(lm.header(spec, loaded))
-        log(f"model {spec.model.name} ({spec.model.backend}), {learner.n_params} parameters")
-        return
-    log(
-        f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
-        f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
-        f"test {len(windows.test.x)}"
-    )
-    if loaded.info.get("rows_with_missing"):
-        action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
-        log(f"data: {loaded.info['rows_with_missing']} rows with missing values {action} (dataset.fill)")
+    for line in task_module(spec.task).header(spec, loaded, windows):
+        log(line)
     log(f"model {spec.model.name} ({spec.model.backend}), {learner.n_params} parameters")
 
 
@@ -340,7 +273,7 @@ def _check_checkpoint_fits(
     record: dict[str, Any],
 ) -> None:
     """The checkpoint was made by this spec, on this data, for this model."""
-    if record.get("spec_sha256") != _digest(dump_spec(spec)):
+    if record.get("spec_sha256") != _spec_digest(run_dir):
         raise SeqbenchError(
             f"cannot resume {run_dir}: its spec.yaml changed since the run started; "
             "a resumed run must be the run that was started (start a new run for a new spec)"
@@ -370,15 +303,15 @@ def _check_checkpoint_fits(
 def _train(
     spec: Spec,
     run_dir: Path,
-    loaded: LoadedFrame | lm.LoadedText,
-    windows: Windows | lm.TextTraining,
+    loaded: Any,
+    windows: Any,
     learner: Learner,
     log: RunLog,
     stop: StopRequest,
     resume: Checkpoint | None = None,
 ) -> RunResult:
     """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
-    digests = {"spec_sha256": _digest(dump_spec(spec)), "data_sha256": loaded.info["sha256"]}
+    digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": loaded.info["sha256"]}
     n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1
     with _progress_bar(log, spec.train.epochs, n_batches, first_epoch) as bar:
@@ -407,10 +340,7 @@ def _train(
             )
     learner.save(run_dir / learner.weights_file)
     with _evaluation_memory(spec, windows, run_dir, log):
-        if spec.task == "lm":
-            metrics = lm.evaluate(spec, loaded, learner, fit_result, run_dir.name)
-        else:
-            metrics = evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
+        metrics = task_module(spec.task).evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
         if metrics["status"] == "completed" and not math.isfinite(_headline(spec, metrics)):
             metrics["status"] = fit_result.status = "diverged"  # finite training loss, NaN forecasts
         write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
@@ -430,11 +360,7 @@ def _evaluation_memory(spec: Spec, windows: Any, run_dir: Path, log: RunLog) -> 
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower():
             raise
-        what = (
-            f"{len(windows.test.x)} test windows of {windows.test.x.shape[1]} steps"
-            if spec.task == "forecast"
-            else f"{lm.STREAMS} streams of the held-out text in chunks of {spec.dataset.seq_len} bytes"
-        )
+        what = task_module(spec.task).evaluation_size(spec, windows)
         message = (
             f"ran out of memory while evaluating ({what}, "
             f"{spec.train.eval_batch_size} per forward pass); lower train.eval_batch_size "
@@ -461,7 +387,7 @@ def _progress_bar(log: RunLog, epochs: int, n_batches: int, first_epoch: int) ->
 
 def _headline(spec: Spec, metrics: dict[str, Any]) -> float:
     """The score a completed run is quoted by (test RMSE, or an LM's bits per byte); NaN if missing."""
-    score = lm.headline(metrics) if spec.task == "lm" else (metrics.get("test") or {}).get("rmse")
+    score = task_module(spec.task).headline(metrics)
     return float("nan") if score is None else float(score)
 
 
@@ -505,160 +431,29 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _spec_digest(run_dir: Path) -> str:
+    """The sha256 of the run's spec.yaml as written when it started (the file, not a fresh dump of
+    it, so that a later seqbench with more spec keys still resumes the run)."""
+    return _digest((run_dir / "spec.yaml").read_text(encoding="utf-8"))
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def evaluate(
-    spec: Spec,
-    loaded: LoadedFrame,
-    windows: Windows,
-    learner: Learner,
-    fit_result: FitResult,
-    run_id: str,
-) -> dict[str, Any]:
-    """metrics.json: test metrics in original and scaled units, next to the baselines."""
-    forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
-    test_truth, last = windows.truth("test"), windows.persistence("test")
-    test_pred = windows.to_original("test", forecasts["test"])
-    scaled = regression_metrics(windows.test.y, forecasts["test"])
-    baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
-    baselines = {
-        name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
-    }
-    trained = fit_result.epochs_run > 0  # no finished epoch: the initial weights are not a result
-    return {
-        **common_metrics(spec, learner, fit_result, run_id),
-        "config": {
-            "hidden_size": spec.model.hidden_size,
-            "n_layers": spec.model.n_layers,
-            "lr": spec.train.lr,
-            "batch_size": spec.train.batch_size,
-            "optimizer": spec.train.optimizer,
-            "seq_len": spec.dataset.seq_len,
-            "horizon": spec.dataset.horizon,
-            "features": windows.features,
-            "targets": windows.targets,
-            "transform": spec.dataset.transform,
-            "normalize": spec.dataset.normalize,
-            "scaler": spec.dataset.scaler,
-        },
-        "test": regression_metrics(test_truth, test_pred, last) if trained else None,
-        "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None,
-        "val": (
-            regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
-            if trained
-            else None
-        ),
-        "baselines": baselines,
-        # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
-        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
-        "splits": split_record(windows),
-        "split_id": split_id(spec.dataset, windows.features, windows.targets),
-        "data": loaded.info,
-        "versions": _versions(),
-    }
-
-
-def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
-    """The metrics.json keys every task writes: who, what, how long (scores are the task's)."""
-    seconds = fit_result.train_seconds
-    return {
-        "run_id": run_id,
-        "name": spec.name,
-        "status": fit_result.status,
-        "task": spec.task,
-        "model": spec.model.name,
-        "backend": spec.model.backend,
-        "dataset": spec.dataset.label,
-        "seed": spec.seed,
-        "config_id": config_id(spec),  # shared by runs that differ only in seed (and name)
-        "params": learner.n_params,
-        "epochs_run": fit_result.epochs_run,
-        "best_epoch": fit_result.best_epoch,
-        "train_seconds": seconds,
-        "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
-        "samples_per_second": fit_result.samples_seen / seconds if seconds > 0 else None,
-    }
-
-
-def split_record(windows: Windows) -> dict[str, Any]:
-    """Which rows (and dates) fit the scaler and hold each split's targets.
-
-    `rows` is a split's [first, end) row range; `target_rows` the [first, end) rows its windows'
-    targets actually cover (inputs may look back into earlier rows).
-    """
-    dates = windows.dates
-    fmt = date_format(dates)
-
-    def span(start: int, end: int) -> dict[str, Any]:
-        return {
-            "rows": [start, end],
-            "first_date": dates[start].strftime(fmt),
-            "last_date": dates[end - 1].strftime(fmt),
-        }
-
-    record = {"scaler_fit": span(*windows.scaler_rows)}
-    for name, (start, end) in windows.split_rows.items():
-        origin = windows.split(name).origin
-        record[name] = {**span(start, end), "windows": len(origin)}
-        if len(origin):
-            record[name]["target_rows"] = [int(origin.min()) + 1, int(origin.max()) + windows.horizon + 1]
-    return record
-
-
-def _versions() -> dict[str, str | None]:
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "seqbench": seqbench.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "torch": version("torch"),
-    }
-
-
-def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
-    """One row per test window, step and target series, in original units.
-
-    Dates are ISO 8601 in one format for the whole file: with the time of day when any
-    timestamp of the series has one (`csvfile.date_format`), so they read back without guessing.
-    """
-    truth, last = windows.truth("test"), windows.persistence("test")
-    linear = BASELINES["linear"](windows, "test")
-    dates = windows.target_dates("test")  # (N, H)
-    n, h, t = truth.shape
-    return pd.DataFrame(
-        {
-            "date": pd.DatetimeIndex(np.repeat(dates.reshape(-1), t)).strftime(date_format(windows.dates)),
-            "series": np.tile(windows.targets, n * h),
-            "step": np.tile(np.repeat(np.arange(1, h + 1), t), n),
-            "target": truth.reshape(-1),
-            "prediction": forecast.reshape(-1),
-            "persistence": last.reshape(-1),
-            "linear": linear.reshape(-1),
-        }
-    )
-
-
 # what a run folder holds besides spec.yaml, run.log, the weights, history.csv and metrics.json:
 # written after metrics.json, so that a failure here never loses the model or its scores
-ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
-LM_ARTIFACTS = ("samples.txt", "loss_curve.png")
+ARTIFACTS = forecast.ARTIFACTS
 
 
 def artifacts_of(task: str) -> tuple[str, ...]:
-    return LM_ARTIFACTS if task == "lm" else ARTIFACTS
+    return tuple(task_module(task).ARTIFACTS)
 
 
 def write_outputs(
     run_dir: Path,
     spec: Spec,
-    windows: Windows | lm.TextTraining,
+    windows: Any,
     learner: Learner,
     fit_result: FitResult,
     metrics: dict[str, Any],
@@ -684,7 +479,7 @@ def history_frame(fit_result: FitResult) -> pd.DataFrame:
 def write_artifacts(
     run_dir: Path,
     spec: Spec,
-    windows: Windows | lm.TextTraining,
+    windows: Any,
     learner: Learner,
     history: pd.DataFrame,
     log: RunLog,
@@ -693,17 +488,9 @@ def write_artifacts(
     """The task's artifacts (those in `only`): a forecast's predictions.csv and two plots, an LM's
     samples.txt and loss curve. Each failure is a warning; returns the failed."""
     writers: dict[str, Callable[[Path], None]] = {
-        "loss_curve.png": lambda path: plot_loss_curve(history, path)
+        "loss_curve.png": lambda path: plot_loss_curve(history, path),
+        **task_module(spec.task).artifact_writers(spec, windows, learner, history),
     }
-    if spec.task == "lm":
-        writers["samples.txt"] = lambda path: atomic_write_bytes(
-            path, lm.samples_text(spec, windows.loaded, learner)
-        )
-    else:
-        predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
-        title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
-        writers["predictions.csv"] = lambda path: atomic_write_text(path, predictions.to_csv(index=False))
-        writers["predictions.png"] = lambda path: plot_predictions(predictions, path, title)
     failed = []
     for name in artifacts_of(spec.task):
         if only is not None and name not in only:

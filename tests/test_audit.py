@@ -16,7 +16,7 @@ from seqbench.audit import (
     perturbation_times,
 )
 from seqbench.cli import app
-from seqbench.experiment import build_learner
+from seqbench.learners import build_learner
 from seqbench.models.numpy.mingru import MinGRU
 from seqbench.models.registry import MODELS, build_model, model_names, torch_installed
 from seqbench.spec import Spec

@@ -9,8 +9,9 @@ at most 4e-16 in float64, 2e-7 in float32); the scores agree to 1e-12 in float64
 import numpy as np
 import pytest
 
-from seqbench.experiment import evaluate, prepare
+from seqbench.experiment import prepare
 from seqbench.spec import Spec
+from seqbench.tasks.forecast import evaluate
 from seqbench.train import mse
 
 BATCHES = (1, 7, 64)

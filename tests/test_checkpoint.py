@@ -98,7 +98,7 @@ def test_remove(tmp_path):
 
 def test_saved_weights_are_never_unpickled(tmp_path):
     """model.npz is read with allow_pickle=False: an object array is refused, its payload never runs."""
-    from seqbench.experiment import build_learner
+    from seqbench.learners import build_learner
     from seqbench.spec import Spec
 
     sentinel = tmp_path / "pwned"

@@ -82,7 +82,7 @@ def no_plots():
     with pytest.MonkeyPatch.context() as patch:
         placeholder = lambda *args, **kwargs: open(args[1], "wb").close()  # noqa: E731
         patch.setattr("seqbench.experiment.plot_loss_curve", placeholder)
-        patch.setattr("seqbench.experiment.plot_predictions", placeholder)
+        patch.setattr("seqbench.tasks.forecast.plot_predictions", placeholder)
         yield
 
 

@@ -77,12 +77,12 @@ def test_hourly_csv_whose_test_split_starts_at_midnight(tmp_path):
 
 
 def test_a_failed_plot_keeps_the_run_and_resume_writes_it(tmp_path, monkeypatch):
-    import seqbench.experiment as experiment
+    import seqbench.tasks.forecast as forecast
 
     def broken(*args, **kwargs):
         raise ValueError("the plot broke")
 
-    monkeypatch.setattr(experiment, "plot_predictions", broken)
+    monkeypatch.setattr(forecast, "plot_predictions", broken)
     spec = tiny_spec({"source": "synthetic", "name": "sine", "length": 300, "freq": "h"})
     result = run_experiment(spec, tmp_path / "results", tmp_path / "data")
     run_dir = result.run_dir

@@ -299,3 +299,19 @@ def test_a_run_locked_by_a_live_process_is_refused_and_a_stale_lock_file_is_not(
     result = invoke("train", "--resume", interrupted_run, "--quiet")
     assert result.exit_code == 0, result.output
     assert not (interrupted_run / ".lock").exists()
+
+
+def test_a_run_started_by_an_older_seqbench_resumes(interrupted_run):
+    """Its spec.yaml lacks a key added since (here train.batches_per_epoch): the default fills it in,
+    and the checkpoint, made from that file as it was written, still fits."""
+    spec_file = interrupted_run / "spec.yaml"
+    older = "".join(
+        line for line in spec_file.read_text().splitlines(True) if "batches_per_epoch" not in line
+    )
+    spec_file.write_text(older)
+    record = json.loads((interrupted_run / "checkpoint.json").read_text())
+    record["spec_sha256"] = hashlib.sha256(older.encode()).hexdigest()  # what that version recorded
+    (interrupted_run / "checkpoint.json").write_text(json.dumps(record))
+    result = invoke("train", "--resume", interrupted_run, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((interrupted_run / "metrics.json").read_text())["status"] == "completed"

@@ -184,12 +184,42 @@ def training_data(spec: Spec, loaded: LoadedText) -> tuple[ByteWindows, HeldOutT
     )
 
 
-def header(spec: Spec, loaded: LoadedText) -> str:
+ARTIFACTS = ("samples.txt", "loss_curve.png")
+
+
+def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedText, TextTraining, Any]:
+    """The text, what training reads (`.train` random windows, `.val` the validation part) and the model."""
+    from seqbench.learners import build_learner
+
+    loaded = load_text(spec, data_dir)
+    learner = build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
+    return loaded, TextTraining(*training_data(spec, loaded), loaded), learner
+
+
+def evaluation_size(spec: Spec, training: TextTraining) -> str:
+    """What evaluation reads, for an out-of-memory message."""
+    return f"{STREAMS} streams of the held-out text in chunks of {spec.dataset.seq_len} bytes"
+
+
+def artifact_writers(spec: Spec, training: TextTraining, learner: Any, history: Any) -> dict[str, Any]:
+    """samples.txt (the loss curve is every task's: seqbench.experiment)."""
+    from seqbench.io import atomic_write_bytes
+
+    def write(path: Path) -> None:
+        atomic_write_bytes(path, samples_text(spec, training.loaded, learner))
+
+    return {"samples.txt": write}
+
+
+def header(spec: Spec, loaded: LoadedText, training: TextTraining | None = None) -> list[str]:
+    """The data line a run prints first."""
     sizes = ", ".join(f"{name} {end - start:,}" for name, (start, end) in loaded.parts.items())
-    return (
-        f"data {spec.dataset.label}: {loaded.info['bytes']:,} bytes "
-        f"({loaded.info['distinct_bytes']} distinct); {sizes} bytes; scores on {loaded.held_out}"
-    )
+    return [
+        (
+            f"data {spec.dataset.label}: {loaded.info['bytes']:,} bytes "
+            f"({loaded.info['distinct_bytes']} distinct); {sizes} bytes; scores on {loaded.held_out}"
+        )
+    ]
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -220,9 +250,11 @@ def held_out_scores(spec: Spec, loaded: LoadedText, learner: Any, trained: bool)
     return out
 
 
-def evaluate(spec: Spec, loaded: LoadedText, learner: Any, fit_result: Any, run_id: str) -> dict[str, Any]:
+def evaluate(
+    spec: Spec, loaded: LoadedText, training: TextTraining, learner: Any, fit_result: Any, run_id: str
+) -> dict[str, Any]:
     """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
-    from seqbench.experiment import common_metrics
+    from seqbench.tasks.common import common_metrics, versions
 
     trained = fit_result.epochs_run > 0
     held = held_out_scores(spec, loaded, learner, trained)
@@ -245,6 +277,7 @@ def evaluate(spec: Spec, loaded: LoadedText, learner: Any, fit_result: Any, run_
             "baselines": held["baselines"],
             "data": loaded.info,
             "samples": sample_settings(spec, loaded),
+            "versions": versions(),
         }
     )
     return metrics

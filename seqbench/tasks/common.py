@@ -1,0 +1,50 @@
+"""What every task writes into metrics.json besides its scores: who, what, how long, which versions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import seqbench
+from seqbench.spec import Spec, config_id
+from seqbench.train import FitResult, Learner
+
+
+def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
+    """The metrics.json keys every task writes: who, what, how long (scores are the task's)."""
+    seconds = fit_result.train_seconds
+    return {
+        "run_id": run_id,
+        "name": spec.name,
+        "status": fit_result.status,
+        "task": spec.task,
+        "model": spec.model.name,
+        "backend": spec.model.backend,
+        "dataset": spec.dataset.label,
+        "seed": spec.seed,
+        "config_id": config_id(spec),  # shared by runs that differ only in seed (and name)
+        "params": learner.n_params,
+        "epochs_run": fit_result.epochs_run,
+        "best_epoch": fit_result.best_epoch,
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
+        "samples_per_second": fit_result.samples_seen / seconds if seconds > 0 else None,
+    }
+
+
+def versions() -> dict[str, str | None]:
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "seqbench": seqbench.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "torch": version("torch"),
+    }

@@ -1,0 +1,178 @@
+"""The forecast task: windows of a series in, the next `horizon` values of its targets out.
+
+Data: a frame (yahoo, csv, builtin, synthetic) split chronologically, scaled on the training rows,
+cut into windows (seqbench.data.windows). Training fits the MSE of the scaled targets. Scores:
+RMSE, MAE, R2, MAPE and direction accuracy on the test windows in original units, next to the
+persistence and linear baselines and their Diebold-Mariano p-values. Outputs: predictions.csv,
+predictions.png and the loss curve.
+
+Every task module has this shape: `prepare`, `header`, `evaluate`, `headline`, `ARTIFACTS` and
+`artifact_writers`, `evaluation_size` (seqbench.experiment runs either through them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqbench.baselines import BASELINES
+from seqbench.data.csvfile import date_format
+from seqbench.data.sources import LoadedFrame, load_frame
+from seqbench.data.windows import Windows, make_windows, split_id
+from seqbench.io import atomic_write_text
+from seqbench.learners import build_learner
+from seqbench.metrics import regression_metrics
+from seqbench.plots import plot_predictions
+from seqbench.significance import dm_against_baselines
+from seqbench.spec import Spec
+from seqbench.tasks.common import common_metrics, versions
+from seqbench.train import FitResult, Learner
+
+ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
+
+
+def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
+    """The series, its windows (what training reads: `.train`, `.val`) and the model."""
+    loaded = load_frame(spec.dataset, data_dir)
+    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
+    learner = build_learner(spec, len(loaded.features), spec.dataset.horizon * len(loaded.targets))
+    return loaded, windows, learner
+
+
+def header(spec: Spec, loaded: LoadedFrame, windows: Windows) -> list[str]:
+    """The data lines a run prints first."""
+    lines = [
+        f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
+        f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
+        f"test {len(windows.test.x)}"
+    ]
+    if loaded.info.get("rows_with_missing"):
+        action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
+        missing = loaded.info["rows_with_missing"]
+        lines.append(f"data: {missing} rows with missing values {action} (dataset.fill)")
+    return lines
+
+
+def evaluation_size(spec: Spec, windows: Windows) -> str:
+    """What evaluation reads, for an out-of-memory message."""
+    return f"{len(windows.test.x)} test windows of {windows.test.x.shape[1]} steps"
+
+
+def headline(metrics: dict[str, Any]) -> float | None:
+    """The score a forecast run is quoted by: test RMSE in original units."""
+    return (metrics.get("test") or {}).get("rmse")
+
+
+def evaluate(
+    spec: Spec,
+    loaded: LoadedFrame,
+    windows: Windows,
+    learner: Learner,
+    fit_result: FitResult,
+    run_id: str,
+) -> dict[str, Any]:
+    """metrics.json: test metrics in original and scaled units, next to the baselines."""
+    forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
+    test_truth, last = windows.truth("test"), windows.persistence("test")
+    test_pred = windows.to_original("test", forecasts["test"])
+    scaled = regression_metrics(windows.test.y, forecasts["test"])
+    baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
+    baselines = {
+        name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
+    }
+    trained = fit_result.epochs_run > 0  # no finished epoch: the initial weights are not a result
+    return {
+        **common_metrics(spec, learner, fit_result, run_id),
+        "config": {
+            "hidden_size": spec.model.hidden_size,
+            "n_layers": spec.model.n_layers,
+            "lr": spec.train.lr,
+            "batch_size": spec.train.batch_size,
+            "optimizer": spec.train.optimizer,
+            "seq_len": spec.dataset.seq_len,
+            "horizon": spec.dataset.horizon,
+            "features": windows.features,
+            "targets": windows.targets,
+            "transform": spec.dataset.transform,
+            "normalize": spec.dataset.normalize,
+            "scaler": spec.dataset.scaler,
+        },
+        "test": regression_metrics(test_truth, test_pred, last) if trained else None,
+        "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None,
+        "val": (
+            regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
+            if trained
+            else None
+        ),
+        "baselines": baselines,
+        # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
+        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
+        "splits": split_record(windows),
+        "split_id": split_id(spec.dataset, windows.features, windows.targets),
+        "data": loaded.info,
+        "versions": versions(),
+    }
+
+
+def split_record(windows: Windows) -> dict[str, Any]:
+    """Which rows (and dates) fit the scaler and hold each split's targets.
+
+    `rows` is a split's [first, end) row range; `target_rows` the [first, end) rows its windows'
+    targets actually cover (inputs may look back into earlier rows).
+    """
+    dates = windows.dates
+    fmt = date_format(dates)
+
+    def span(start: int, end: int) -> dict[str, Any]:
+        return {
+            "rows": [start, end],
+            "first_date": dates[start].strftime(fmt),
+            "last_date": dates[end - 1].strftime(fmt),
+        }
+
+    record = {"scaler_fit": span(*windows.scaler_rows)}
+    for name, (start, end) in windows.split_rows.items():
+        origin = windows.split(name).origin
+        record[name] = {**span(start, end), "windows": len(origin)}
+        if len(origin):
+            record[name]["target_rows"] = [int(origin.min()) + 1, int(origin.max()) + windows.horizon + 1]
+    return record
+
+
+def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
+    """One row per test window, step and target series, in original units.
+
+    Dates are ISO 8601 in one format for the whole file: with the time of day when any
+    timestamp of the series has one (`csvfile.date_format`), so they read back without guessing.
+    """
+    truth, last = windows.truth("test"), windows.persistence("test")
+    linear = BASELINES["linear"](windows, "test")
+    dates = windows.target_dates("test")  # (N, H)
+    n, h, t = truth.shape
+    return pd.DataFrame(
+        {
+            "date": pd.DatetimeIndex(np.repeat(dates.reshape(-1), t)).strftime(date_format(windows.dates)),
+            "series": np.tile(windows.targets, n * h),
+            "step": np.tile(np.repeat(np.arange(1, h + 1), t), n),
+            "target": truth.reshape(-1),
+            "prediction": forecast.reshape(-1),
+            "persistence": last.reshape(-1),
+            "linear": linear.reshape(-1),
+        }
+    )
+
+
+def artifact_writers(
+    spec: Spec, windows: Windows, learner: Learner, history: pd.DataFrame
+) -> dict[str, Callable[[Path], None]]:
+    """predictions.csv and predictions.png (the loss curve is every task's: seqbench.experiment)."""
+    predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
+    title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
+    return {
+        "predictions.csv": lambda path: atomic_write_text(path, predictions.to_csv(index=False)),
+        "predictions.png": lambda path: plot_predictions(predictions, path, title),
+    }
