@@ -249,15 +249,14 @@ def compare(
         TASK_COLUMNS,
         by_task,
         compare_rows,
-        find_runs,
         hidden_columns,
-        load_runs,
         load_val_curves,
         render,
         rich_table,
         sort_rows,
     )
     from seqbench.plots import plot_val_curves
+    from seqbench.runs import find_runs, load_runs
 
     if as_json:
         fmt = "json"

@@ -39,7 +39,7 @@ from typing import Any
 from seqbench.errors import RunInterrupted, SeqbenchError
 from seqbench.io import atomic_path
 from seqbench.spec import Spec, shown
-from seqbench.sweep import Outcome, SweepTask
+from seqbench.sweep_task import Outcome, SweepTask
 
 EXECUTORS = ("local", "ray")
 RAY_MISSING = (

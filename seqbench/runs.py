@@ -5,6 +5,9 @@ A run id is the start time to the second plus a random suffix, and the folder is
 never share a folder. While a run (or a resume) writes into its folder it holds `.lock` there
 (an OS lock, released by the kernel when its process dies), so that a second process cannot resume
 the same run at the same time.
+
+`find_runs` and `load_run(s)` find run folders under targets (folders, globs, links) and read
+their metrics.json, for compare and sweeps.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import glob
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import RunFailed, SeqbenchError
+from seqbench.errors import RunFailed, SeqbenchError, shown
 from seqbench.spec import NAME_PATTERN
+
+METRICS_FILE = "metrics.json"
+QUICKSTART = "seqbench train --config experiments/quickstart.yaml"
 
 LOCK_FILE = ".lock"
 
@@ -138,3 +148,165 @@ def read_status(run_dir: Path) -> str | None:
     """The `status` in the run's metrics.json, or None when it has none (yet)."""
     status = read_metrics(run_dir).get("status")
     return status if isinstance(status, str) else None
+
+
+# --- finding and reading run folders (compare, sweeps) ---------------------------------------------
+
+
+def find_runs(targets: list[str], results_dir: Path = Path("results")) -> list[Path]:
+    """Run folders named by `targets` (run folders, folders above them, or globs), sorted by run_id.
+
+    A relative target that matches nothing as given is also tried under `results_dir`, so that
+    `seqbench compare aapl-mingru` and `seqbench compare 'aapl-*'` work from the project root.
+    No targets means every run under `results_dir`. Links to run folders are followed; a link to
+    a folder above it (`/`, a loop) is not. Folders left out are a warning each: run folders
+    without metrics.json (a killed run, or one still running), links not followed.
+    """
+    results_dir = Path(results_dir)
+    found = Found()
+    if not targets:
+        found = _runs_under(results_dir)
+        if not found.runs:
+            _warn_skipped(found)
+            raise SeqbenchError(f"no runs found in {results_dir}/; make one with `{QUICKSTART}`")
+    for target in targets:
+        found_here = _runs_for_target(target, results_dir)
+        found.extend(found_here)
+        if not found_here.runs:
+            _warn_skipped(found)
+            raise SeqbenchError(
+                f"no runs found for '{shown(target)}' (looked for {METRICS_FILE} there and under "
+                f"{results_dir}/); run `seqbench compare` with no arguments to list every run"
+            )
+    _warn_skipped(found)
+    return _sorted_unique(found.runs)
+
+
+@dataclass
+class Found:
+    """What a search for run folders found: runs, and the folders it left out, with why."""
+
+    runs: list[Path] = field(default_factory=list)
+    unfinished: list[Path] = field(default_factory=list)  # a spec.yaml but no metrics.json
+    not_followed: list[Path] = field(default_factory=list)  # links to a folder above them
+
+    def extend(self, other: Found) -> None:
+        self.runs += other.runs
+        self.unfinished += other.unfinished
+        self.not_followed += other.not_followed
+
+
+def _warn_skipped(found: Found) -> None:
+    unfinished = _sorted_unique(found.unfinished)
+    if unfinished:
+        listed = ", ".join(shown(path, 300) for path in unfinished[:3]) + (
+            ", ..." if len(unfinished) > 3 else ""
+        )
+        warnings.warn(
+            f"skipped {len(unfinished)} run folder(s) without {METRICS_FILE} (killed, or still running): "
+            f"{listed}; `seqbench train --resume FOLDER` finishes one that was stopped",
+            stacklevel=3,
+        )
+    for link in _sorted_unique(found.not_followed):
+        target = shown(os.path.realpath(link), 300)
+        warnings.warn(
+            f"not following {shown(link, 300)}: it links to {target}, a folder above it", stacklevel=3
+        )
+
+
+def _runs_for_target(target: str, results_dir: Path) -> Found:
+    """Runs for one target, trying it as given first, then relative to `results_dir`."""
+    candidates = [target]
+    if not Path(target).is_absolute():
+        candidates.append(str(results_dir / target))
+    found = Found()
+    for candidate in candidates:
+        matches = glob.glob(candidate, recursive=True) if _is_glob(candidate) else [candidate]
+        found = Found()
+        for match in matches:
+            found.extend(_runs_under(Path(match)))
+        if found.runs:
+            return found
+    return found
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+def _runs_under(path: Path) -> Found:
+    """`path` itself if it is a run folder (or its metrics.json), else every run folder below it.
+
+    The walk follows links to folders, each folder once, but not a link to one of its own
+    ancestors (a link to `/` or a loop), and does not look inside run folders.
+    """
+    found = Found()
+    if path.is_file():
+        found.runs += [path.parent] if path.name == METRICS_FILE else []
+        return found
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = folder.stat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        if (folder / METRICS_FILE).is_file():
+            found.runs.append(folder)
+            continue
+        if (folder / "spec.yaml").is_file() and (folder / "run.log").is_file():
+            found.unfinished.append(folder)
+            continue
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
+        except OSError:
+            continue
+        real = Path(os.path.realpath(folder))
+        for entry in entries:
+            child = folder / entry.name
+            if entry.is_symlink():
+                target = Path(os.path.realpath(child))
+                if target == real or target in real.parents:
+                    if target.is_dir():
+                        found.not_followed.append(child)
+                    continue
+            stack.append(child)
+    return found
+
+
+def _sorted_unique(runs: Iterable[Path]) -> list[Path]:
+    """De-duplicate by resolved path; sort by run_id (the folder name), then by full path."""
+    unique: dict[Path, Path] = {}
+    for run in runs:
+        unique.setdefault(run.resolve(), run)
+    return sorted(unique.values(), key=lambda run: (run.name, str(run)))
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's metrics.json as a dict, plus `run_dir`; None (with a warning) if unreadable."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS_FILE
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warnings.warn(f"skipping {run_dir}: cannot read {METRICS_FILE} ({err})", stacklevel=2)
+        return None
+    if not isinstance(metrics, dict):
+        warnings.warn(f"skipping {run_dir}: {METRICS_FILE} is not a JSON object", stacklevel=2)
+        return None
+    metrics.setdefault("run_id", run_dir.name)
+    metrics.setdefault("name", run_dir.parent.name)
+    metrics["run_dir"] = str(run_dir)
+    return metrics
+
+
+def load_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """`load_run` for each folder, skipping (with a warning) the unreadable ones."""
+    return [run for run in map(load_run, run_dirs) if run is not None]

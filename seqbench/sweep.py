@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
+from seqbench.executors import make_executor
 from seqbench.io import atomic_write_text
 from seqbench.runs import run_lock
 from seqbench.spec import (
@@ -57,6 +58,7 @@ from seqbench.spec import (
     shown,
     valid_keys,
 )
+from seqbench.sweep_task import Outcome, SweepTask, point_label, value_text
 
 SWEEPS_DIR = "sweeps"
 SWEEP_FILE = "sweep.yaml"
@@ -123,20 +125,6 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
-def value_text(value: Any) -> str:
-    """A grid value as the user wrote it: 0.001, 32, mamba, {name: mamba, n_layers: 2}."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str | int):
-        return str(value)
-    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000).strip()
-
-
-def point_label(point: dict[str, Any]) -> str:
-    """`model.hidden_size=32 train.lr=0.001`, for messages."""
-    return " ".join(f"{key}={value_text(value)}" for key, value in point.items())
-
-
 def _name_text(value: Any) -> str:
     """A value as a piece of a run name: a mapping {name: mamba, n_layers: 2} -> mamba-n_layers-2."""
     if isinstance(value, dict):
@@ -162,22 +150,6 @@ def run_name(sweep: str, point: dict[str, Any], index: int) -> str:
 
 
 # --- the plan ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SweepTask:
-    """One run of the sweep: a grid point and a seed, with the resolved spec it runs."""
-
-    index: int  # grid point number, from 0
-    point: dict[str, Any]
-    seed: int
-    spec: dict[str, Any]  # the run's resolved spec (JSON-able), `seed` set
-    config_id: str
-    resume_dir: str | None = None  # an interrupted run of this point and seed, to continue
-
-    @property
-    def label(self) -> str:
-        return f"{point_label(self.point) or 'base spec'} seed={self.seed}"
 
 
 @dataclass
@@ -416,7 +388,7 @@ def _with_resume(task: SweepTask, run_dir: Path) -> SweepTask:
 
 def _run_identity(run_dir: Path) -> tuple[str, int] | None:
     """(config_id, seed) of a run folder, from metrics.json or else from spec.yaml."""
-    from seqbench.compare import load_run
+    from seqbench.runs import load_run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -478,20 +450,6 @@ def write_sweep_file(plan: SweepPlan) -> None:
 
 
 @dataclass
-class Outcome:
-    """What became of one task: its run's status (or `failed`), folder and test scores."""
-
-    task: SweepTask
-    status: str  # completed | diverged | interrupted | failed | skipped-completed | skipped-diverged
-    run_dir: str | None = None
-    message: str = ""
-    score: float | None = None  # the task's headline (test RMSE, or bits per byte)
-    baseline: float | None = None  # its baseline's (persistence, or the n-gram)
-    seconds: float = 0.0
-    files: dict[str, bytes] | None = None  # a run made where the sweep folder is not (Ray): its files
-
-
-@dataclass
 class SweepReport:
     """The outcome of every task of a plan, and the signal that stopped the sweep, if one did."""
 
@@ -539,7 +497,6 @@ def run_sweep(
     the others. Ctrl-C or SIGTERM stops starting new runs and lets the running ones stop at their
     next batch (status interrupted, checkpoint kept); the report says which signal it was.
     """
-    from seqbench.executors import make_executor
     from seqbench.signals import stop_on_signals
 
     report = SweepReport(plan, [])
@@ -620,8 +577,9 @@ def plan_task(plan: SweepPlan) -> str:
 def write_summary(report: SweepReport) -> SweepSummary:
     """summary.md (compare --group over the sweep folder, best per model, runs that did not
     complete) and one plot of test RMSE against each swept key."""
-    from seqbench.compare import HEADLINE, find_runs, load_runs
+    from seqbench.compare import HEADLINE
     from seqbench.groups import group_rows, sort_groups
+    from seqbench.runs import find_runs, load_runs
 
     plan = report.plan
     try:

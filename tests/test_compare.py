@@ -11,8 +11,9 @@ import pytest
 from rich.console import Console
 
 from seqbench import compare
-from seqbench.compare import COLUMNS, compare_rows, find_runs, load_run, load_runs, render, sort_rows
+from seqbench.compare import COLUMNS, compare_rows, render, sort_rows
 from seqbench.errors import SeqbenchError
+from seqbench.runs import find_runs, load_run, load_runs
 
 
 def _metrics(

@@ -26,7 +26,7 @@ from seqbench.groups import (
 
 
 def run(config: str | None, seed: int, rmse: float | None, persistence: float = 2.0, **extra: object) -> dict:
-    """A metrics.json of a finished run, as `compare.load_run` gives it."""
+    """A metrics.json of a finished run, as `runs.load_run` gives it."""
     metrics = {
         "run_id": f"2026-{config}-{seed}", "name": f"sweep-{config}", "status": "completed",
         "model": "mingru", "backend": "numpy", "dataset": "AAPL", "seed": seed, "params": 100,
@@ -160,7 +160,7 @@ def test_narrow_terminal_keeps_the_scores(runs):
 
 
 def test_group_rows_from_real_run_folders(tmp_path: Path):
-    from seqbench.compare import find_runs, load_runs
+    from seqbench.runs import find_runs, load_runs
 
     for seed, rmse in ((0, 1.0), (1, 3.0)):
         folder = tmp_path / "results" / "x" / f"run{seed}"

@@ -164,8 +164,9 @@ def test_against_a_run_on_other_targets_is_an_error(tmp_path):
 
 def test_train_time_significance_matches_predictions_csv(tmp_path, price_csv):
     """metrics.json's `significance` is the test compare would run on predictions.csv."""
-    from seqbench.compare import compare_rows, load_run
+    from seqbench.compare import compare_rows
     from seqbench.experiment import run_experiment
+    from seqbench.runs import load_run
     from seqbench.spec import Spec
 
     spec = Spec.model_validate(
