@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 import seqbench
 from seqbench.errors import SeqbenchError
@@ -504,21 +503,9 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
     Example: seqbench datasets
     """
     from seqbench.data.sources import list_datasets
+    from seqbench.tables import datasets_table
 
-    table = Table(title="datasets (use the name as `dataset:` in a spec)")
-    for column in ("name", "source", "rows", "from", "to"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("columns")
-    for info in list_datasets(data_dir):
-        table.add_row(
-            str(info["name"]),
-            str(info["source"]),
-            str(info.get("rows") or ""),
-            str(info.get("first_date", ""))[:10],
-            str(info.get("last_date", ""))[:10],
-            ", ".join(info.get("columns", [])),
-        )
-    stdout.print(table)
+    stdout.print(datasets_table(list_datasets(data_dir)))
 
 
 @app.command()
@@ -539,23 +526,12 @@ def gradcheck(
     from seqbench.errors import RunFailed
     from seqbench.gradcheck import gradcheck_models
     from seqbench.models.registry import model_names
+    from seqbench.tables import gradcheck_table
 
     names = [model] if model else model_names()
     results = gradcheck_models(names) + (gradcheck_models(names, lm=True) if lm else [])
-    table = Table(title=f"gradient check: analytic vs finite differences (tolerance {tolerance:g})")
-    for column in ("model", "parameter", "shape"):
-        table.add_column(column)
-    for column in ("checked", "max rel. error", "ok"):
-        table.add_column(column, justify="right")
-    failed = 0
-    for r in results:
-        ok = r.max_rel_error <= tolerance
-        failed += not ok
-        shape = "x".join(map(str, r.shape)) or "scalar"
-        verdict = "ok" if ok else "FAIL"
-        label = f"{r.model} (lm)" if r.lm else r.model
-        table.add_row(label, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
-    stdout.print(table)
+    stdout.print(gradcheck_table(results, tolerance))
+    failed = sum(r.max_rel_error > tolerance for r in results)
     if failed:
         raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")
 
@@ -581,17 +557,12 @@ def audit(
 
     spec = load_spec(config, list(set_ or []), data_dir)
 
-    from seqbench.audit import TOLERANCE, audit_spec
+    from seqbench.audit import audit_spec
     from seqbench.errors import RunFailed
+    from seqbench.tables import audit_table
 
     report = audit_spec(spec, data_dir)
-    table = Table(title=f"causality audit: {spec.model.name} on {spec.dataset.label}")
-    for column in ("part", "subject", "check", "result", "ok"):
-        table.add_column(column, justify="right" if column == "ok" else "left")
-    for c in report.checks:
-        table.add_row(c.part, c.subject, c.check, c.result, "ok" if c.ok else "LEAK")
-    table.caption = f"model: states at steps <= t may change by at most {TOLERANCE:g} (float64)"
-    stdout.print(table)
+    stdout.print(audit_table(report, f"{spec.model.name} on {spec.dataset.label}"))
     if report.leaks:
         first = report.leaks[0]
         raise RunFailed(

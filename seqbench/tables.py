@@ -1,7 +1,8 @@
-"""The tables the commands print: a run's result next to its baselines, one line per seed.
+"""The tables the commands print: a run's result next to its baselines, one line per seed, the
+datasets, the gradient check and the causality audit (compare's are in seqbench.compare).
 
-Each task has its own: a forecast's test RMSE, MAE, ... next to persistence and the linear
-baseline; a language model's bits per byte next to the n-gram, unigram and compressors.
+Each task has its own result table: a forecast's test RMSE, MAE, ... next to persistence and the
+linear baseline; a language model's bits per byte next to the n-gram, unigram and compressors.
 """
 
 from __future__ import annotations
@@ -75,3 +76,49 @@ def lm_summary_table(metrics: dict[str, Any]) -> Table:
 def result_table(metrics: dict[str, Any]) -> Table:
     """The table `train` prints for a finished run of either task."""
     return lm_summary_table(metrics) if metrics.get("task") == "lm" else summary_table(metrics)
+
+
+def datasets_table(datasets: list[dict[str, Any]]) -> Table:
+    """`seqbench datasets`: the built-ins and cached downloads."""
+    table = Table(title="datasets (use the name as `dataset:` in a spec)")
+    for column in ("name", "source", "rows", "from", "to"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("columns")
+    for info in datasets:
+        table.add_row(
+            str(info["name"]),
+            str(info["source"]),
+            str(info.get("rows") or ""),
+            str(info.get("first_date", ""))[:10],
+            str(info.get("last_date", ""))[:10],
+            ", ".join(info.get("columns", [])),
+        )
+    return table
+
+
+def gradcheck_table(results: list[Any], tolerance: float) -> Table:
+    """`seqbench gradcheck`: the worst relative error per parameter, ok or FAIL against `tolerance`."""
+    table = Table(title=f"gradient check: analytic vs finite differences (tolerance {tolerance:g})")
+    for column in ("model", "parameter", "shape"):
+        table.add_column(column)
+    for column in ("checked", "max rel. error", "ok"):
+        table.add_column(column, justify="right")
+    for r in results:
+        shape = "x".join(map(str, r.shape)) or "scalar"
+        verdict = "ok" if r.max_rel_error <= tolerance else "FAIL"
+        label = f"{r.model} (lm)" if r.lm else r.model
+        table.add_row(label, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
+    return table
+
+
+def audit_table(report: Any, subject: str) -> Table:
+    """`seqbench audit`: every check of an AuditReport, ok or LEAK."""
+    from seqbench.audit import TOLERANCE
+
+    table = Table(title=f"causality audit: {subject}")
+    for column in ("part", "subject", "check", "result", "ok"):
+        table.add_column(column, justify="right" if column == "ok" else "left")
+    for c in report.checks:
+        table.add_row(c.part, c.subject, c.check, c.result, "ok" if c.ok else "LEAK")
+    table.caption = f"model: states at steps <= t may change by at most {TOLERANCE:g} (float64)"
+    return table
