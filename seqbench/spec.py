@@ -129,15 +129,13 @@ class DatasetSpec(_Section):
         return str(self.name)
 
 
-class ModelSpec(_Section):
-    name: str = "mingru"  # mingru | gru (see seqbench.models.registry)
-    backend: Literal["numpy", "torch"] = "numpy"
-    hidden_size: int = Field(128, ge=1)
-    n_layers: int = Field(1, ge=1)
-    state_size: int = Field(16, ge=1)  # mamba: N, the SSM state per channel
-    expand: int = Field(2, ge=1)  # mamba: E, inner width = E * hidden_size
-    conv_kernel: int = Field(4, ge=1)  # mamba: causal depthwise conv width
-    dt_rank: int | Literal["auto"] = "auto"  # mamba: rank of the delta projection; auto = ceil(D / 16)
+class MambaOptions(_Section):
+    """Mamba's own keys: `model.mamba.*`."""
+
+    state_size: int = Field(16, ge=1)  # N, the SSM state per channel
+    expand: int = Field(2, ge=1)  # E, inner width = E * hidden_size
+    conv_kernel: int = Field(4, ge=1)  # causal depthwise conv width
+    dt_rank: int | Literal["auto"] = "auto"  # rank of the delta projection; auto = ceil(D / 16)
 
     @field_validator("dt_rank")
     @classmethod
@@ -145,6 +143,62 @@ class ModelSpec(_Section):
         if isinstance(rank, int) and rank < 1:
             raise ValueError("must be 'auto' or an integer >= 1")
         return rank
+
+
+# a model's own options, in a section named after it (only that model's section is kept)
+MODEL_OPTIONS: dict[str, type[_Section]] = {"mamba": MambaOptions}
+OPTION_KEYS = {key: name for name, section in MODEL_OPTIONS.items() for key in section.model_fields}
+
+
+class ModelSpec(_Section):
+    name: str = "mingru"  # mingru | gru | mamba (see seqbench.models.registry)
+    backend: Literal["numpy", "torch"] = "numpy"
+    hidden_size: int = Field(128, ge=1)
+    n_layers: int = Field(1, ge=1)
+    mamba: MambaOptions | None = None  # mamba's options; absent for the other models
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_in_their_section(cls, raw: Any) -> Any:
+        """The model's own section, filled with its defaults; another model's section is dropped.
+
+        Flat option keys (`model.state_size: 16`, the form before sections, as older spec.yaml
+        files have them on every model) go into the section; on a model without them they are
+        dropped, as they never changed its numbers.
+        """
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        flat = {key: raw.pop(key) for key in list(raw) if key in OPTION_KEYS}
+        name = raw.get("name", "mingru")
+        for section in MODEL_OPTIONS:
+            given = raw.get(section)
+            if section != name:
+                raw[section] = None  # (None, not absent: an assignment of model.name validates this too)
+                continue
+            if isinstance(given, BaseModel):
+                given = given.model_dump()
+            if given is not None and not isinstance(given, dict):
+                raise ValueError(f"model.{section} must be a mapping of its options, got {brief(given)}")
+            own = {k: v for k, v in flat.items() if OPTION_KEYS[k] == section}
+            raw[section] = {**own, **(given or {})}
+        return raw
+
+    @model_validator(mode="after")
+    def _sections_validated(self) -> ModelSpec:
+        """After `spec.model.name = "mamba"` (an assignment validates only that field), the section
+        the before-validator made is still a dict: validate it here."""
+        for section, options in MODEL_OPTIONS.items():
+            value = getattr(self, section)
+            if isinstance(value, dict):
+                object.__setattr__(self, section, options.model_validate(value))
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The model's own options (its section's keys), e.g. Mamba's state_size; {} for the others."""
+        section = getattr(self, self.name, None) if self.name in MODEL_OPTIONS else None
+        return section.model_dump() if section is not None else {}
 
     @field_validator("name")
     @classmethod
@@ -276,7 +330,8 @@ def valid_keys() -> list[str]:
     """Every canonical dotted key, e.g. `train.lr`."""
     keys = list(TOP_LEVEL_KEYS)
     for section, model in SECTIONS.items():
-        keys += [f"{section}.{field}" for field in model.model_fields]
+        keys += [f"{section}.{field}" for field in model.model_fields if field not in MODEL_OPTIONS]
+    keys += [f"model.{name}.{key}" for name, options in MODEL_OPTIONS.items() for key in options.model_fields]
     return keys
 
 
@@ -286,6 +341,8 @@ def _short_key_map() -> dict[str, str]:
     for section, model in SECTIONS.items():
         for field in model.model_fields:
             owners.setdefault(field, []).append(f"{section}.{field}")
+    for key, name in OPTION_KEYS.items():  # `state_size: 8` at the top: the model's option
+        owners.setdefault(key, []).append(f"model.{name}.{key}")
     return {leaf: full[0] for leaf, full in owners.items() if len(full) == 1 and leaf not in TOP_LEVEL_KEYS}
 
 
@@ -376,14 +433,14 @@ def expand_short_form(raw: dict[str, Any], data_dir: Path, where: str) -> dict[s
                 raise SpecError(f"{where}: '{key}' must be a mapping of keys (or a name), got {value!r}")
             section = out.setdefault(key, {})
             for sub_key in value:
-                if sub_key not in SECTIONS[key].model_fields:
+                legacy = key == "model" and sub_key in OPTION_KEYS  # flat model options (older specs)
+                if sub_key not in SECTIONS[key].model_fields and not legacy:
                     raise _unknown_key_error(f"{key}.{sub_key}", where)
             section.update(value)
         elif key in TOP_LEVEL_KEYS:
             out[key] = value
         elif key in short:
-            section, leaf = short[key].split(".")
-            out.setdefault(section, {})[leaf] = value
+            _set_dotted(out, short[key], value)
         else:
             raise _unknown_key_error(str(key), where)
     return out
@@ -439,10 +496,23 @@ def apply_overrides(canonical: dict[str, Any], overrides: list[str], data_dir: P
                 canonical.pop("seeds" if key == "seed" else "seed", None)
             continue
         section, _, leaf = key.partition(".")
-        if section not in SECTIONS or leaf not in SECTIONS[section].model_fields:
+        if section == "model" and leaf in OPTION_KEYS:  # model.state_size: the model's own option
+            key = f"model.{OPTION_KEYS[leaf]}.{leaf}"
+        elif key not in valid_keys():  # section.leaf, or model.mamba.state_size
             raise _unknown_key_error(key, f"--set {shown(item)}")
-        canonical.setdefault(section, {})[leaf] = value
+        _set_dotted(canonical, key, value)
     return canonical
+
+
+def _set_dotted(canonical: dict[str, Any], key: str, value: Any) -> None:
+    """canonical['model']['mamba']['state_size'] = value for key `model.mamba.state_size`."""
+    *path, leaf = key.split(".")
+    node = canonical
+    for part in path:
+        child = node.get(part)
+        node[part] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[leaf] = value
 
 
 def _keep_window_keys(dataset: dict[str, Any]) -> dict[str, Any]:
@@ -523,7 +593,10 @@ def dump_spec(spec: Spec) -> str:
     A single run's spec (as its run folder saves it) has `seed` and no `seeds`; a spec with
     `seeds` has no `seed`, so that either reads back as it was.
     """
-    exclude = {"seeds"} if spec.seeds is None else {"seed"}
+    exclude: dict[str, Any] = {"seeds" if spec.seeds is None else "seed": True}
+    absent = {name: True for name in MODEL_OPTIONS if getattr(spec.model, name) is None}
+    if absent:
+        exclude["model"] = absent
     return yaml.safe_dump(spec.model_dump(mode="json", exclude=exclude), sort_keys=False)
 
 
@@ -568,6 +641,8 @@ def result_keys(spec: Spec) -> dict[str, Any]:
         if source != spec.dataset.source:
             for key in keys - SOURCE_KEYS[spec.dataset.source]:
                 dataset.pop(key, None)
+    for name in MODEL_OPTIONS:  # the model's own options, flat (as config ids were made before sections)
+        model.update(model.pop(name, None) or {})
     all_options = {key for name in model_names() for key in model_class(name, "numpy").options}
     for key in all_options - set(model_class(spec.model.name, "numpy").options):
         model.pop(key, None)

@@ -227,3 +227,69 @@ def test_config_id_of_a_forecast_ignores_lm_keys_and_of_an_lm_its_forecast_keys(
     lm = load_spec(write(tmp_path, "dataset: a.txt\n"))
     assert config_id(lm) == config_id(load_spec(write(tmp_path, "dataset: a.txt\nscaler: standard\n")))
     assert config_id(lm) != config_id(load_spec(write(tmp_path, "dataset: a.txt\nbatches_per_epoch: 7\n")))
+
+
+# ---- a model's own options in its own section ------------------------------------------------
+
+
+def test_mambas_options_live_in_its_section_and_other_models_have_none(tmp_path):
+    mamba = load_spec(write(tmp_path, "dataset: sp500\nmodel: {name: mamba, mamba: {state_size: 8}}\n"))
+    assert mamba.model.mamba.state_size == 8 and mamba.model.options["expand"] == 2
+    gru = load_spec(write(tmp_path, "dataset: sp500\nmodel: gru\n"))
+    assert gru.model.mamba is None and gru.model.options == {}
+    assert "mamba" not in dump_spec(gru) and "state_size" not in dump_spec(gru)
+    assert "  mamba:\n    state_size: 8\n" in dump_spec(mamba)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("model: {name: mamba, state_size: 8}\n", []),  # flat, as spec.yaml files before sections
+        ("model: mamba\nstate_size: 8\n", []),  # the short form
+        ("model: mamba\n", ["model.state_size=8"]),
+        ("model: mamba\n", ["model.mamba.state_size=8"]),
+        ("model: mamba\n", ["state_size=8"]),
+    ],
+)
+def test_every_way_to_set_an_option_lands_in_the_section(tmp_path, how):
+    text, overrides = how
+    spec = load_spec(write(tmp_path, "dataset: sp500\n" + text), overrides)
+    assert spec.model.mamba.state_size == 8
+
+
+def test_an_older_gru_spec_with_every_mamba_key_still_loads(tmp_path):
+    old = "dataset: sp500\nmodel: {name: gru, state_size: 16, expand: 2, conv_kernel: 4, dt_rank: auto}\n"
+    spec = load_spec(write(tmp_path, old))
+    assert spec.model.name == "gru" and spec.model.mamba is None
+
+
+def test_config_ids_are_those_of_the_flat_options_before_sections():
+    """The ids seqbench gave these specs before option sections (computed at that commit), so that
+    seed groups and sweeps keep recognising the runs they made."""
+    from seqbench.spec import Spec, config_id
+
+    mamba = {
+        "dataset": {"name": "sp500"},
+        "model": {"name": "mamba", "hidden_size": 32, "state_size": 8, "dt_rank": 2},
+    }
+    gru = {"dataset": {"name": "sp500"}, "model": {"name": "gru", "hidden_size": 32}}
+    assert config_id(Spec.model_validate(mamba)) == "f9ee26cb60c1"
+    assert config_id(Spec.model_validate(gru)) == "c76b2ff4a064"
+    sectioned = {
+        **mamba,
+        "model": {"name": "mamba", "hidden_size": 32, "mamba": {"state_size": 8, "dt_rank": 2}},
+    }
+    assert config_id(Spec.model_validate(sectioned)) == "f9ee26cb60c1"
+
+
+def test_an_unknown_option_in_the_section_is_named(tmp_path):
+    with pytest.raises(SpecError, match=re.escape("model.mamba.state_sise")):
+        load_spec(write(tmp_path, "dataset: sp500\nmodel: {name: mamba, mamba: {state_sise: 8}}\n"))
+
+
+def test_changing_the_model_by_assignment_keeps_the_sections_right(tmp_path):
+    spec = load_spec(write(tmp_path, "dataset: sp500\nmodel: {name: mamba, mamba: {state_size: 8}}\n"))
+    spec.model.name = "gru"
+    assert spec.model.mamba is None
+    spec.model.name = "mamba"
+    assert spec.model.mamba.state_size == 16  # the default: a GRU carries no Mamba options

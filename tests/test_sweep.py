@@ -378,4 +378,6 @@ def test_the_aapl_sweep_of_the_readme_is_a_valid_plan():
     assert (first["dataset"]["ticker"], first["dataset"]["transform"], first["dataset"]["scaler"]) == (
         "AAPL", "log_return", "standard"
     )  # fmt: skip
-    assert (first["model"]["n_layers"], first["model"]["state_size"], first["train"]["epochs"]) == (2, 16, 10)
+    assert (first["model"]["n_layers"], first["model"]["mamba"], first["train"]["epochs"]) == (2, None, 10)
+    mamba = next(task.spec for task in plan.tasks if task.spec["model"]["name"] == "mamba")
+    assert mamba["model"]["mamba"]["state_size"] == 16  # the base spec's, in mamba's own section
