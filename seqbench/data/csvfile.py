@@ -17,15 +17,14 @@ How dates are read (README, "Dates and time zones"):
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from seqbench.data.files import regular_file
 from seqbench.errors import DataError, brief, shown
 
 DATE_NAMES = ("date", "datetime", "timestamp", "time")
@@ -116,22 +115,7 @@ def _read_raw(path: Path, sep: str | None, decimal: str) -> pd.DataFrame:
 
 def _check_file(path: Path) -> None:
     """A regular file that exists; a relative path that does not is explained in full."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        where = ""
-        if not path.is_absolute():
-            where = (
-                f" (looked for {Path.cwd() / path}; a relative dataset.path is taken from the "
-                "current directory)"
-            )
-        raise DataError(f"CSV file not found: {path}{where}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{path} is a directory, not a CSV file")
-    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
-        raise DataError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file")
+    regular_file(path, "CSV file")
 
 
 def _refuse_other_separators(path: Path, decimal: str) -> None:

@@ -33,6 +33,7 @@ from typing import IO
 
 import numpy as np
 
+from seqbench.data.files import regular_file
 from seqbench.errors import DataError, shown
 from seqbench.io import atomic_path
 
@@ -103,23 +104,7 @@ def read_text_bytes(path: Path) -> np.ndarray:
 
 def _regular_file_size(path: Path) -> int:
     """The size of the regular file at `path`, checked before it is opened (a FIFO would block)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        where = ""
-        if not path.is_absolute():
-            where = (
-                f" (looked for {Path.cwd() / path}; a relative dataset.path is taken from the "
-                "current directory)"
-            )
-        raise DataError(f"text file not found: {path}{where}{_download_hint(path)}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"{path} is a directory, not a text file")
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file")
-    return info.st_size
+    return regular_file(path, "text file", _download_hint(path)).st_size
 
 
 def _download_hint(path: Path) -> str:

@@ -48,3 +48,15 @@ def versions() -> dict[str, str | None]:
         "pandas": pd.__version__,
         "torch": version("torch"),
     }
+
+
+def common_config(spec: Spec) -> dict[str, Any]:
+    """metrics.json `config`: the keys every task's runs are told apart by (a task adds its own)."""
+    return {
+        "hidden_size": spec.model.hidden_size,
+        "n_layers": spec.model.n_layers,
+        "lr": spec.train.lr,
+        "batch_size": spec.train.batch_size,
+        "optimizer": spec.train.optimizer,
+        "seq_len": spec.dataset.seq_len,
+    }

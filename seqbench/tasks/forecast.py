@@ -29,7 +29,7 @@ from seqbench.metrics import regression_metrics
 from seqbench.plots import plot_predictions
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec
-from seqbench.tasks.common import common_metrics, versions
+from seqbench.tasks.common import common_config, common_metrics, versions
 from seqbench.train import FitResult, Learner
 
 ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
@@ -88,12 +88,7 @@ def evaluate(
     return {
         **common_metrics(spec, learner, fit_result, run_id),
         "config": {
-            "hidden_size": spec.model.hidden_size,
-            "n_layers": spec.model.n_layers,
-            "lr": spec.train.lr,
-            "batch_size": spec.train.batch_size,
-            "optimizer": spec.train.optimizer,
-            "seq_len": spec.dataset.seq_len,
+            **common_config(spec),
             "horizon": spec.dataset.horizon,
             "features": windows.features,
             "targets": windows.targets,

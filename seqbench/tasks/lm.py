@@ -254,18 +254,13 @@ def evaluate(
     spec: Spec, loaded: LoadedText, training: TextTraining, learner: Any, fit_result: Any, run_id: str
 ) -> dict[str, Any]:
     """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
-    from seqbench.tasks.common import common_metrics, versions
+    from seqbench.tasks.common import common_config, common_metrics, versions
 
     trained = fit_result.epochs_run > 0
     held = held_out_scores(spec, loaded, learner, trained)
     metrics = common_metrics(spec, learner, fit_result, run_id)
     metrics["config"] = {
-        "hidden_size": spec.model.hidden_size,
-        "n_layers": spec.model.n_layers,
-        "lr": spec.train.lr,
-        "batch_size": spec.train.batch_size,
-        "optimizer": spec.train.optimizer,
-        "seq_len": spec.dataset.seq_len,
+        **common_config(spec),
         "batches_per_epoch": spec.train.batches_per_epoch,
         "split": list(spec.dataset.split),
     }
