@@ -68,7 +68,8 @@ def lm_summary_table(metrics: dict[str, Any]) -> Table:
     for label, values in rows.items():
         if label == "ngram" and values.get("order"):
             label = f"{values['order']}-gram"
-        table.add_row(label, *(_number(values.get(key)) for key in ("bits_per_byte", "nats", "perplexity")))
+        cells = (values.get(key) for key in ("bits_per_byte", "nats", "perplexity"))
+        table.add_row(label, *("" if value is None else f"{value:.4g}" for value in cells))  # zlib: bits only
     table.caption = "every held-out byte scored once; zlib and lzma: compressed size of the same bytes"
     return table
 

@@ -209,3 +209,9 @@ def test_gradcheck_lm_checks_the_embedding_and_cross_entropy():
     result = invoke("gradcheck", "--model", "gru", "--lm")
     assert result.exit_code == 0, result.output
     assert "gru (lm)" in result.stdout and "embed.weight" in result.stdout
+
+
+def test_the_result_table_leaves_what_a_compressor_has_not_blank(workdir):
+    result = invoke("train", "--config", write_spec(workdir), "-q")
+    lines = [line for line in result.stdout.splitlines() if "lzma" in line or "zlib" in line]
+    assert len(lines) == 2 and not any("nan" in line for line in lines)
