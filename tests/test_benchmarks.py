@@ -1,6 +1,7 @@
 """The benchmarks run as scripts: a quick smoke run of each, writing to a temporary path."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -59,3 +60,85 @@ def test_numpy_speed_missing_reference_fails_cleanly(tmp_path):
     assert result.returncode == 2
     assert "guide reference not found" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists()
+
+
+LM = REPO / "benchmarks" / "lm.py"
+_lm_spec = importlib.util.spec_from_file_location("lm_benchmark", LM)
+lm_benchmark = importlib.util.module_from_spec(_lm_spec)
+sys.modules["lm_benchmark"] = lm_benchmark
+_lm_spec.loader.exec_module(lm_benchmark)
+SHAKESPEARE = lm_benchmark.find_data("tinyshakespeare")
+
+
+def run_lm(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, str(LM), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.skipif(
+    not SHAKESPEARE.is_file(),
+    reason=f"tinyshakespeare is not at {SHAKESPEARE} (set SEQBENCH_SHARED to the shared/ folder)",
+)
+def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
+    pytest.importorskip("x_transformers", reason="the GPT peer needs x-transformers (the dev extra has it)")
+    output = tmp_path / "out" / "lm.md"
+    result = run_lm("--quick", "--output", output)
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert "Quick smoke run" in text and "threads: 2" in text and "x-transformers" in text
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    contenders = [c.label for c in lm_benchmark.CONTENDERS]
+    assert rows[1] == "GPT (x-transformers)"  # the peer leads, after the header
+    assert set(contenders) <= set(rows)
+    assert any(row.endswith("-gram (Kneser-Ney)") for row in rows) and "lzma (preset 9e)" in rows
+    report = json.loads(output.with_suffix(".json").read_text())
+    models = {m["model"]: m for m in report["models"]}
+    assert models["GPT (x-transformers)"]["peer"] and not models[contenders[0]]["peer"]
+    for model in models.values():
+        assert 0 < model["nats"] < 8 and model["params"] > 0 and model["train_s"] > 0
+        assert set(model["gen_ms_per_byte"]) == {str(n) for n in lm_benchmark.QUICK["gen_lengths"]}
+        assert model["curve"], model["model"]
+    targets = [t["target"] for t in report["targets"]]
+    assert len(targets) == 6 and all(isinstance(t["passed"], bool) for t in report["targets"])
+    assert any("faster than the peer" in t for t in targets) and any("NumPy" in t for t in targets)
+    assert output.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in output.parent.iterdir()) == ["lm.json", "lm.md", "lm.png"]
+
+
+def test_lm_benchmark_missing_data_fails_cleanly(tmp_path):
+    output = tmp_path / "lm.md"
+    result = run_lm("--quick", "--data-file", tmp_path / "nope.txt", "--output", output, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: data file not found") and "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_gpt_score_scores_every_byte_once_from_the_byte_before():
+    """A bigram model (logits of the previous byte) scored by the GPT's windows gives the bigram's exact
+    mean over the text, the first byte predicted from the last byte of `before`."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(256, 256))  # previous byte -> logits
+
+    class Bigram:
+        def __call__(self, ids):
+            return torch.from_numpy(table)[ids]  # (B, T, V)
+
+        def eval(self):
+            return self
+
+        def train(self):
+            return self
+
+    before, text = rng.integers(0, 256, 100, dtype=np.uint8), rng.integers(0, 256, 77, dtype=np.uint8)
+    log_p = table - np.log(np.exp(table).sum(axis=1, keepdims=True))
+    previous = np.concatenate([before[-1:], text[:-1]])
+    expected = -np.mean(log_p[previous, text])
+    assert abs(lm_benchmark.gpt_score(Bigram(), before, text, block=16, batch=3) - expected) < 1e-12
