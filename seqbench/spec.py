@@ -37,6 +37,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+class RowSplit(_Section):
+    """Chronological train / val / test by row counts (the ETT protocol: 8640 / 2880 / 2880).
+
+    Rows after train + val + test are not used.
+    """
+
+    train: int = Field(ge=1)
+    val: int = Field(ge=1)
+    test: int = Field(ge=1)
+
+
 class DatasetSpec(_Section):
     source: Literal["yahoo", "csv", "builtin", "synthetic", "text"] = "builtin"
     name: str | None = None  # builtin or synthetic dataset name; text: a corpus (tinyshakespeare, enwik8)
@@ -57,15 +68,34 @@ class DatasetSpec(_Section):
     target: str | list[str] | None = None  # column(s) to predict; default: the source's own
     seq_len: int = Field(20, ge=1)
     horizon: int = Field(1, ge=1)  # predict target at t+1 .. t+horizon
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # chronological train / val / test; lm: .9/.05/.05
+    # chronological train / val / test fractions (lm: .9/.05/.05), or row counts {train:, val:, test:}
+    split: tuple[float, float, float] | RowSplit = (0.7, 0.15, 0.15)
     scaler: Literal["minmax", "standard", "none"] = "minmax"  # fit on the training rows only
     transform: Literal["none", "diff", "log_return"] = "none"  # model sees changes, not levels
     normalize: Literal["global", "window"] = "global"  # window: relative to each window's last value
     fill: Literal["none", "ffill", "drop"] = "none"  # what to do with missing values
 
+    @field_validator("split", mode="before")
+    @classmethod
+    def _row_counts(cls, split: Any) -> Any:
+        """A mapping is row counts: exactly train, val and test, each a whole number >= 1."""
+        if not isinstance(split, dict):
+            return split
+        if set(split) != {"train", "val", "test"}:
+            got = sorted(map(str, split))
+            raise ValueError(f"row counts need exactly the keys train, val and test, got {got}")
+        counts = list(split.values())
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            raise ValueError(f"every split row count must be a whole number >= 1, got {split}")
+        return RowSplit(**split)
+
     @field_validator("split")
     @classmethod
-    def _split_sums_to_one(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
+    def _split_sums_to_one(
+        cls, split: tuple[float, float, float] | RowSplit
+    ) -> tuple[float, float, float] | RowSplit:
+        if isinstance(split, RowSplit):
+            return split
         if split[0] <= 0 or split[1] <= 0 or split[2] < 0:  # a test part of 0 only for task lm (Spec)
             raise ValueError(f"every split fraction must be > 0, got {list(split)}")
         if abs(sum(split) - 1.0) > 1e-6:
@@ -136,6 +166,7 @@ class MambaOptions(_Section):
     expand: int = Field(2, ge=1)  # E, inner width = E * hidden_size
     conv_kernel: int = Field(4, ge=1)  # causal depthwise conv width
     dt_rank: int | Literal["auto"] = "auto"  # rank of the delta projection; auto = ceil(D / 16)
+    discretization: Literal["delta_b", "zoh"] = "delta_b"  # B_bar = delta B (official code) | exact ZOH
 
     @field_validator("dt_rank")
     @classmethod
@@ -262,7 +293,10 @@ class Spec(_Section):
             )
         if self.task == "forecast" and text:
             raise ValueError("a text dataset is for task: lm (a forecast needs a series: csv, builtin, ...)")
-        if self.task == "forecast" and self.dataset.split[2] <= 0:
+        if self.task == "lm" and isinstance(self.dataset.split, RowSplit):
+            raise ValueError("dataset.split: row counts are for a forecast; task lm takes three fractions")
+        fractions = not isinstance(self.dataset.split, RowSplit)
+        if self.task == "forecast" and fractions and self.dataset.split[2] <= 0:
             split = list(self.dataset.split)
             raise ValueError(
                 f"dataset.split: every split fraction must be > 0 for a forecast (a test part of 0 is "

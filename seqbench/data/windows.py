@@ -24,7 +24,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from seqbench.data.csvfile import date_format
 from seqbench.errors import DataError, shown
-from seqbench.spec import DatasetSpec
+from seqbench.spec import DatasetSpec, RowSplit
 
 SPLITS = ("train", "val", "test")
 WINDOW_SCALE_FLOOR = 1e-2  # in scaled units: keeps flat windows from dividing by ~0
@@ -102,7 +102,7 @@ def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
     keys = {
         "seq_len": ds.seq_len,
         "horizon": ds.horizon,
-        "split": list(ds.split),
+        "split": ds.split.model_dump() if isinstance(ds.split, RowSplit) else list(ds.split),
         "transform": ds.transform,
         "scaler": ds.scaler,
         "normalize": ds.normalize,
@@ -113,8 +113,22 @@ def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def split_bounds(n_rows: int, fractions: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
-    """Chronological [start, end) row ranges of train, val and test."""
+def split_bounds(
+    n_rows: int, fractions: tuple[float, float, float] | RowSplit, label: str = "dataset"
+) -> dict[str, tuple[int, int]]:
+    """Chronological [start, end) row ranges of train, val and test (fractions or row counts)."""
+    if isinstance(fractions, RowSplit):
+        n_train, n_val, n_test = fractions.train, fractions.val, fractions.test
+        if n_train + n_val + n_test > n_rows:
+            raise DataError(
+                f"{label}: dataset.split asks for {n_train} + {n_val} + {n_test} = "
+                f"{n_train + n_val + n_test} rows, the data has {n_rows}; use smaller row counts or fractions"
+            )
+        return {
+            "train": (0, n_train),
+            "val": (n_train, n_train + n_val),
+            "test": (n_train + n_val, n_train + n_val + n_test),
+        }
     n_train = min(round(n_rows * fractions[0]), n_rows)
     n_val = min(round(n_rows * fractions[1]), n_rows - n_train)
     return {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_rows)}
@@ -220,8 +234,9 @@ def make_windows(
     `label` names the data in error messages (a file, a ticker, a built-in name).
     """
     columns = list(dict.fromkeys(features + targets))
+    bounds = split_bounds(len(frame), ds.split, label)
+    frame = frame.iloc[: bounds["test"][1]]  # row counts may leave rows after the test split unused
     raw = frame[columns].to_numpy(dtype=np.float64)  # (rows, C)
-    bounds = split_bounds(len(raw), ds.split)
     transformed, first_row = apply_transform(raw, ds.transform, columns, label)
     scaler_rows = (first_row, bounds["train"][1])
     _check_split_lengths(bounds, first_row, ds, label)

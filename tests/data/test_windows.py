@@ -110,3 +110,35 @@ def test_log_return_refuses_non_positive_values():
     df.iloc[10, 0] = -1
     with pytest.raises(DataError, match="positive"):
         make_windows(df, ["Close"], ["Close"], spec(transform="log_return"))
+
+
+def test_row_count_split_takes_exact_rows_and_leaves_the_rest_unused():
+    ds = spec(seq_len=10, horizon=5, split={"train": 100, "val": 40, "test": 40})
+    w = make_windows(frame(n=200), ["Close"], ["Close"], ds)
+    assert w.split_rows == {"train": (0, 100), "val": (100, 140), "test": (140, 180)}
+    # val and test inputs look back into the previous split: rows - horizon + 1 windows each
+    assert (len(w.train.x), len(w.val.x), len(w.test.x)) == (100 - 10 - 5 + 1, 40 - 5 + 1, 40 - 5 + 1)
+    assert w.test.origin[-1] + 5 == 179 and len(w.raw_targets) == 180
+
+
+def test_fraction_split_is_unchanged_by_row_counts():
+    assert split_bounds(1000, (0.7, 0.15, 0.15)) == split_bounds(1000, spec().split)
+
+
+def test_row_counts_beyond_the_data_are_one_clear_error():
+    ds = spec(split={"train": 150, "val": 40, "test": 40})
+    with pytest.raises(DataError, match=r"150 \+ 40 \+ 40 = 230 rows, the data has 200"):
+        make_windows(frame(n=200), ["Close"], ["Close"], ds)
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ({"train": 10, "val": 2}, "exactly the keys train, val and test"),
+        ({"train": 0, "val": 1, "test": 1}, "whole number >= 1"),
+        ({"train": 1.5, "val": 1, "test": 1}, "whole number >= 1"),
+    ],
+)
+def test_bad_row_counts_are_refused(split, message):
+    with pytest.raises(ValueError, match=message):
+        spec(split=split)
