@@ -146,6 +146,10 @@ GRADCHECK_CONFIGS: tuple[dict[str, int], ...] = (
 GRADCHECK_OPTIONS: dict[str, dict[str, int]] = {
     "mamba": {"state_size": 3, "expand": 2, "conv_kernel": 3, "dt_rank": 2},
 }
+# Settings that change a model's function: every one is checked (the worst of them is reported).
+GRADCHECK_VARIANTS: dict[str, tuple[dict[str, str], ...]] = {
+    "mamba": ({"discretization": "delta_b"}, {"discretization": "zoh"}),
+}
 
 
 # The vocabulary of the language models `gradcheck_models(..., lm=True)` checks: small, and more
@@ -154,7 +158,8 @@ GRADCHECK_VOCAB = 7
 
 
 def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -> list[GradCheckResult]:
-    """Every parameter of every model in `names`, checked in full under GRADCHECK_CONFIGS.
+    """Every parameter of every model in `names`, checked in full under GRADCHECK_CONFIGS
+    (and each of its GRADCHECK_VARIANTS).
 
     One result per (model, parameter): entries checked summed over the configurations, and
     the worst relative error among them. An unknown name raises SeqbenchError before any work.
@@ -163,20 +168,25 @@ def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -
     for name in names:
         model_class(name, "numpy")
     worst: dict[tuple[str, str], GradCheckResult] = {}
-    for name in names:
-        for config in GRADCHECK_CONFIGS:
-            for r in check_model(
-                name,
-                hidden_size=hidden_size,
-                max_entries=None,
-                model_options=GRADCHECK_OPTIONS.get(name),
-                vocab_size=GRADCHECK_VOCAB if lm else None,
-                **config,
-            ):
-                seen = worst.get((name, r.name))
-                if seen is None:
-                    worst[(name, r.name)] = r
-                else:
-                    seen.checked += r.checked
-                    seen.max_rel_error = max(seen.max_rel_error, r.max_rel_error)
+    runs = [
+        (name, config, {**GRADCHECK_OPTIONS.get(name, {}), **variant})
+        for name in names
+        for variant in GRADCHECK_VARIANTS.get(name, ({},))
+        for config in GRADCHECK_CONFIGS
+    ]
+    for name, config, options in runs:
+        for r in check_model(
+            name,
+            hidden_size=hidden_size,
+            max_entries=None,
+            model_options=options or None,
+            vocab_size=GRADCHECK_VOCAB if lm else None,
+            **config,
+        ):
+            seen = worst.get((name, r.name))
+            if seen is None:
+                worst[(name, r.name)] = r
+            else:
+                seen.checked += r.checked
+                seen.max_rel_error = max(seen.max_rel_error, r.max_rel_error)
     return list(worst.values())

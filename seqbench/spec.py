@@ -179,6 +179,9 @@ class MambaOptions(_Section):
 # a model's own options, in a section named after it (only that model's section is kept)
 MODEL_OPTIONS: dict[str, type[_Section]] = {"mamba": MambaOptions}
 OPTION_KEYS = {key: name for name, section in MODEL_OPTIONS.items() for key in section.model_fields}
+# model options added after config ids were first made: left out of the id at their default. (The
+# default discretisation changed with it: a mamba run of an older seqbench, zoh, shares its id.)
+LATER_MODEL_DEFAULTS = {"discretization": "delta_b"}
 
 
 class ModelSpec(_Section):
@@ -680,6 +683,9 @@ def result_keys(spec: Spec) -> dict[str, Any]:
     all_options = {key for name in model_names() for key in model_class(name, "numpy").options}
     for key in all_options - set(model_class(spec.model.name, "numpy").options):
         model.pop(key, None)
+    for key, default in LATER_MODEL_DEFAULTS.items():  # older ids hold at these options' defaults
+        if model.get(key) == default:
+            model.pop(key, None)
     if spec.train.optimizer != "sgd":
         train.pop("momentum")
     if not spec.train.patience:

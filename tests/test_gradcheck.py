@@ -73,3 +73,11 @@ def test_language_models_are_checked_on_request_embedding_included(name):
     assert all(r.lm and r.model == name and r.checked > 0 for r in results)
     assert max(r.max_rel_error for r in results) < 1e-6
     assert not any(r.lm for r in gradcheck_models([name]))  # the default checks forecast models
+
+
+@pytest.mark.parametrize("discretization", ["delta_b", "zoh"])
+def test_mamba_gradients_are_exact_with_either_discretization(discretization):
+    options = {**GRADCHECK_OPTIONS["mamba"], "discretization": discretization}
+    for config in GRADCHECK_CONFIGS:
+        for r in check_model("mamba", max_entries=None, model_options=options, **config):
+            assert r.max_rel_error < 1e-6, (r.name, r.max_rel_error)

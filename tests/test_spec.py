@@ -293,3 +293,15 @@ def test_changing_the_model_by_assignment_keeps_the_sections_right(tmp_path):
     assert spec.model.mamba is None
     spec.model.name = "mamba"
     assert spec.model.mamba.state_size == 16  # the default: a GRU carries no Mamba options
+
+
+def test_mamba_discretization_defaults_to_delta_b_and_zoh_is_its_own_config(tmp_path):
+    from seqbench.spec import config_id
+
+    spec = load_spec(write(tmp_path, "dataset: sp500\nmodel: mamba\n"))
+    assert spec.model.mamba.discretization == "delta_b"
+    zoh = load_spec(write(tmp_path, "dataset: sp500\nmodel: mamba\n"), ["model.discretization=zoh"])
+    assert zoh.model.mamba.discretization == "zoh"
+    assert config_id(zoh) != config_id(spec)
+    with pytest.raises(SpecError, match="discretization"):
+        load_spec(write(tmp_path, "dataset: sp500\nmodel: mamba\n"), ["model.mamba.discretization=euler"])

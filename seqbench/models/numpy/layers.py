@@ -353,12 +353,14 @@ def selective_scan(
     C: np.ndarray,
     D: np.ndarray,
     h0: np.ndarray | None = None,
+    discretization: str = "delta_b",
 ) -> tuple[np.ndarray, tuple]:
-    """y = SSM(A, B, C)(u) with input-dependent step delta, zero-order-hold discretisation.
+    """y = SSM(A, B, C)(u) with input-dependent step delta.
 
     u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,); h0: (b, E, N), the
     state before the first step (None: zeros). For each channel e and state n:
-               A_bar = exp(delta A),   B_bar = (exp(delta A) - 1) / A * B   (exact ZOH for diagonal A)
+               A_bar = exp(delta A),   B_bar = delta B                    (delta_b: the official code)
+                                    or B_bar = (exp(delta A) - 1) / A * B  (zoh: exact for diagonal A)
                h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
     The (L, b, N, E) arrays dominate the cost: they are time-major (each step one contiguous
     block for the loop over time) with the long channel axis E innermost, and each is made in
@@ -370,14 +372,17 @@ def selective_scan(
     A_t = np.ascontiguousarray(A.T)  # (N, E)
     log_a = delta[:, :, None, :] * A_t  # (L, b, N, E) = log A_bar
     a_bar = np.exp(log_a)  # (L, b, N, E)
-    zoh = np.expm1(log_a, out=log_a)  # reusing log_a's memory
-    zoh /= A_t  # (A_bar - 1) / A
+    if discretization == "zoh":
+        w = np.expm1(log_a, out=log_a)  # reusing log_a's memory
+        w /= A_t  # (L, b, N, E) (A_bar - 1) / A
+    else:
+        w = delta[:, :, None, :]  # (L, b, 1, E)
     s = B[..., None] * u[:, :, None, :]  # (L, b, N, E) = B u, the input before discretisation
-    h = zoh * s  # (L, b, N, E), B_bar u, turned into the states in place:
+    h = w * s  # (L, b, N, E), B_bar u, turned into the states in place:
     h0_t = None if h0 is None else h0.swapaxes(1, 2)  # (b, N, E)
     scan_in_place(a_bar, h, h0_t)  # h_t = A_bar_t h_{t-1} + B_bar_t u_t
     y = (C.reshape(L * b, 1, N) @ h.reshape(L * b, N, E)).reshape(L, b, E) + D * u  # (L, b, E)
-    return y.swapaxes(0, 1), (u, delta, A_t, B, C, D, a_bar, zoh, s, h, h0_t)
+    return y.swapaxes(0, 1), (u, delta, A_t, B, C, D, a_bar, w, s, h, h0_t, discretization)
 
 
 def selective_scan_state(cache: tuple) -> np.ndarray:
@@ -389,33 +394,42 @@ def selective_scan_state(cache: tuple) -> np.ndarray:
 def selective_scan_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
     """Gradients (du, ddelta, dA, dB, dC, dD) of selective_scan.
 
-    With G the total gradient of h (a reverse scan), Q = G A_bar and R = A h_{t-1} + B u:
-        ddelta = sum_n Q R,   du = sum_n G zoh B + D dy,   dB = sum_e G zoh u,
-        dA = (sum_{b,t} delta Q R - sum_{b,t} G zoh B u) / A.
+    With G the total gradient of h (a reverse scan), w = B_bar / B (zoh or delta), Q = G A_bar:
+        du = sum_n G w B + D dy,   dB = sum_e G w u, and with R = A h_{t-1} + B u
+        zoh:      ddelta = sum_n Q R,                  dA = (sum_{b,t} delta Q R - sum_{b,t} G w B u) / A,
+        delta_b:  ddelta = sum_n (Q A h_{t-1} + G B u),  dA = sum_{b,t} delta Q h_{t-1}.
     """
-    u, delta, A_t, B, C, D, a_bar, zoh, s, h, h0_t = cache  # time-major, (L, b, ...)
+    u, delta, A_t, B, C, D, a_bar, w, s, h, h0_t, discretization = cache  # time-major, (L, b, ...)
     L, b, N, E = h.shape
     dy = _time_major(dy)  # (L, b, E)
     dC = (h.reshape(L * b, N, E) @ dy.reshape(L * b, E, 1)).reshape(L, b, N)
     dD = np.einsum("lbe,lbe->e", dy, u)
     G = C[..., None] * dy[:, :, None, :]  # (L, b, N, E) dL/dh_t, turned into totals in place:
     reverse_scan_in_place(a_bar, G)  # G_t = dh_t + A_bar_{t+1} G_{t+1}
-    R = np.empty_like(h)  # A h_{t-1} + B u
-    R[0] = s[0] if h0_t is None else s[0] + h0_t * A_t
+    R = np.empty_like(h)  # A h_{t-1} (+ B u for zoh)
+    if h0_t is None:
+        R[0] = 0
+    else:
+        np.multiply(h0_t, A_t, out=R[0])
     np.multiply(h[:-1], A_t, out=R[1:])
-    R[1:] += s[1:]
+    if discretization == "zoh":
+        R += s
     QR = R
     QR *= G
     QR *= a_bar  # (L, b, N, E)
     ddelta = QR.sum(axis=2)  # (L, b, E)
+    if discretization != "zoh":
+        ddelta += np.einsum("lbne,lbne->lbe", G, s)  # B_bar = delta B
     GZ = G
-    GZ *= zoh  # (L, b, N, E) = dL/d(B u)
+    GZ *= w  # (L, b, N, E) = dL/d(B u)
     du = (B.reshape(L * b, 1, N) @ GZ.reshape(L * b, N, E)).reshape(L, b, E) + D * dy
     dB = (GZ.reshape(L * b, N, E) @ u.reshape(L * b, E, 1)).reshape(L, b, N)
     QR *= delta[:, :, None, :]
-    GZ *= s
-    dA_t = QR.sum(axis=(0, 1)) - GZ.sum(axis=(0, 1))  # (N, E)
-    dA_t /= A_t
+    dA_t = QR.sum(axis=(0, 1))  # (N, E)
+    if discretization == "zoh":
+        GZ *= s
+        dA_t -= GZ.sum(axis=(0, 1))
+    dA_t /= A_t  # QR holds delta Q A h_{t-1} (+ delta Q B u for zoh)
     back = (v.swapaxes(0, 1) for v in (du, ddelta, dB, dC))  # (b, L, ...)
     du, ddelta, dB, dC = back
     return du, ddelta, dA_t.T, dB, dC, dD

@@ -9,6 +9,8 @@ last step. A MambaBlock (section 3.4, figure 3), with E = expand and N = state_s
     delta = softplus(u W_x[:, :R] W_dt + b_dt)    (B, L, ED)  input-dependent step, rank R
     B, C  = u W_x[:, R:R+N], u W_x[:, R+N:]       (B, L, N)   input-dependent (selection)
     y     = selective_scan(u, delta, A = -exp(A_log), B, C, D)   (B, L, ED)
+            A_bar = exp(delta A),  B_bar = delta B (`discretization: delta_b`, the official code's)
+                                or (exp(delta A) - 1) / A B (`zoh`, the exact zero-order hold)
     out   = (y * SiLU(z)) W_out              (B, L, D)
 
 A language model (`vocab_size`) embeds token ids with `embed.weight` (V, D) instead of the
@@ -48,12 +50,13 @@ from seqbench.models.numpy.layers import (
 )
 
 DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
+DISCRETIZATIONS = ("delta_b", "zoh")  # B_bar = delta B (the official code) | the exact zero-order hold
 
 
 class Mamba(RecurrentStack):
     """Embedding, `n_layers` residual Mamba blocks, a final RMSNorm and a linear head."""
 
-    options = ("state_size", "expand", "conv_kernel", "dt_rank")
+    options = ("state_size", "expand", "conv_kernel", "dt_rank", "discretization")
 
     def __init__(
         self,
@@ -67,9 +70,13 @@ class Mamba(RecurrentStack):
         expand: int = 2,
         conv_kernel: int = 4,
         dt_rank: int | str = "auto",
+        discretization: str = "delta_b",
         vocab_size: int | None = None,
     ) -> None:
+        if discretization not in DISCRETIZATIONS:
+            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, not {discretization!r}")
         self.state_size, self.expand, self.conv_kernel = state_size, expand, conv_kernel
+        self.discretization = discretization
         self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
         # the embedding first, then the stack's layers, all D -> D
         super().__init__(input_size, output_size, hidden_size, n_layers, rng, dtype, vocab_size)
@@ -142,7 +149,7 @@ class Mamba(RecurrentStack):
         pre_delta = linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"])  # (B, L, ED)
         delta = softplus(pre_delta)
         A = -np.exp(p["A_log"])  # (ED, N)
-        y, scan_cache = selective_scan(u, delta, A, B, C, p["D"], h0)  # (B, L, ED)
+        y, scan_cache = selective_scan(u, delta, A, B, C, p["D"], h0, self.discretization)  # (B, L, ED)
         gated = y * silu(z)  # (B, L, ED)
         out = gated @ p["out_proj.weight"]  # (B, L, D)
         cache = (xn, norm_cache, x_in, conv_state, z, pre_u, u, delta_r, pre_delta, A, y, scan_cache, gated)
@@ -197,8 +204,9 @@ class Mamba(RecurrentStack):
         delta = softplus(linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"]))  # (B, ED)
         A = -np.exp(p["A_log"])  # (ED, N)
         delta_A = delta[..., None] * A  # (B, ED, N)
-        zoh = np.expm1(delta_A) / A  # (B, ED, N) (A_bar - 1) / A
-        h = np.exp(delta_A) * h + zoh * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        zoh = self.discretization == "zoh"
+        w = np.expm1(delta_A) / A if zoh else delta[..., None]  # B_bar / B: (A_bar - 1) / A, or delta
+        h = np.exp(delta_A) * h + w * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
         y = (h @ C[..., None])[..., 0] + p["D"] * u  # (B, ED) C h + D u
         out = (y * silu(z)) @ p["out_proj.weight"]  # (B, D)
         return x + out, (window[:, 1:].copy(), h)

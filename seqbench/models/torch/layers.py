@@ -183,18 +183,20 @@ def selective_scan(
     z: torch.Tensor | None = None,
     delta_softplus: bool = False,
     chunk: int | None = None,
+    discretization: str = "delta_b",
 ) -> torch.Tensor:
-    """y = SSM(A, B, C)(u) with input-dependent step delta, zero-order-hold discretisation.
+    """y = SSM(A, B, C)(u) with input-dependent step delta.
 
     u, delta: (b, L, E); A: (E, N) (negative); B, C: (b, L, N); D: (E,). For each channel e
-    and state n:  A_bar = exp(delta A),  B_bar = (exp(delta A) - 1) / A * B  (exact ZOH)
+    and state n:  A_bar = exp(delta A),  B_bar = delta B  (delta_b: the official code)
+                                      or B_bar = (exp(delta A) - 1) / A * B  (zoh: exact ZOH)
                   h_t = A_bar_t * h_{t-1} + B_bar_t * u_t,   y_t = sum_n C_t h_t + D u_t
     As in the reference implementation's `selective_scan_fn`, two neighbours can be fused in
     (they change nothing but memory): `delta_softplus` takes delta = softplus(delta), and z
     (b, L, E) returns y * SiLU(z). Then only the inputs are kept for the backward pass.
     """
     chunk = chunk or SCAN_CHUNK.get(u.device.type, DEFAULT_SCAN_CHUNK)
-    return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_softplus, chunk)  # (b, L, E)
+    return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_softplus, chunk, discretization)  # (b, L, E)
 
 
 @torch.no_grad()
@@ -209,6 +211,7 @@ def selective_scan_state(
     z: torch.Tensor | None = None,
     delta_softplus: bool = False,
     chunk: int | None = None,
+    discretization: str = "delta_b",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """selective_scan from the state h0 (b, E, N) before the first step, without autograd:
     returns the output (b, L, E) and the state after the last step (b, E, N)."""
@@ -216,15 +219,19 @@ def selective_scan_state(
     A_t = A.t().contiguous()  # (N, E)
     B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
     h = h0.to(u.dtype).transpose(1, 2).contiguous()  # (b, N, E)
-    out, _, _, h = _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, False, False)
+    out, _, _, h = _scan_forward(
+        u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, False, False, discretization
+    )
     return out, h.transpose(1, 2).contiguous()  # (b, L, E), (b, E, N)
 
 
-def _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, keep, save_starts=True):
+def _scan_forward(
+    u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, keep, save_starts=True, discretization="delta_b"
+):
     """The forward pass of the selective scan, chunk by chunk, from the state h (b, N, E).
 
     Returns the output (b, L, E), the state before each chunk (None unless `save_starts`), the
-    (a_bar, zoh, B u, states) of every chunk if `keep`, and the state after the last step (b, N, E).
+    (a_bar, B_bar / B, B u, states) of every chunk if `keep`, and the state after the last step (b, N, E).
     """
     b, L, E = u.shape  # u, delta, z: (b, L, E); A_t: (N, E); B_t, C_t: (L, b, N); D: (E,)
     N = A_t.shape[0]
@@ -240,7 +247,9 @@ def _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, keep,
         delta_c = delta[:, s:e].transpose(0, 1).contiguous()  # (T, b, E)
         if delta_softplus:
             delta_c = F.softplus(delta_c)
-        a_bar, zoh, s_ = _discretise(delta_c, A_t, B_t[s:e], u[:, s:e].transpose(0, 1).contiguous())
+        a_bar, zoh, s_ = _discretise(
+            delta_c, A_t, B_t[s:e], u[:, s:e].transpose(0, 1).contiguous(), discretization
+        )
         hs = scan_steps_(a_bar, zoh * s_ if keep else s_.mul_(zoh), h)  # (T, b, N, E)
         torch.bmm(C_t[s:e].view(T * b, 1, N), hs.view(T * b, N, E), out=y[s:e].view(T * b, 1, E))
         h = hs[-1]
@@ -268,17 +277,20 @@ def expm1_(x: torch.Tensor) -> torch.Tensor:
 
 
 def _discretise(
-    delta: torch.Tensor, A_t: torch.Tensor, B: torch.Tensor, u: torch.Tensor
+    delta: torch.Tensor, A_t: torch.Tensor, B: torch.Tensor, u: torch.Tensor, discretization: str = "delta_b"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One chunk's A_bar, (A_bar - 1) / A and B u, time-major with E innermost: (T, b, N, E) each.
+    """One chunk's A_bar, w = B_bar / B and B u, time-major with E innermost: (T, b, N, E) each.
 
-    delta, u: (T, b, E); A_t: (N, E), A transposed; B: (T, b, N). One transcendental per entry:
-    expm1(delta A), from which A_bar = expm1 + 1 (within 2 ulp of exp) and the ZOH factor.
+    delta, u: (T, b, E); A_t: (N, E), A transposed; B: (T, b, N). delta_b: w = delta (T, b, 1, E).
+    zoh: one transcendental per entry, expm1(delta A), from which A_bar = expm1 + 1 (within 2 ulp
+    of exp) and w = (A_bar - 1) / A.
     """
+    s = B.unsqueeze(-1) * u.unsqueeze(2)  # (T, b, N, E) B u
+    if discretization != "zoh":
+        return torch.exp(delta.unsqueeze(2) * A_t), delta.unsqueeze(2), s
     em1 = expm1_(torch.mul(delta.unsqueeze(2), A_t))  # (T, b, N, E) exp(delta A) - 1
     a_bar = em1 + 1  # (T, b, N, E)
     zoh = em1.div_(A_t)  # (T, b, N, E) (A_bar - 1) / A, in place
-    s = B.unsqueeze(-1) * u.unsqueeze(2)  # (T, b, N, E) B u
     return a_bar, zoh, s
 
 
@@ -292,25 +304,29 @@ class _SelectiveScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_softplus, chunk):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_softplus, chunk, discretization="delta_b"):
         b, L, E = u.shape  # u, delta, z: (b, L, E); A: (E, N); B, C: (b, L, N); D: (E,)
         N = A.shape[1]
         keep = any(ctx.needs_input_grad) and b * L * N * E <= KEEP_STATES_MAX
         A_t = A.t().contiguous()  # (N, E)
         B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
         h0 = u.new_zeros(b, N, E)
-        out, h_starts, kept, _ = _scan_forward(u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h0, keep)
-        ctx.chunk, ctx.delta_softplus = chunk, delta_softplus
+        out, h_starts, kept, _ = _scan_forward(
+            u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h0, keep, True, discretization
+        )
+        ctx.chunk, ctx.delta_softplus, ctx.discretization = chunk, delta_softplus, discretization
         ctx.save_for_backward(u, delta, A_t, B_t, C_t, D, z, h_starts, *kept)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout):
-        """With G the total gradient of h (a reverse scan) and R = A h_t + B u
-        (= (A h_{t-1} + B u) A_bar, since A zoh = A_bar - 1):
-        ddelta = sum_n G R,   du = sum_n G zoh B + D dy,   dB = sum_e G zoh u,   dC = sum_e h dy,
-        dA = (sum_{b,t} delta G R - sum_{b,t} G zoh B u) / A,   dD = sum_{b,t} dy u,
+        """With G the total gradient of h (a reverse scan) and w = B_bar / B (zoh or delta):
+        du = sum_n G w B + D dy,   dB = sum_e G w u,   dC = sum_e h dy,   dD = sum_{b,t} dy u, and
+        zoh, with R = A h_t + B u (= (A h_{t-1} + B u) A_bar, since A zoh = A_bar - 1):
+            ddelta = sum_n G R,   dA = (sum_{b,t} delta G R - sum_{b,t} G zoh B u) / A,
+        delta_b, with P = A_bar A h_{t-1}:
+            ddelta = sum_n G (P + B u),   dA = sum_{b,t} delta G P / A,
         where dy = dout * SiLU(z) (and dz = dout * y * SiLU'(z)) when the gate is fused in.
         """
         u, delta, A_t, B_t, C_t, D, z, h_starts, *kept = ctx.saved_tensors
@@ -334,7 +350,7 @@ class _SelectiveScan(torch.autograd.Function):
             if kept:
                 a_bar, zoh, s_, hs = kept[4 * i : 4 * i + 4]  # (T, b, N, E) each
             else:  # recompute the chunk's states from the one at its start
-                a_bar, zoh, s_ = _discretise(delta_c, A_t, B_t[s:e], u_c)  # (T, b, N, E)
+                a_bar, zoh, s_ = _discretise(delta_c, A_t, B_t[s:e], u_c, ctx.discretization)  # (T, b, N, E)
                 hs = scan_steps_(a_bar, zoh * s_, h_starts[i])  # (T, b, N, E)
             if z is not None:  # the gate: out = y * SiLU(z)
                 z_c = z[:, s:e].transpose(0, 1).contiguous()  # (T, b, E)
@@ -348,8 +364,14 @@ class _SelectiveScan(torch.autograd.Function):
             G = C_t[s:e].unsqueeze(-1) * dy_c.unsqueeze(2)  # (T, b, N, E) dL/dh_t from y_t
             reverse_scan_steps_(a_bar, G, carry)
             carry = a_bar[0] * G[0]
-            GR = torch.addcmul(s_, hs, A_t).mul_(G)  # (T, b, N, E)
-            torch.sum(GR, dim=2, out=ddelta[s:e])
+            if ctx.discretization == "zoh":
+                GR = torch.addcmul(s_, hs, A_t).mul_(G)  # (T, b, N, E)
+                torch.sum(GR, dim=2, out=ddelta[s:e])
+            else:
+                GR = torch.empty_like(hs)  # (T, b, N, E) h_{t-1}, then G A_bar A h_{t-1}
+                GR[0], GR[1:] = h_starts[i], hs[:-1]
+                GR.mul_(a_bar).mul_(A_t).mul_(G)
+                torch.sum(GR + G * s_, dim=2, out=ddelta[s:e])
             dA_t += GR.mul_(delta_c.unsqueeze(2)).sum(dim=(0, 1))
             if ctx.delta_softplus:
                 ddelta[s:e] *= torch.sigmoid(pre_delta_c)  # softplus' = sigmoid
@@ -357,7 +379,8 @@ class _SelectiveScan(torch.autograd.Function):
             torch.bmm(B_t[s:e].view(T * b, 1, N), GZ.view(T * b, N, E), out=du[s:e].view(T * b, 1, E))
             du[s:e].addcmul_(dy_c, D)
             torch.sum(GZ * u_c.unsqueeze(2), dim=-1, out=dB[s:e])
-            dA_t -= GZ.mul_(s_).sum(dim=(0, 1))
+            if ctx.discretization == "zoh":
+                dA_t -= GZ.mul_(s_).sum(dim=(0, 1))
         dA_t /= A_t
         return (
             du.transpose(0, 1),
@@ -367,6 +390,7 @@ class _SelectiveScan(torch.autograd.Function):
             dC.transpose(0, 1),
             dD,
             None if dz is None else dz.transpose(0, 1),
+            None,
             None,
             None,
         )

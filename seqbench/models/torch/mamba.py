@@ -10,6 +10,8 @@ figure 3), with E = expand and N = state_size:
     delta = softplus(u W_x[:, :R] W_dt + b_dt)    (B, L, ED)  input-dependent step, rank R
     B, C  = u W_x[:, R:R+N], u W_x[:, R+N:]       (B, L, N)   input-dependent (selection)
     y     = selective_scan(u, delta, A = -exp(A_log), B, C, D)   (B, L, ED)
+            A_bar = exp(delta A),  B_bar = delta B (`discretization: delta_b`, the official code's)
+                                or (exp(delta A) - 1) / A B (`zoh`, the exact zero-order hold)
     out   = (y * SiLU(z)) W_out              (B, L, D)
 
 The selective scan (layers.py) has a hand-written backward that recomputes the states
@@ -45,10 +47,12 @@ from seqbench.models.torch.layers import (
 class MambaBlock(nn.Module):
     """One residual block: x (B, L, D) -> x + MambaBlock(RMSNorm(x)) (B, L, D)."""
 
-    def __init__(self, D: int, expand: int, N: int, R: int, K: int, dtype: torch.dtype) -> None:
+    def __init__(
+        self, D: int, expand: int, N: int, R: int, K: int, dtype: torch.dtype, discretization: str = "delta_b"
+    ) -> None:
         super().__init__()
         ED = expand * D
-        self.N, self.R = N, R
+        self.N, self.R, self.discretization = N, R, discretization
         self.norm = RMSNorm(D, dtype=dtype)
         self.in_proj = Linear(D, 2 * ED, bias=False, dtype=dtype)
         self.conv1d = CausalConv1d(ED, K, dtype=dtype)
@@ -77,7 +81,9 @@ class MambaBlock(nn.Module):
         u, pre_delta, B, C, z, _ = self.scan_inputs(x)
         A = -torch.exp(self.A_log)  # (ED, N)
         # y * SiLU(z), with softplus and the gate fused into the scan (memory only; see layers.py)
-        gated = selective_scan(u, pre_delta, A, B, C, self.D, z=z, delta_softplus=True)  # (B, L, ED)
+        gated = selective_scan(
+            u, pre_delta, A, B, C, self.D, z=z, delta_softplus=True, discretization=self.discretization
+        )  # (B, L, ED)
         return x + self.out_proj(gated)  # (B, L, D)
 
     # ---- the state: the convolution's last K-1 inputs and the SSM state ---------------------------
@@ -92,7 +98,9 @@ class MambaBlock(nn.Module):
         conv_state, h = state
         u, pre_delta, B, C, z, x_in = self.scan_inputs(x, conv_state)
         A = -torch.exp(self.A_log)  # (ED, N)
-        gated, h = selective_scan_state(u, pre_delta, A, B, C, self.D, h, z=z, delta_softplus=True)
+        gated, h = selective_scan_state(
+            u, pre_delta, A, B, C, self.D, h, z=z, delta_softplus=True, discretization=self.discretization
+        )
         x_pad = conv_input(x_in, self.conv1d.weight.shape[1], conv_state)  # (B, K-1+L, ED)
         conv_state = x_pad[:, x_pad.shape[1] - conv_state.shape[1] :].clone()  # (B, K-1, ED)
         return x + self.out_proj(gated), (conv_state, h)
@@ -112,8 +120,9 @@ class MambaBlock(nn.Module):
         delta = F.softplus(self.dt_proj(delta_r))  # (B, ED)
         A = -torch.exp(self.A_log)  # (ED, N)
         delta_A = delta[..., None] * A  # (B, ED, N)
-        zoh = torch.expm1(delta_A) / A  # (B, ED, N) (A_bar - 1) / A
-        h = torch.exp(delta_A) * h + zoh * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        zoh = self.discretization == "zoh"
+        w = torch.expm1(delta_A) / A if zoh else delta[..., None]  # B_bar / B: (A_bar - 1) / A, or delta
+        h = torch.exp(delta_A) * h + w * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
         y = torch.addcmul((h @ C[..., None])[..., 0], self.D, u)  # (B, ED) C h + D u
         return x + self.out_proj(y * F.silu(z)), (window[:, 1:], h)
 
@@ -131,7 +140,15 @@ class Mamba(TorchStack):
         else:
             self.embed = Linear(self.input_size, D, dtype=self.dtype)
         self.layers = nn.ModuleList(
-            MambaBlock(D, self.expand, self.state_size, self.dt_rank, self.conv_kernel, self.dtype)
+            MambaBlock(
+                D,
+                self.expand,
+                self.state_size,
+                self.dt_rank,
+                self.conv_kernel,
+                self.dtype,
+                self.discretization,
+            )
             for _ in range(self.n_layers)
         )
         self.head = Linear(D, self.output_size, dtype=self.dtype)

@@ -172,22 +172,24 @@ def test_silu_grad():
     assert relative_error(silu_grad(x), numeric) < 1e-6
 
 
+@pytest.mark.parametrize("disc", ["delta_b", "zoh"])
 @pytest.mark.parametrize(("b", "L", "E", "N"), [(1, 1, 2, 3), (2, 7, 3, 4)])
-def test_selective_scan_matches_the_recurrence_and_finite_differences(b, L, E, N):
+def test_selective_scan_matches_the_recurrence_and_finite_differences(b, L, E, N, disc):
     rng = np.random.default_rng(8)
     u, delta = rng.normal(size=(b, L, E)), rng.uniform(0.05, 1.5, size=(b, L, E))
     A = -np.exp(rng.normal(size=(E, N)))
     B, C, D = rng.normal(size=(b, L, N)), rng.normal(size=(b, L, N)), rng.normal(size=E)
-    y, cache = selective_scan(u, delta, A, B, C, D)
-    # reference: the recurrence of the paper, step by step, exact ZOH for diagonal A
+    y, cache = selective_scan(u, delta, A, B, C, D, discretization=disc)
+    # reference: the recurrence of the paper, step by step: B_bar = delta B, or exact ZOH for diagonal A
     h = np.zeros((b, E, N))
     for t in range(L):
         dA = np.exp(delta[:, t, :, None] * A)
-        h = dA * h + (dA - 1) / A * B[:, t, None, :] * u[:, t, :, None]
+        B_bar = (dA - 1) / A if disc == "zoh" else delta[:, t, :, None]
+        h = dA * h + B_bar * B[:, t, None, :] * u[:, t, :, None]
         np.testing.assert_allclose(y[:, t], (h * C[:, t, None, :]).sum(-1) + D * u[:, t], rtol=1e-10)
     w = rng.normal(size=y.shape)
     check_gradients(
-        lambda: selective_scan(u, delta, A, B, C, D)[0],
+        lambda: selective_scan(u, delta, A, B, C, D, discretization=disc)[0],
         selective_scan_backward(w, cache),
         (u, delta, A, B, C, D),
         w,
@@ -319,23 +321,24 @@ def test_causal_conv1d_with_a_prefix_continues_the_sequence():
     )
 
 
-def test_selective_scan_from_a_state_continues_the_sequence_and_has_exact_gradients():
+@pytest.mark.parametrize("disc", ["delta_b", "zoh"])
+def test_selective_scan_from_a_state_continues_the_sequence_and_has_exact_gradients(disc):
     rng = np.random.default_rng(14)
     b, L, E, N = 2, 8, 3, 4
     u, delta = rng.normal(size=(b, L, E)), rng.uniform(0.05, 1.5, size=(b, L, E))
     A = -np.exp(rng.normal(size=(E, N)))
     B, C, D = rng.normal(size=(b, L, N)), rng.normal(size=(b, L, N)), rng.normal(size=E)
-    whole, cache = selective_scan(u, delta, A, B, C, D)
-    first, first_cache = selective_scan(u[:, :3], delta[:, :3], A, B[:, :3], C[:, :3], D)
+    whole, cache = selective_scan(u, delta, A, B, C, D, discretization=disc)
+    first, first_cache = selective_scan(u[:, :3], delta[:, :3], A, B[:, :3], C[:, :3], D, discretization=disc)
     h = selective_scan_state(first_cache)
     assert h.shape == (b, E, N)
-    rest, rest_cache = selective_scan(u[:, 3:], delta[:, 3:], A, B[:, 3:], C[:, 3:], D, h)
+    rest, rest_cache = selective_scan(u[:, 3:], delta[:, 3:], A, B[:, 3:], C[:, 3:], D, h, disc)
     np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(selective_scan_state(rest_cache), selective_scan_state(cache), rtol=1e-12)
     h0, w = rng.normal(size=(b, E, N)), rng.normal(size=(b, L, E))
-    _, cache0 = selective_scan(u, delta, A, B, C, D, h0)
+    _, cache0 = selective_scan(u, delta, A, B, C, D, h0, disc)
     check_gradients(
-        lambda: selective_scan(u, delta, A, B, C, D, h0)[0],
+        lambda: selective_scan(u, delta, A, B, C, D, h0, disc)[0],
         selective_scan_backward(w, cache0),
         (u, delta, A, B, C, D),
         w,

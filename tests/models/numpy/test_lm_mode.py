@@ -284,3 +284,20 @@ def test_each_lm_learns_a_repeating_byte_pattern(name):
         logits, state = model.step(token, state)
         token = logits.argmax(axis=-1)
     assert bytes(generated) == b"llohellohe"
+
+
+@pytest.mark.parametrize("lm", [True, False], ids=["lm", "forecast"])
+def test_mamba_zoh_steps_and_chunks_give_forward_too(lm, monkeypatch):
+    """The default (delta_b) runs through every test above; the exact ZOH here, on the same paths."""
+    monkeypatch.setitem(OPTIONS, "mamba", {**OPTIONS["mamba"], "discretization": "zoh"})
+    test_stepping_token_by_token_gives_forward("mamba", lm, 2)
+    test_chunks_with_the_state_carried_give_one_long_forward("mamba", lm, CHUNKS)
+
+
+def test_mamba_discretizations_differ_and_unknown_ones_are_refused():
+    x = inputs(False)
+    delta_b = make("mamba", lm=False).forward(x)[0]
+    zoh = make("mamba", lm=False, discretization="zoh").forward(x)[0]
+    assert np.abs(delta_b - zoh).max() > 1e-3
+    with pytest.raises(ValueError, match="discretization"):
+        make("mamba", discretization="bilinear")

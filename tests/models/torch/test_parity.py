@@ -379,3 +379,17 @@ def test_learns_a_task_that_needs_memory(name, memory_task):
     final = mse(learner, val)
     assert final < 0.1 * start
     assert final < 0.1 * persistence
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "recomputed"])
+def test_mamba_zoh_parity(keep, monkeypatch):
+    """The default (delta_b) runs through every test above; the exact ZOH here: the same checks."""
+    from seqbench.models.torch import layers
+
+    monkeypatch.setitem(OPTIONS, "mamba", {**OPTIONS["mamba"], "discretization": "zoh"})
+    if not keep:
+        monkeypatch.setattr(layers, "KEEP_STATES_MAX", 0)
+    test_same_outputs_loss_and_gradients("mamba", batch=2, seq_len=23, n_layers=2)
+    test_lm_same_logits_loss_and_gradients("mamba", batch=2, seq_len=23, n_layers=2)
+    for lm in (True, False):
+        test_same_states_and_outputs_from_forward_state_and_step("mamba", lm)

@@ -21,7 +21,7 @@ def f64(*shape, low=None, high=None, seed=0):
     return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
 
 
-def naive_selective_scan(u, delta, A, B, C, D, z=None, delta_softplus=False):
+def naive_selective_scan(u, delta, A, B, C, D, z=None, delta_softplus=False, discretization="delta_b"):
     """The paper's recurrence with plain autograd, one step at a time (the reference)."""
     if delta_softplus:
         delta = F.softplus(delta)
@@ -29,7 +29,8 @@ def naive_selective_scan(u, delta, A, B, C, D, z=None, delta_softplus=False):
     ys = []
     for t in range(u.shape[1]):
         dA = delta[:, t, :, None] * A  # (b, E, N)
-        h = torch.exp(dA) * h + torch.expm1(dA) / A * B[:, t, None, :] * u[:, t, :, None]
+        B_bar = torch.expm1(dA) / A if discretization == "zoh" else delta[:, t, :, None]  # / B
+        h = torch.exp(dA) * h + B_bar * B[:, t, None, :] * u[:, t, :, None]
         ys.append((h * C[:, t, None, :]).sum(-1) + D * u[:, t])
     y = torch.stack(ys, dim=1)
     return y if z is None else y * F.silu(z)
@@ -55,26 +56,30 @@ def state_policy(request, monkeypatch):
 
 @pytest.mark.parametrize(("L", "chunk"), [(1, 4), (5, 1), (7, 3), (8, 4)])
 @pytest.mark.parametrize("fused", [False, True])
-def test_selective_scan_gradcheck(L, chunk, fused, state_policy):
+@pytest.mark.parametrize("disc", ["delta_b", "zoh"])
+def test_selective_scan_gradcheck(L, chunk, fused, disc, state_policy):
     u, delta, A, B, C, D = scan_inputs(2, L, 3, 2)
     z = f64(2, L, 3, seed=9) if fused else None
 
     def f(u, delta, A, B, C, D, *z):
-        return selective_scan(u, delta, A, B, C, D, z=z[0] if z else None, delta_softplus=fused, chunk=chunk)
+        z = z[0] if z else None
+        options = {"delta_softplus": fused, "chunk": chunk, "discretization": disc}
+        return selective_scan(u, delta, A, B, C, D, z=z, **options)
 
     assert torch.autograd.gradcheck(f, (u, delta, A, B, C, D, *([z] if fused else [])), atol=1e-8, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("L", "chunk"), [(1, 4), (37, 4), (37, 16), (20, 64)])
 @pytest.mark.parametrize("fused", [False, True])
-def test_selective_scan_matches_the_naive_recurrence(L, chunk, fused, state_policy):
+@pytest.mark.parametrize("disc", ["delta_b", "zoh"])
+def test_selective_scan_matches_the_naive_recurrence(L, chunk, fused, disc, state_policy):
     u, delta, A, B, C, D = scan_inputs(3, L, 5, 4, seed=3)
     z = f64(3, L, 5, seed=20) if fused else None
     inputs = [u, delta, A, B, C, D] + ([z] if fused else [])
     w = torch.randn(3, L, 5, dtype=torch.float64)
-    ours = selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused, chunk=chunk)
+    ours = selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused, chunk=chunk, discretization=disc)
     grads = torch.autograd.grad((ours * w).sum(), inputs)
-    ref = naive_selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused)
+    ref = naive_selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=fused, discretization=disc)
     ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     for g, r in zip(grads, ref_grads, strict=True):
@@ -82,7 +87,8 @@ def test_selective_scan_matches_the_naive_recurrence(L, chunk, fused, state_poli
 
 
 @pytest.mark.parametrize("policy", ["recompute", "keep"])
-def test_selective_scan_keeps_no_full_state_tensor_for_backward(policy, monkeypatch):
+@pytest.mark.parametrize("disc", ["delta_b", "zoh"])
+def test_selective_scan_keeps_no_full_state_tensor_for_backward(policy, disc, monkeypatch):
     """Above KEEP_STATES_MAX nothing of size (b, L, E, N) is saved: states are recomputed per chunk."""
     b, L, E, N, chunk = 2, 64, 8, 4, 4
     monkeypatch.setattr(layers, "KEEP_STATES_MAX", 0 if policy == "recompute" else b * L * E * N)
@@ -94,13 +100,14 @@ def test_selective_scan_keeps_no_full_state_tensor_for_backward(policy, monkeypa
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        selective_scan(u, delta, A, B, C, D, z=u.detach().clone(), delta_softplus=True, chunk=chunk)
+        z = u.detach().clone()
+        selective_scan(u, delta, A, B, C, D, z=z, delta_softplus=True, chunk=chunk, discretization=disc)
     inputs = 3 * b * L * E + 2 * b * L * N + E * N + E  # u, delta, z, B, C, A, D
     states = b * L * E * N
     if policy == "recompute":  # the inputs and the state before each chunk
         assert sum(saved) <= inputs + states // chunk
-    else:  # small enough: every chunk's A_bar, zoh, B u and states as well
-        assert sum(saved) >= inputs + 4 * states
+    else:  # small enough: every chunk's A_bar, B u and states as well, and zoh's (A_bar - 1) / A
+        assert sum(saved) >= inputs + (4 if disc == "zoh" else 3) * states
 
 
 @pytest.mark.parametrize("L", [1, 2, 9])

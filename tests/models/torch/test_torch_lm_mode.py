@@ -156,3 +156,11 @@ def test_cross_entropy_loss_matches_numpy():
 def test_an_lm_must_predict_its_vocabulary():
     with pytest.raises(ValueError, match="output_size must be vocab_size"):
         model_class("gru", "torch")(2, 3, hidden_size=4, vocab_size=V)
+
+
+@pytest.mark.parametrize("lm", [True, False], ids=["lm", "forecast"])
+def test_mamba_zoh_steps_and_chunks_give_forward_too(lm, monkeypatch):
+    """The default (delta_b) runs through every test above; the exact ZOH here, on the same paths."""
+    monkeypatch.setitem(OPTIONS, "mamba", {**OPTIONS["mamba"], "discretization": "zoh"})
+    test_stepping_token_by_token_gives_forward("mamba", lm, 2)
+    test_chunks_with_the_state_carried_give_one_long_forward("mamba", lm, (5, 7, 5))
