@@ -72,7 +72,10 @@ class DatasetSpec(_Section):
     split: tuple[float, float, float] | RowSplit = (0.7, 0.15, 0.15)
     scaler: Literal["minmax", "standard", "none"] = "minmax"  # fit on the training rows only
     transform: Literal["none", "diff", "log_return"] = "none"  # model sees changes, not levels
-    normalize: Literal["global", "window"] = "global"  # window: relative to each window's last value
+    # window: relative to each window's last value; instance: RevIN, each window's per-channel mean and std
+    normalize: Literal["global", "window", "instance"] = "global"
+    channels: Literal["mixed", "independent"] = "mixed"  # independent: each channel a univariate series
+    season: int | None = Field(None, ge=1)  # seasonal persistence's period in rows; default from the dates
     fill: Literal["none", "ffill", "drop"] = "none"  # what to do with missing values
 
     @field_validator("split", mode="before")
@@ -658,7 +661,10 @@ TASK_KEYS = {("train", "batches_per_epoch"): "lm", ("dataset", "horizon"): "fore
 # forecast-only dataset keys (lm reads bytes: no columns, scaling or dates)
 FORECAST_DATASET_KEYS = {
     "features", "target", "horizon", "scaler", "transform", "normalize", "fill", "start", "end", "interval",
+    "channels", "season",
 }  # fmt: skip
+# dataset keys added after config ids were first made: left out at their default, so older ids hold
+LATER_DATASET_DEFAULTS = {"channels": "mixed", "season": None}
 # keys that never change a number: memory, threads, and the synthetic series' calendar
 NEVER_CHANGE_A_NUMBER = {("train", "eval_batch_size"), ("train", "threads"), ("dataset", "freq")}
 
@@ -695,6 +701,9 @@ def result_keys(spec: Spec) -> dict[str, Any]:
             canonical[section].pop(key, None)
     if spec.task == "lm":
         for key in FORECAST_DATASET_KEYS:
+            dataset.pop(key, None)
+    for key, default in LATER_DATASET_DEFAULTS.items():
+        if dataset.get(key, default) == default:
             dataset.pop(key, None)
     for section, key in NEVER_CHANGE_A_NUMBER:
         canonical[section].pop(key, None)

@@ -179,7 +179,7 @@ def test_train_time_significance_matches_predictions_csv(tmp_path, price_csv):
     )
     result = run_experiment(spec, tmp_path / "results")
     stored = result.metrics["significance"]
-    assert set(stored) == {"persistence", "linear"}
+    assert set(stored) == {"persistence", "seasonal", "linear"}
     assert set(stored["persistence"]) == {"statistic", "p_value", "n", "h", "mean_loss_diff"}
     assert stored["persistence"]["h"] == 3 and stored["persistence"]["n"] == len(
         read_predictions(result.run_dir)["window"].unique()

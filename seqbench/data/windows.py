@@ -6,9 +6,12 @@ The order is what keeps test data out of training:
 3. fit the scaler on the training rows only, then scale every row;
 4. cut windows of `seq_len` inputs whose `horizon` targets all lie in one split
    (inputs may look back into earlier rows: that is the past, not leakage);
-5. optionally normalise each window by its own last value and scale (`window`).
+5. optionally normalise each window by its own last value and scale (`window`), or by
+   its own per-channel mean and std (`instance`, RevIN);
+6. optionally fold the channels into the batch (`channels: independent`): each channel
+   a univariate window, (N, L, C) -> (N * C, L, 1), so one set of weights serves all.
 
-`Windows.to_original` undoes 5, 3 and 2 for a forecast, so metrics are reported
+`Windows.to_original` undoes 6, 5, 3 and 2 for a forecast, so metrics are reported
 in the original units (dollars, degrees).
 """
 
@@ -28,6 +31,7 @@ from seqbench.spec import DatasetSpec, RowSplit
 
 SPLITS = ("train", "val", "test")
 WINDOW_SCALE_FLOOR = 1e-2  # in scaled units: keeps flat windows from dividing by ~0
+INSTANCE_EPS = 1e-5  # RevIN: std = sqrt(var + eps)
 MAX_SCALED = 1e9  # |scaled value| beyond this overflows a float32 model (weights ~1, sums of squares)
 
 
@@ -35,8 +39,8 @@ MAX_SCALED = 1e9  # |scaled value| beyond this overflows a float32 model (weight
 class WindowSet:
     """Windows of one split, in model space."""
 
-    x: np.ndarray  # (N, L, F) inputs
-    y: np.ndarray  # (N, H * T) targets, horizon-major
+    x: np.ndarray  # (N, L, F) inputs; channels independent: (N * C, L, 1)
+    y: np.ndarray  # (N, H * T) targets, horizon-major; channels independent: (N * C, H)
     origin: np.ndarray  # (N,) row index of each window's last input row
 
 
@@ -59,14 +63,23 @@ class Windows:
     target_scale: np.ndarray  # (T,)
     window_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
     window_scales: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
+    independent: bool = False  # channels folded into the batch: model rows are (window, channel)
+    season: int = 1  # rows per season, for seasonal persistence
 
     def split(self, name: str) -> WindowSet:
         return getattr(self, name)
 
+    def unfold(self, split: str, y_model: np.ndarray) -> np.ndarray:
+        """Model-space forecasts, (N, H * T) or (N * T, H) with channels independent -> (N, H, T)."""
+        n, t = len(self.split(split).origin), len(self.targets)
+        if self.independent:
+            return y_model.reshape(n, t, self.horizon).transpose(0, 2, 1).astype(np.float64)
+        return y_model.reshape(n, self.horizon, t).astype(np.float64)
+
     def to_original(self, split: str, y_model: np.ndarray) -> np.ndarray:
         """Model-space forecasts (N, H * T) -> forecasts in original units (N, H, T)."""
+        y = self.unfold(split, y_model)  # (N, H, T)
         origin = self.split(split).origin
-        y = y_model.reshape(len(origin), self.horizon, len(self.targets)).astype(np.float64)
         if split in self.window_offsets:
             y = y * self.window_scales[split][:, None] + self.window_offsets[split][:, None]
         change = y * self.target_scale + self.target_center  # (N, H, T) in transformed units
@@ -76,6 +89,12 @@ class Windows:
         if self.transform == "log_return":
             return last * np.exp(np.cumsum(change, axis=1))
         return change
+
+    def to_scaled(self, y_original: np.ndarray) -> np.ndarray | None:
+        """Forecasts in original units (N, H, T) -> the scaler's units; None under a transform."""
+        if self.transform != "none":
+            return None
+        return (y_original - self.target_center) / self.target_scale
 
     def truth(self, split: str) -> np.ndarray:
         """True targets in original units, (N, H, T)."""
@@ -88,10 +107,33 @@ class Windows:
         origin = self.split(split).origin
         return np.repeat(self.raw_targets[origin][:, None], self.horizon, axis=1)
 
+    def seasonal(self, split: str) -> np.ndarray:
+        """The last `season` observed targets, repeated for every step: (N, H, T)."""
+        origin = self.split(split).origin
+        back = self.season - np.arange(self.horizon) % self.season  # (H,) steps back: season .. 1, season ..
+        rows = np.maximum(origin[:, None] - back + 1, 0)  # (N, H); a season before row 0 repeats row 0
+        return self.raw_targets[rows]
+
     def target_dates(self, split: str) -> np.ndarray:
         """Date of each forecast step, (N, H)."""
         origin = self.split(split).origin
         return self.dates.values[origin[:, None] + np.arange(1, self.horizon + 1)]
+
+
+def default_season(dates: pd.DatetimeIndex) -> int:
+    """Rows per season: a day for sub-daily rows (24 hourly, 96 at 15 minutes), a week for daily ones.
+
+    A week is 7 rows, or 5 where the rows skip weekends (trading days); 1 (persistence) otherwise.
+    """
+    if len(dates) < 2:
+        return 1
+    step = pd.Series(dates).diff().median()
+    day = pd.Timedelta(days=1)
+    if step < day and day % step == pd.Timedelta(0):
+        return int(day / step)
+    if step == day:
+        return 7 if (pd.DatetimeIndex(dates).day_of_week >= 5).any() else 5
+    return 1
 
 
 def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
@@ -106,6 +148,7 @@ def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
         "transform": ds.transform,
         "scaler": ds.scaler,
         "normalize": ds.normalize,
+        **({"channels": ds.channels} if ds.channels != "mixed" else {}),  # older split ids hold
         "features": list(features),
         "targets": list(targets),
     }
@@ -245,6 +288,12 @@ def make_windows(
     _check_magnitude(scaled, columns, frame.index, bounds, ds.scaler, label)
     f_idx = [columns.index(c) for c in features]
     t_idx = [columns.index(c) for c in targets]
+    independent = ds.channels == "independent"
+    if independent and f_idx != t_idx:
+        raise DataError(
+            f"{label}: dataset.channels 'independent' forecasts each input channel from itself, so "
+            f"dataset.features {features} must be dataset.target {targets} (same columns, same order)"
+        )
 
     sets: dict[str, WindowSet] = {}
     offsets: dict[str, np.ndarray] = {}
@@ -261,7 +310,16 @@ def make_windows(
             offsets[name] = history[:, -1]  # (N, T)
             scales[name] = history.std(axis=1) + WINDOW_SCALE_FLOOR  # (N, T)
             y = (y - offsets[name][:, None]) / scales[name][:, None]
-        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(origin), -1), origin)
+        elif ds.normalize == "instance":  # RevIN: each window's per-channel mean and std, undone on output
+            x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + INSTANCE_EPS)
+            history = scaled[origin[:, None] + steps][:, :, t_idx]  # (N, L, T)
+            offsets[name] = history.mean(axis=1)  # (N, T)
+            scales[name] = np.sqrt(history.var(axis=1) + INSTANCE_EPS)  # (N, T)
+            y = (y - offsets[name][:, None]) / scales[name][:, None]
+        if independent:  # (N, L, C) -> (N * C, L, 1); (N, H, C) -> (N * C, H)
+            x = x.transpose(0, 2, 1).reshape(-1, ds.seq_len, 1)
+            y = y.transpose(0, 2, 1)
+        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(x), -1), origin)
 
     return Windows(
         **sets,
@@ -277,4 +335,6 @@ def make_windows(
         target_scale=scale[t_idx],
         window_offsets=offsets,
         window_scales=scales,
+        independent=independent,
+        season=ds.season or default_season(pd.DatetimeIndex(frame.index)),
     )

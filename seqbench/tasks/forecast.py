@@ -39,7 +39,8 @@ def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
     """The series, its windows (what training reads: `.train`, `.val`) and the model."""
     loaded = load_frame(spec.dataset, data_dir)
     windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
-    learner = build_learner(spec, len(loaded.features), spec.dataset.horizon * len(loaded.targets))
+    n_in, n_out = windows.train.x.shape[-1], windows.train.y.shape[-1]  # channels independent: 1, horizon
+    learner = build_learner(spec, n_in, n_out)
     return loaded, windows, learner
 
 
@@ -94,6 +95,8 @@ def evaluate(
             "targets": windows.targets,
             "transform": spec.dataset.transform,
             "normalize": spec.dataset.normalize,
+            "channels": spec.dataset.channels,
+            "season": windows.season,
             "scaler": spec.dataset.scaler,
         },
         "test": regression_metrics(test_truth, test_pred, last) if trained else None,
@@ -104,6 +107,8 @@ def evaluate(
             else None
         ),
         "baselines": baselines,
+        "test_windows": len(windows.test.origin),
+        "scaled": scaled_scores(windows, {"model": test_pred, **baseline_forecasts}, trained),
         # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
         "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
         "splits": split_record(windows),
@@ -111,6 +116,24 @@ def evaluate(
         "data": loaded.info,
         "versions": versions(),
     }
+
+
+def scaled_scores(
+    windows: Windows, forecasts: dict[str, np.ndarray], trained: bool
+) -> dict[str, dict[str, float] | None] | None:
+    """MSE and MAE in the scaler's units over every channel and step of every test window (how the
+    long-horizon papers report), per forecaster; None under a transform (its scaler scales changes)."""
+    truth = windows.to_scaled(windows.truth("test"))
+    if truth is None:
+        return None
+    out: dict[str, dict[str, float] | None] = {}
+    for name, forecast in forecasts.items():
+        if name == "model" and not trained:
+            out[name] = None
+            continue
+        error = windows.to_scaled(forecast) - truth  # (N, H, T)
+        out[name] = {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error)))}
+    return out
 
 
 def split_record(windows: Windows) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""The long-horizon protocol: row-count splits, instance normalisation, channel independence,
+seasonal persistence and scores in scaler units; checked on ETTh1 itself where the shared file is."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqbench.baselines import linear_forecast
+from seqbench.data.windows import default_season, make_windows
+from seqbench.errors import DataError
+from seqbench.spec import DatasetSpec, Spec, config_id
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("SEQBENCH_SHARED", REPO.parent / "shared"))
+ETTH1 = SHARED / "data" / "ETTh1.csv"
+ETT_SPLIT = {"train": 8640, "val": 2880, "test": 2880}
+
+
+def frame(n=300, columns=("a", "b", "c"), freq="h", seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    values = (
+        10
+        + np.sin(2 * np.pi * t / 24) * np.arange(1, len(columns) + 1)
+        + rng.normal(0, 0.1, (n, len(columns)))
+    )
+    index = pd.date_range("2020-01-01", periods=n, freq=freq, name="date")
+    return pd.DataFrame(values, columns=list(columns), index=index)
+
+
+def spec(**kw):
+    base = {
+        "seq_len": 48,
+        "horizon": 12,
+        "scaler": "standard",
+        "split": {"train": 200, "val": 40, "test": 40},
+    }
+    return DatasetSpec(source="csv", path="x", **{**base, **kw})
+
+
+def scores(w, forecast):
+    error = w.to_scaled(forecast) - w.to_scaled(w.truth("test"))
+    return float(np.mean(error**2)), float(np.mean(np.abs(error)))
+
+
+@pytest.mark.parametrize("normalize", ["global", "window", "instance"])
+@pytest.mark.parametrize("channels", ["mixed", "independent"])
+def test_model_space_maps_back_exactly(normalize, channels):
+    cols = ["a", "b", "c"]
+    w = make_windows(frame(), cols, cols, spec(normalize=normalize, channels=channels))
+    n = len(w.test.origin)
+    assert n == 40 - 12 + 1
+    assert len(w.test.x) == (3 * n if channels == "independent" else n)
+    assert np.allclose(w.to_original("test", w.test.y), w.truth("test"))
+
+
+def test_instance_normalisation_is_per_channel_mean_and_std():
+    cols = ["a", "b", "c"]
+    w = make_windows(frame(), cols, cols, spec(normalize="instance"))
+    assert np.allclose(w.test.x.mean(axis=1), 0, atol=1e-9)
+    assert np.allclose(w.test.x.std(axis=1), 1, atol=1e-3)
+
+
+def test_independent_channels_share_one_univariate_window_layout():
+    cols = ["a", "b", "c"]
+    mixed = make_windows(frame(), cols, cols, spec())
+    alone = make_windows(frame(), cols, cols, spec(channels="independent"))
+    assert alone.test.x.shape == (3 * len(mixed.test.x), 48, 1)
+    assert np.array_equal(alone.test.x[1::3, :, 0], mixed.test.x[:, :, 1])  # window 0's b, window 1's b, ...
+
+
+def test_independent_channels_need_the_targets_as_features():
+    with pytest.raises(DataError, match=r"must be dataset\.target"):
+        make_windows(frame(), ["a", "b"], ["a"], spec(channels="independent"))
+
+
+def test_seasonal_persistence_repeats_the_last_season():
+    cols = ["a"]
+    w = make_windows(frame(columns=cols), cols, cols, spec(season=5))
+    origin = w.test.origin[0]
+    expected = w.raw_targets[origin - 4 : origin + 1]  # the last 5 rows
+    assert np.array_equal(w.seasonal("test")[0], np.concatenate([expected, expected, expected[:2]]))
+
+
+@pytest.mark.parametrize(("freq", "season"), [("h", 24), ("15min", 96), ("D", 7), ("B", 5), ("W", 1)])
+def test_default_season_is_a_day_or_a_week(freq, season):
+    assert default_season(pd.date_range("2020-01-01", periods=50, freq=freq)) == season
+
+
+def test_a_seasonal_series_is_forecast_well_by_seasonal_persistence_and_channel_independent_ridge():
+    cols = ["a", "b", "c"]
+    w = make_windows(frame(), cols, cols, spec(normalize="instance", channels="independent"))
+    assert w.season == 24
+    persistence, seasonal = scores(w, w.persistence("test")), scores(w, w.seasonal("test"))
+    assert seasonal[0] < persistence[0] / 10
+    assert scores(w, linear_forecast(w, "test"))[0] < persistence[0] / 10
+
+
+def test_the_new_keys_at_their_defaults_keep_config_ids():
+    plain = {"dataset": {"name": "sp500"}, "model": {"name": "gru", "hidden_size": 32}}
+    assert config_id(Spec.model_validate(plain)) == "c76b2ff4a064"
+    other = {**plain, "dataset": {"name": "sp500", "channels": "independent"}}
+    assert config_id(Spec.model_validate(other)) != "c76b2ff4a064"
+
+
+@pytest.fixture(scope="module")
+def etth1():
+    if not ETTH1.is_file():
+        pytest.skip(f"ETTh1 is not at {ETTH1} (set SEQBENCH_SHARED to the shared/ folder)")
+    df = pd.read_csv(ETTH1, index_col="date", parse_dates=True)
+    return df, list(df.columns)
+
+
+def ett_windows(etth1, **kw):
+    df, cols = etth1
+    ds = DatasetSpec(
+        source="csv",
+        path=str(ETTH1),
+        target=cols,
+        seq_len=96,
+        horizon=96,
+        split=ETT_SPLIT,
+        scaler="standard",
+        **kw,
+    )
+    return make_windows(df, cols, cols, ds)
+
+
+def test_etth1_has_the_published_window_counts(etth1):
+    w = ett_windows(etth1)
+    assert (len(w.train.x), len(w.val.x), len(w.test.x)) == (8449, 2785, 2785)
+    assert w.season == 24 and w.test.x.shape == (2785, 96, 7)
+
+
+def test_etth1_baselines_land_on_the_protocol_check(etth1):
+    w = ett_windows(etth1)
+    assert scores(w, w.persistence("test")) == pytest.approx((1.294, 0.713), abs=1e-3)
+    assert scores(w, w.seasonal("test")) == pytest.approx((0.512, 0.433), abs=1e-3)
+    rlinear = ett_windows(etth1, normalize="instance", channels="independent")
+    assert scores(rlinear, linear_forecast(rlinear, "test")) == pytest.approx((0.388, 0.395), abs=1e-3)
