@@ -593,13 +593,16 @@ def read_yaml(path: Path) -> Any:
     return raw
 
 
+UNION_TAGS = {"tuple[float, float, float]", "RowSplit"}  # pydantic's names of dataset.split's two forms
+
+
 def build_spec(canonical: dict[str, Any], where: str) -> Spec:
     """Validate a canonical dict; the first problem becomes a one-line SpecError."""
     try:
         return Spec.model_validate(canonical)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"]) or "spec"
+        key = ".".join(str(p) for p in error["loc"] if str(p) not in UNION_TAGS) or "spec"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required"
