@@ -443,7 +443,10 @@ def _sweep_progress(plan: Any) -> Callable[[Any], None]:
 def download(
     ticker: Annotated[
         str,
-        typer.Argument(help="Yahoo Finance ticker (e.g. AAPL), or a text corpus: tinyshakespeare, enwik8."),
+        typer.Argument(
+            help="Yahoo Finance ticker (e.g. AAPL), a text corpus (tinyshakespeare, enwik8) or an ETT file "
+            "(ETTh1, ETTh2, ETTm1, ETTm2)."
+        ),
     ],
     start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")] = "2010-01-01",
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default: today).")] = None,
@@ -456,9 +459,19 @@ def download(
 
     Example: seqbench download AAPL --start 2010-01-01 --end 2023-12-31; seqbench download tinyshakespeare
     """
+    from seqbench.data.ett import download_ett, is_ett, is_pinned
     from seqbench.data.text import download_corpus, is_corpus
     from seqbench.data.yahoo import download as fetch_ticker
 
+    if is_ett(ticker):
+        path = download_ett(ticker, data_dir)
+        if not is_pinned(ticker):
+            print(
+                f"warning: {path.name} has no pinned sha256 in seqbench; it was kept unchecked",
+                file=sys.stderr,
+            )
+        print(path)
+        return
     if is_corpus(ticker):
         print(download_corpus(ticker.lower(), data_dir))
         return

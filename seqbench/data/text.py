@@ -50,14 +50,23 @@ ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, No
 
 @dataclass(frozen=True)
 class Corpus:
-    """A public text whose size and sha256 are known, so that a download can be checked."""
+    """A public file whose size and sha256 are known, so that a download can be checked.
+
+    size and sha256 None: not pinned (the download is kept unchecked, and says so).
+    """
 
     name: str
     url: str
-    size: int  # bytes of the text (for a zip: of the member, unzipped)
-    sha256: str  # of the text (for a zip: of the member, unzipped)
+    size: int | None  # bytes of the text (for a zip: of the member, unzipped)
+    sha256: str | None  # of the text (for a zip: of the member, unzipped)
     member: str | None = None  # the zip member that holds the text; None: the URL serves the text
     about: str = ""
+    suffix: str = ".txt"  # of the cached file, data/NAME.SUFFIX
+
+    @property
+    def limit(self) -> int:
+        """The most bytes a download may give."""
+        return self.size if self.size is not None else MAX_BYTES
 
 
 CORPORA: dict[str, Corpus] = {
@@ -186,9 +195,13 @@ def download_corpus(name: str, data_dir: str | Path = Path("data"), fetch: Fetch
     A cached file is returned without network. `fetch(url) -> bytes | binary file-like` replaces
     the default urllib fetch (tests inject one); a stream it returns is closed afterwards.
     """
-    corpus = corpus_named(name)
+    return download_public(corpus_named(name), data_dir, fetch)
+
+
+def download_public(corpus: Corpus, data_dir: str | Path = Path("data"), fetch: Fetch | None = None) -> Path:
+    """Download `corpus` into `data_dir/NAME.SUFFIX`, checked where pinned; a cached file is kept."""
     data_dir = Path(data_dir)
-    path = corpus_path(corpus.name, data_dir)
+    path = data_dir / f"{corpus.name}{corpus.suffix}"
     if os.path.lexists(path):
         _check_cached(path, corpus)
         return path
@@ -197,7 +210,7 @@ def download_corpus(name: str, data_dir: str | Path = Path("data"), fetch: Fetch
     try:
         with atomic_path(path) as tmp:
             if corpus.member is None:
-                _write_verified(_network_chunks(source, corpus, path, corpus.size), tmp, corpus)
+                _write_verified(_network_chunks(source, corpus, path, corpus.limit), tmp, corpus)
             else:
                 _unzip_verified(source, tmp, corpus, path)
     except BaseException:
@@ -224,7 +237,7 @@ def _check_cached(path: Path, corpus: Corpus) -> None:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
         raise DataError(f"{path} is not a regular file; move it away to download {corpus.name} again")
-    if info.st_size != corpus.size:
+    if corpus.size is not None and info.st_size != corpus.size:
         raise DataError(
             f"{path} is {info.st_size:,} bytes, not the {corpus.size:,} bytes of {corpus.name}; "
             f"move it away to download {corpus.name} again"
@@ -265,15 +278,15 @@ def _write_verified(chunks: Iterator[bytes], tmp: Path, corpus: Corpus) -> None:
     with tmp.open("wb") as out:
         for chunk in chunks:
             size += len(chunk)
-            if size > corpus.size:
+            if size > corpus.limit:
                 raise DataError(
-                    f"download {corpus.name}: {corpus.url} gave more than the expected {corpus.size:,} "
+                    f"download {corpus.name}: {corpus.url} gave more than the expected {corpus.limit:,} "
                     "bytes; nothing was written"
                 )
             digest.update(chunk)
             out.write(chunk)
     actual = digest.hexdigest()
-    if actual != corpus.sha256:
+    if corpus.sha256 is not None and actual != corpus.sha256:
         raise DataError(
             f"download {corpus.name}: sha256 mismatch: expected {corpus.sha256} ({corpus.size:,} bytes), "
             f"got {actual} ({size:,} bytes); nothing was written"
@@ -309,7 +322,7 @@ def _unzip_member(archive: IO[bytes], tmp: Path, corpus: Corpus) -> None:
                     f"'{corpus.member}' (it holds: {held}); nothing was written"
                 )
             with zf.open(str(corpus.member)) as member:
-                _write_verified(_zip_chunks(member, damaged, corpus.size), tmp, corpus)
+                _write_verified(_zip_chunks(member, damaged, corpus.limit), tmp, corpus)
     except ZIP_ERRORS as exc:
         raise damaged(exc) from exc
 
@@ -331,7 +344,10 @@ def _zip_chunks(
 
 def _unreachable(corpus: Corpus, path: Path, exc: BaseException) -> DataError:
     unzipped = " unzipped" if corpus.member else ""
-    local = f"use a local copy of the file instead (dataset.path: FILE.txt), or save it{unzipped} as {path}"
+    local = (
+        f"use a local copy of the file instead (dataset.path: FILE{corpus.suffix}), "
+        f"or save it{unzipped} as {path}"
+    )
     if isinstance(exc, urllib.error.HTTPError):
         return DataError(
             f"could not download {corpus.name} from {corpus.url}: HTTP {exc.code} "
