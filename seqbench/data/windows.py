@@ -156,12 +156,28 @@ def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def rows_per_step(step: str, dates: pd.DatetimeIndex, label: str = "dataset") -> int:
+    """How many of the data's rows make one row at `step` (15-minute rows, step h: 4)."""
+    row_step = pd.Series(dates).diff().median()
+    ratio = pd.Timedelta(pd.tseries.frequencies.to_offset(step)) / row_step
+    if len(dates) < 2 or ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise DataError(
+            f"{label}: dataset.split counts rows at step {step}, but the data's rows are {row_step} apart "
+            "(not a whole fraction of it); set dataset.split.step to the data's step or leave it out"
+        )
+    return round(ratio)
+
+
 def split_bounds(
-    n_rows: int, fractions: tuple[float, float, float] | RowSplit, label: str = "dataset"
+    n_rows: int,
+    fractions: tuple[float, float, float] | RowSplit,
+    label: str = "dataset",
+    dates: pd.DatetimeIndex | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Chronological [start, end) row ranges of train, val and test (fractions or row counts)."""
     if isinstance(fractions, RowSplit):
-        n_train, n_val, n_test = fractions.train, fractions.val, fractions.test
+        factor = rows_per_step(fractions.step, dates, label) if fractions.step and dates is not None else 1
+        n_train, n_val, n_test = (factor * n for n in (fractions.train, fractions.val, fractions.test))
         if n_train + n_val + n_test > n_rows:
             raise DataError(
                 f"{label}: dataset.split asks for {n_train} + {n_val} + {n_test} = "
@@ -277,7 +293,7 @@ def make_windows(
     `label` names the data in error messages (a file, a ticker, a built-in name).
     """
     columns = list(dict.fromkeys(features + targets))
-    bounds = split_bounds(len(frame), ds.split, label)
+    bounds = split_bounds(len(frame), ds.split, label, pd.DatetimeIndex(frame.index))
     frame = frame.iloc[: bounds["test"][1]]  # row counts may leave rows after the test split unused
     raw = frame[columns].to_numpy(dtype=np.float64)  # (rows, C)
     transformed, first_row = apply_transform(raw, ds.transform, columns, label)

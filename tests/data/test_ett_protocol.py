@@ -141,3 +141,16 @@ def test_etth1_baselines_land_on_the_protocol_check(etth1):
     assert scores(w, w.seasonal("test")) == pytest.approx((0.512, 0.433), abs=1e-3)
     rlinear = ett_windows(etth1, normalize="instance", channels="independent")
     assert scores(rlinear, linear_forecast(rlinear, "test")) == pytest.approx((0.388, 0.395), abs=1e-3)
+
+
+def test_row_counts_at_a_step_scale_with_the_data_step():
+    cols = ["a"]
+    split = {"train": 50, "val": 10, "test": 10, "step": "h"}
+    hourly = make_windows(frame(columns=cols), cols, cols, spec(seq_len=8, horizon=4, split=split))
+    quarter = make_windows(
+        frame(columns=cols, freq="15min"), cols, cols, spec(seq_len=8, horizon=4, split=split)
+    )
+    assert hourly.split_rows["test"] == (60, 70)
+    assert quarter.split_rows == {"train": (0, 200), "val": (200, 240), "test": (240, 280)}
+    with pytest.raises(DataError, match="not a whole fraction"):
+        make_windows(frame(columns=cols, freq="D"), cols, cols, spec(seq_len=8, horizon=4, split=split))
