@@ -154,3 +154,20 @@ def test_row_counts_at_a_step_scale_with_the_data_step():
     assert quarter.split_rows == {"train": (0, 200), "val": (200, 240), "test": (240, 280)}
     with pytest.raises(DataError, match="not a whole fraction"):
         make_windows(frame(columns=cols, freq="D"), cols, cols, spec(seq_len=8, horizon=4, split=split))
+
+
+def test_the_etth1_spec_trains_offline_and_records_the_protocol(tmp_path):
+    """As the README runs it (`--set dataset.path=...`), on a synthetic 7-channel hourly file, cut short."""
+    from seqbench.experiment import run_experiment
+    from seqbench.spec import load_spec
+
+    cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    path = tmp_path / "ETTh1.csv"
+    frame(n=14_400, columns=cols).to_csv(path)
+    overrides = [f"dataset.path={path}", "train.epochs=1", "model.hidden_size=4", "train.batch_size=4096"]
+    spec = load_spec(REPO / "experiments" / "etth1_96.yaml", overrides)
+    result = run_experiment(spec, tmp_path / "results")
+    assert result.status == "completed", result.message
+    m = result.metrics
+    assert m["test_windows"] == 2785 and set(m["scaled"]) == {"model", "persistence", "seasonal", "linear"}
+    assert m["config"]["season"] == 24 and m["scaled"]["seasonal"]["mse"] < m["scaled"]["persistence"]["mse"]
