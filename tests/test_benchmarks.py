@@ -142,3 +142,28 @@ def test_gpt_score_scores_every_byte_once_from_the_byte_before():
     previous = np.concatenate([before[-1:], text[:-1]])
     expected = -np.mean(log_p[previous, text])
     assert abs(lm_benchmark.gpt_score(Bigram(), before, text, block=16, batch=3) - expected) < 1e-12
+
+
+ETT = REPO / "benchmarks" / "ett.py"
+_ett_spec = importlib.util.spec_from_file_location("ett_benchmark", ETT)
+ett_benchmark = importlib.util.module_from_spec(_ett_spec)
+_ett_spec.loader.exec_module(ett_benchmark)
+ETTH1 = ett_benchmark.find_data()
+
+
+@pytest.mark.skipif(
+    not ETTH1.is_file(), reason=f"ETTh1 is not at {ETTH1} (set SEQBENCH_SHARED to the shared/ folder)"
+)
+def test_ett_quick_writes_the_table_beside_the_quoted_rows(tmp_path):
+    output = tmp_path / "ett.md"
+    result = subprocess.run(
+        [sys.executable, str(ETT), "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert "Quick smoke run" in text and "| seasonal | measured | 0.512 / 0.433 |" in text
+    assert "| RLinear | quoted (arXiv 2403.11144) | 0.386 / 0.395 |" in text and "2,785" in text
