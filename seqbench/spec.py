@@ -195,12 +195,25 @@ class MambaOptions(_Section):
         return rank
 
 
+class MinGRUOptions(_Section):
+    """minGRU's own keys: `model.mingru.*`."""
+
+    variant: Literal["paper", "log_space"] = "paper"  # section 3.1, biases | appendix B.3, minGRU-pytorch
+    expansion: float = Field(1.0, gt=0)  # log_space: inner width int(expansion * hidden_size), W_out if != 1
+
+    @model_validator(mode="after")
+    def _expansion_needs_log_space(self) -> MinGRUOptions:
+        if self.variant == "paper" and self.expansion != 1:
+            raise ValueError("expansion != 1 needs variant: log_space (the paper's minGRU has none)")
+        return self
+
+
 # a model's own options, in a section named after it (only that model's section is kept)
-MODEL_OPTIONS: dict[str, type[_Section]] = {"mamba": MambaOptions}
+MODEL_OPTIONS: dict[str, type[_Section]] = {"mamba": MambaOptions, "mingru": MinGRUOptions}
 OPTION_KEYS = {key: name for name, section in MODEL_OPTIONS.items() for key in section.model_fields}
 # model options added after config ids were first made: left out of the id at their default. (The
 # default discretisation changed with it: a mamba run of an older seqbench, zoh, shares its id.)
-LATER_MODEL_DEFAULTS = {"discretization": "delta_b"}
+LATER_MODEL_DEFAULTS = {"discretization": "delta_b", "variant": "paper", "expansion": 1.0}
 
 
 class ModelSpec(_Section):
@@ -209,6 +222,7 @@ class ModelSpec(_Section):
     hidden_size: int = Field(128, ge=1)
     n_layers: int = Field(1, ge=1)
     mamba: MambaOptions | None = None  # mamba's options; absent for the other models
+    mingru: MinGRUOptions | None = None  # minGRU's options; absent for the other models
 
     @model_validator(mode="before")
     @classmethod

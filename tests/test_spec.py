@@ -305,3 +305,17 @@ def test_mamba_discretization_defaults_to_delta_b_and_zoh_is_its_own_config(tmp_
     assert config_id(zoh) != config_id(spec)
     with pytest.raises(SpecError, match="discretization"):
         load_spec(write(tmp_path, "dataset: sp500\nmodel: mamba\n"), ["model.mamba.discretization=euler"])
+
+
+def test_mingru_variant_is_its_own_config_and_paper_keeps_the_old_id(tmp_path):
+    from seqbench.spec import Spec, config_id
+
+    mingru = {"dataset": {"name": "sp500"}, "model": {"name": "mingru", "hidden_size": 32}}
+    paper = Spec.model_validate(mingru)
+    assert paper.model.mingru.variant == "paper" and paper.model.mingru.expansion == 1
+    assert config_id(paper) == "61fe4fcd5ccb"  # the id before minGRU had options (computed at b44768c)
+    log_space = load_spec(write(tmp_path, "dataset: sp500\nmodel: mingru\n"), ["model.variant=log_space"])
+    assert log_space.model.mingru.variant == "log_space"
+    assert config_id(log_space) != config_id(load_spec(write(tmp_path, "dataset: sp500\nmodel: mingru\n")))
+    with pytest.raises(SpecError, match="expansion"):
+        load_spec(write(tmp_path, "dataset: sp500\nmodel: mingru\n"), ["model.mingru.expansion=2"])

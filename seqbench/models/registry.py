@@ -64,7 +64,7 @@ def model_class(name: str, backend: str) -> Any:
 def model_options(model_spec: Any, cls: Any, vocab_size: int | None = None) -> dict[str, Any]:
     """The constructor keywords beyond the common ones: the model's own spec keys, and vocab_size."""
     own = model_spec.options  # the model's section of the spec (model.mamba.*)
-    options = {key: own[key] for key in cls.options}
+    options = {key: own[key] for key in cls.options if key in own}  # (no section: the class's defaults)
     return options if vocab_size is None else {**options, "vocab_size": vocab_size}
 
 

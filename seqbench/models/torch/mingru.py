@@ -17,6 +17,10 @@ an autograd loop over unbind slices 2.0 / 123 ms; the prefix-sum form 2.6 / 540 
 float32 its chunks restart every few dozen steps, and each restart re-sums the rest).
 A layer's state is its last h (B, D): `forward_state` starts the same loop from it, and
 `step` is one lerp.
+
+`variant: log_space` (appendix B.3, as minGRU-pytorch): no biases, h~ = g(x W_h) > 0, the
+scan in log space (B.3.1, Heinsen's log-cumsum-exp), an output projection W_out when
+expansion != 1; plain autograd, as minGRU-pytorch computes it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 from seqbench.models.numpy.mingru import MinGRU as NumpyMinGRU
 from seqbench.models.torch.base import TorchStack
@@ -109,10 +114,73 @@ class MinGRULayer(nn.Module):
         return h, h
 
 
+def g(a: torch.Tensor) -> torch.Tensor:
+    """Appendix B.3's positive activation: a + 1/2 for a >= 0, sigmoid(a) below."""
+    return torch.where(a >= 0, a + 0.5, a.sigmoid())
+
+
+def log_g(a: torch.Tensor) -> torch.Tensor:
+    """log g(a), computed stably: log(relu(a) + 1/2) for a >= 0, -softplus(-a) below."""
+    return torch.where(a >= 0, (F.relu(a) + 0.5).log(), -F.softplus(-a))
+
+
+def log_space_scan(log_coeffs: torch.Tensor, log_values: torch.Tensor) -> torch.Tensor:
+    """h_t = exp(log_coeffs_t) h_{t-1} + exp(log_values_t) along dim 1, from h_{-1} = 0, in log
+    space (Heinsen 2023, appendix B.3.1): h = exp(a* + logcumsumexp(log_values - a*)), a* = cumsum."""
+    a_star = log_coeffs.cumsum(dim=1)  # (B, L, ED)
+    return (a_star + (log_values - a_star).logcumsumexp(dim=1)).exp()  # (B, L, ED)
+
+
+class MinGRULogSpaceLayer(nn.Module):
+    """One minGRU layer of appendix B.3: x (B, L, F) -> y (B, L, D), the state h (B, L, ED) > 0."""
+
+    def __init__(self, input_size: int, hidden_size: int, inner: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.W_z = nn.Parameter(torch.empty(input_size, inner, dtype=dtype))
+        self.W_h = nn.Parameter(torch.empty(input_size, inner, dtype=dtype))
+        self.W_out = (
+            nn.Parameter(torch.empty(inner, hidden_size, dtype=dtype)) if inner != hidden_size else None
+        )
+
+    def out(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.W_out is None else h @ self.W_out  # (..., D)
+
+    def states(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, L, F) -> h (B, L, ED), from h_{-1} = h0 (B, ED) (None: zeros)."""
+        k, a = x @ self.W_z, x @ self.W_h  # (B, L, ED) each
+        log_coeffs = -F.softplus(k)  # log(1 - z)
+        log_values = -F.softplus(-k) + log_g(a)  # log(z h~)
+        if h0 is None:
+            return log_space_scan(log_coeffs, log_values)
+        log_values = torch.cat([h0.log()[:, None], log_values], dim=1)  # h0 as the step before
+        log_coeffs = F.pad(log_coeffs, (0, 0, 1, 0))
+        return log_space_scan(log_coeffs, log_values)[:, 1:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.states(x))  # (B, L, D)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return self.W_z.new_zeros(batch_size, self.W_z.shape[1])  # h (B, ED)
+
+    def forward_state(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, F) from the state h0 (B, ED) -> y (B, L, D) and the last state (B, ED)."""
+        h = self.states(x, h0)  # (B, L, ED); log(0) = -inf of a zero state contributes exp(-inf) = 0
+        return self.out(h), h[:, -1].clone()
+
+    def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: x (B, F), h (B, ED) -> y_t (B, D) and h_t (B, ED)."""
+        h = torch.lerp(h, g(x @ self.W_h), torch.sigmoid(x @ self.W_z))  # (B, ED)
+        return self.out(h), h
+
+
 class MinGRU(TorchStack):
     """A stack of minGRU layers with a linear head on the last state."""
 
     numpy_class = NumpyMinGRU
+    options = NumpyMinGRU.options
 
     def make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
+        if self.variant == "log_space":
+            inner = int(hidden_size * self.expansion)
+            return MinGRULogSpaceLayer(input_size, hidden_size, inner, self.dtype)
         return MinGRULayer(input_size, hidden_size, self.dtype)
