@@ -30,7 +30,7 @@ Arrays = dict[str, np.ndarray]
 class Learner(Protocol):
     n_params: int
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> float: ...
+    def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float: ...
     def predict(self, x: np.ndarray) -> np.ndarray: ...
     def snapshot(self) -> Arrays: ...
     def restore(self, snapshot: Arrays) -> None: ...
@@ -101,9 +101,10 @@ class Validation(Protocol):
 
 
 def mse(learner: Learner, windows: WindowSet) -> float:
-    """Mean squared error over every window of a split (no dropped last batch)."""
+    """Mean squared error over every window of a split (no dropped last batch), weighted if it has weights."""
     diff = learner.predict(windows.x) - windows.y
-    return float(np.mean(diff * diff))
+    squared = diff * diff if windows.weight is None else windows.weight * diff * diff
+    return float(np.mean(squared))
 
 
 def _epoch_ids(train: WindowSet | TrainData, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
@@ -112,8 +113,13 @@ def _epoch_ids(train: WindowSet | TrainData, rng: np.random.Generator, shuffle: 
     return train.epoch_ids(rng, shuffle)
 
 
-def _batch(train: WindowSet | TrainData, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (train.x[ids], train.y[ids]) if isinstance(train, WindowSet) else train.batch(ids)
+def _batch(train: WindowSet | TrainData, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(x, y), or (x, y, weight) for windows with loss weights."""
+    if not isinstance(train, WindowSet):
+        return train.batch(ids)
+    if train.weight is None:
+        return train.x[ids], train.y[ids]
+    return train.x[ids], train.y[ids], train.weight[ids]
 
 
 def validation_loss(learner: Learner, val: WindowSet | Validation) -> float:

@@ -42,6 +42,9 @@ class WindowSet:
     x: np.ndarray  # (N, L, F) inputs; channels independent: (N * C, L, 1)
     y: np.ndarray  # (N, H * T) targets, horizon-major; channels independent: (N * C, H)
     origin: np.ndarray  # (N,) row index of each window's last input row
+    # (N, H * T) per-target loss weights, or None (all 1): under instance normalisation each window's
+    # scale squared, so that the loss on normalised targets is the MSE in scaled units (RevIN)
+    weight: np.ndarray | None = None
 
 
 @dataclass
@@ -315,6 +318,7 @@ def make_windows(
     offsets: dict[str, np.ndarray] = {}
     scales: dict[str, np.ndarray] = {}
     for name in SPLITS:
+        weight = None
         origin = _window_origins(*bounds[name], first_row, ds.seq_len, ds.horizon)
         steps = np.arange(-ds.seq_len + 1, 1)  # (L,) relative input rows
         x = scaled[origin[:, None] + steps][:, :, f_idx]  # (N, L, F)
@@ -332,10 +336,14 @@ def make_windows(
             offsets[name] = history.mean(axis=1)  # (N, T)
             scales[name] = np.sqrt(history.var(axis=1) + INSTANCE_EPS)  # (N, T)
             y = (y - offsets[name][:, None]) / scales[name][:, None]
+            # the loss is taken after undoing the normalisation: |s (y_hat - y)|^2, weight s^2
+            weight = np.broadcast_to(scales[name][:, None] ** 2, y.shape)  # (N, H, T)
         if independent:  # (N, L, C) -> (N * C, L, 1); (N, H, C) -> (N * C, H)
             x = x.transpose(0, 2, 1).reshape(-1, ds.seq_len, 1)
             y = y.transpose(0, 2, 1)
-        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(x), -1), origin)
+            weight = None if weight is None else weight.transpose(0, 2, 1)
+        as_rows = None if weight is None else np.ascontiguousarray(weight).reshape(len(x), -1)
+        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(x), -1), origin, as_rows)
 
     return Windows(
         **sets,

@@ -57,6 +57,21 @@ def test_model_space_maps_back_exactly(normalize, channels):
     assert np.allclose(w.to_original("test", w.test.y), w.truth("test"))
 
 
+@pytest.mark.parametrize("channels", ["mixed", "independent"])
+def test_instance_normalisation_weights_the_loss_into_scaled_units(channels):
+    """RevIN's loss is taken after undoing the normalisation: the weighted MSE on normalised targets
+    is the MSE in scaled units, so a flat window (tiny std) cannot blow the loss up."""
+    cols = ["a", "b", "c"]
+    w = make_windows(frame(), cols, cols, spec(normalize="instance", channels=channels))
+    for split in ("train", "val", "test"):
+        windows = w.split(split)
+        assert windows.weight is not None and windows.weight.shape == windows.y.shape
+    forecast = w.test.y + np.random.default_rng(1).normal(0, 0.3, w.test.y.shape)
+    weighted = float(np.mean(w.test.weight * (forecast - w.test.y) ** 2))
+    assert weighted == pytest.approx(scores(w, w.to_original("test", forecast))[0], rel=1e-9)
+    assert make_windows(frame(), cols, cols, spec(channels=channels)).test.weight is None
+
+
 def test_instance_normalisation_is_per_channel_mean_and_std():
     cols = ["a", "b", "c"]
     w = make_windows(frame(), cols, cols, spec(normalize="instance"))

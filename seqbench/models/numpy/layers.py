@@ -236,10 +236,11 @@ def linear_scan_backward(
 # ---- losses ------------------------------------------------------------------------------------
 
 
-def mse_loss(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean squared error and its gradient with respect to y."""
+def mse_loss(y: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Mean (weighted) squared error, mean(w (y - target)^2), and its gradient with respect to y."""
     diff = y - target
-    return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+    weighted = diff if weight is None else weight * diff
+    return float(np.mean(weighted * diff)), (2.0 / diff.size) * weighted
 
 
 def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:

@@ -39,13 +39,14 @@ class NumpyLearner:
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+    def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
         """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
         out, caches = self.model.forward(x)
         if self.loss == "cross_entropy":
             loss, dy = layers.cross_entropy_loss(out, y)  # out (B, L, V) logits, y (B, L) byte ids
         else:
-            loss, dy = layers.mse_loss(out, y.astype(out.dtype, copy=False))
+            w = None if weight is None else weight.astype(out.dtype, copy=False)
+            loss, dy = layers.mse_loss(out, y.astype(out.dtype, copy=False), w)
         if not np.isfinite(loss):
             return loss
         grad = self.optimizer.flatten(self.model.backward(dy, caches))

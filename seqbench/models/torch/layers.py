@@ -126,9 +126,10 @@ def causal_conv1d(
     return y
 
 
-def mse_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over every entry."""
-    return (y - target).pow(2).mean()
+def mse_loss(y: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean (weighted) squared error over every entry, mean(w (y - target)^2)."""
+    squared = (y - target).pow(2)
+    return (squared if weight is None else weight * squared).mean()
 
 
 def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

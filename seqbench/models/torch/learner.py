@@ -71,7 +71,7 @@ class TorchLearner:
         dtype = torch.long if array.dtype.kind in "iu" else self.dtype
         return torch.as_tensor(array, dtype=dtype, device=self.device)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+    def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
         """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
         self.optimizer.zero_grad(set_to_none=True)
         out = self.model(self._tensor(x))
@@ -79,7 +79,7 @@ class TorchLearner:
             target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
             loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
         else:
-            loss = mse_loss(out, self._tensor(y))
+            loss = mse_loss(out, self._tensor(y), None if weight is None else self._tensor(weight))
         value = float(loss.detach())
         if not math.isfinite(value):
             return value

@@ -124,6 +124,15 @@ def test_mse_loss_gradient():
     assert relative_error(dy.reshape(-1), numeric) < 1e-6
 
 
+def test_weighted_mse_loss_and_its_gradient():
+    rng = np.random.default_rng(6)
+    y, t, w = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.uniform(0.01, 3.0, size=(4, 3))
+    loss, dy = mse_loss(y, t, w)
+    assert loss == pytest.approx(np.mean(w * (y - t) ** 2))
+    _, numeric = numeric_gradient(lambda: mse_loss(y, t, w)[0], y)
+    assert relative_error(dy.reshape(-1), numeric) < 1e-6
+
+
 def check_gradients(forward, backward_grads, arrays, w):
     """Compare backward_grads (one per array) with finite differences of sum(w * forward())."""
     for analytic, array in zip(backward_grads, arrays, strict=True):
