@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import REPO, find_shared  # benchmarks/common.py: scripts run from this folder
 
-REPO = Path(__file__).resolve().parents[1]
 HORIZONS = (96, 192, 336, 720)
 # arXiv 2403.11144, input length 96: (MSE, MAE) at horizon 96, and averaged over the four horizons
 QUOTED_96 = {
@@ -40,11 +40,8 @@ FORECASTERS = ("model", "persistence", "seasonal", "linear")
 
 
 def find_data() -> Path:
-    """ETTh1.csv under $SEQBENCH_SHARED, else shared/data/ in or beside the repository or a folder above."""
-    places = [Path(os.environ["SEQBENCH_SHARED"])] if os.environ.get("SEQBENCH_SHARED") else []
-    places += [folder / "shared" for folder in (REPO, *REPO.parents)]
-    candidates = [place / "data" / "ETTh1.csv" for place in places]
-    return next((path for path in candidates if path.is_file()), candidates[0])
+    """ETTh1.csv in the shared/ folder (see common.find_shared)."""
+    return find_shared(Path("data") / "ETTh1.csv")
 
 
 def run_horizon(horizon: int, seed: int, data: Path, results: Path, overrides: list[str]) -> dict:

@@ -59,7 +59,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, cpu_model, find_shared  # benchmarks/common.py: scripts run from this folder
+
 DATA_FILES = {  # --data name -> the file, in the workplace's read-only shared/ folder
     "tinyshakespeare": Path("data") / "tinyshakespeare.txt",
     "enwik8": Path("data") / "enwik8_1M.txt",
@@ -84,12 +85,8 @@ QUICK = {"gpt_iters": 20, "seconds": 2.0, "held_out": 4_096, "gen_lengths": (10,
 
 
 def find_data(name: str) -> Path:
-    """The data file: under $SEQBENCH_SHARED, else shared/ in the repository or beside it (or beside
-    a folder above it, e.g. a fresh clone inside the work area); the first that exists."""
-    places = [Path(os.environ["SEQBENCH_SHARED"])] if os.environ.get("SEQBENCH_SHARED") else []
-    places += [folder / "shared" for folder in (REPO, *REPO.parents)]
-    candidates = [place / DATA_FILES[name] for place in places]
-    return next((path for path in candidates if path.is_file()), candidates[0])
+    """The data file `name` in the shared/ folder (see common.find_shared)."""
+    return find_shared(DATA_FILES[name])
 
 
 @dataclass(frozen=True)
@@ -183,6 +180,16 @@ class Result:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.train_s if self.train_s else float("nan")
+
+
+def record_curve(result: Result, where: str, loss: float, curve_nats: float) -> None:
+    """Add a point to `result`'s learning curve (training s, bits/byte on CURVE_BYTES) and log it."""
+    bits = curve_nats / math.log(2)
+    result.curve.append((result.train_s, bits))
+    log(
+        f"{where}  {result.train_s:6.1f} s  loss {loss:.3f}  curve {bits:.3f} bits/byte  "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 @dataclass
@@ -353,12 +360,8 @@ def train_gpt(cfg: GPTConfig, split: Split) -> tuple[Any, Result]:
         result.train_s += time.perf_counter() - start
         result.steps, result.tokens = it + 1, result.tokens + y.numel()
         if (it + 1) % every == 0 or it + 1 == cfg.max_iters:
-            bits = gpt_score(model, split.train, split.curve_text, cfg.block_size) / math.log(2)
-            result.curve.append((result.train_s, bits))
-            log(
-                f"GPT iter {it + 1}/{cfg.max_iters}  {result.train_s:6.1f} s  loss {loss.item():.3f}  "
-                f"curve {bits:.3f} bits/byte  load {os.getloadavg()[0]:.1f}"
-            )
+            nats = gpt_score(model, split.train, split.curve_text, cfg.block_size)
+            record_curve(result, f"GPT iter {it + 1}/{cfg.max_iters}", loss.item(), nats)
     return model, result
 
 
@@ -402,12 +405,8 @@ def train_contender(c: Contender, split: Split, seconds: float, threads: int) ->
         if result.train_s >= marks[0]:
             while marks and result.train_s >= marks[0]:
                 marks.pop(0)
-            bits = score_text(learner, split.train, split.curve_text, c.seq_len) / math.log(2)
-            result.curve.append((result.train_s, bits))
-            log(
-                f"{c.label} step {result.steps}  {result.train_s:6.1f} s  loss {loss:.3f}  "
-                f"curve {bits:.3f} bits/byte  load {os.getloadavg()[0]:.1f}"
-            )
+            nats = score_text(learner, split.train, split.curve_text, c.seq_len)
+            record_curve(result, f"{c.label} step {result.steps}", loss, nats)
     return learner, result
 
 
@@ -439,16 +438,6 @@ def references(split: Split) -> dict[str, dict[str, float]]:
 
 
 # ---- the report --------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def flatness(r: Result) -> float:

@@ -34,17 +34,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, cpu_model, find_shared  # benchmarks/common.py: scripts run from this folder
+
 REFERENCE_FILE = Path("reference") / "seed_guide_numpy.py"  # in the workplace's read-only shared/ folder
 
 
 def find_reference() -> Path:
-    """The guide's code: under $SEQBENCH_SHARED, else shared/ in the repository or beside it (or
-    beside a folder above it, e.g. a fresh clone inside the work area); the first that exists."""
-    places = [Path(os.environ["SEQBENCH_SHARED"])] if os.environ.get("SEQBENCH_SHARED") else []
-    places += [folder / "shared" for folder in (REPO, *REPO.parents)]
-    candidates = [place / REFERENCE_FILE for place in places]
-    return next((path for path in candidates if path.is_file()), candidates[0])
+    """The guide's code in the shared/ folder (see common.find_shared)."""
+    return find_shared(REFERENCE_FILE)
 
 
 DEFAULT_REFERENCE = find_reference()
@@ -180,16 +177,6 @@ def measure(contenders: list[Contender], rounds: int, log: Callable[[str], None]
             c.rates.append(c.samples / seconds)
             rate = c.samples / seconds
             log(f"round {r}/{rounds}  {c.label:10s} {c.dtype}  {seconds:7.3f} s  {rate:9.0f} samples/s")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def verdict(c: Contender, guide_rate: float) -> tuple[str, str, str]:

@@ -6,29 +6,39 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from seqbench.models.registry import model_names
 
 REPO = Path(__file__).resolve().parents[1]
-SPEED = REPO / "benchmarks" / "numpy_speed.py"
-
-_spec = importlib.util.spec_from_file_location("numpy_speed", SPEED)
-numpy_speed = importlib.util.module_from_spec(_spec)
-sys.modules["numpy_speed"] = numpy_speed  # its dataclasses look their module up
-_spec.loader.exec_module(numpy_speed)  # (its thread settings apply only when it runs as a script)
-REFERENCE = numpy_speed.find_reference()
+BENCHMARKS = REPO / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import benchmarks/common.py, as they do when run
 
 
-def run_speed(*args, timeout=120):
+def load_benchmark(name: str, module: str) -> ModuleType:
+    """benchmarks/{name}.py as a module (its thread settings apply only when it runs as a script)."""
+    spec = importlib.util.spec_from_file_location(module, BENCHMARKS / f"{name}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded  # its dataclasses look their module up
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def run_script(name: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run benchmarks/{name}.py from the repository root, as the README does."""
     return subprocess.run(
-        [sys.executable, str(SPEED), *map(str, args)],
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
     )
+
+
+numpy_speed = load_benchmark("numpy_speed", "numpy_speed")
+REFERENCE = numpy_speed.find_reference()
 
 
 @pytest.mark.skipif(
@@ -38,7 +48,7 @@ def run_speed(*args, timeout=120):
 def test_numpy_speed_quick_writes_a_markdown_table(tmp_path):
     output = tmp_path / "results" / "speed.md"
     start = time.perf_counter()
-    result = run_speed("--quick", "--output", output)
+    result = run_script("numpy_speed", "--quick", "--output", output)
     assert result.returncode == 0, result.stderr
     assert time.perf_counter() - start < 60
     text = output.read_text()
@@ -56,28 +66,14 @@ def test_numpy_speed_quick_writes_a_markdown_table(tmp_path):
 
 def test_numpy_speed_missing_reference_fails_cleanly(tmp_path):
     output = tmp_path / "speed.md"
-    result = run_speed("--quick", "--reference", tmp_path / "nope.py", "--output", output)
+    result = run_script("numpy_speed", "--quick", "--reference", tmp_path / "nope.py", "--output", output)
     assert result.returncode == 2
     assert "guide reference not found" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists()
 
 
-LM = REPO / "benchmarks" / "lm.py"
-_lm_spec = importlib.util.spec_from_file_location("lm_benchmark", LM)
-lm_benchmark = importlib.util.module_from_spec(_lm_spec)
-sys.modules["lm_benchmark"] = lm_benchmark
-_lm_spec.loader.exec_module(lm_benchmark)
+lm_benchmark = load_benchmark("lm", "lm_benchmark")
 SHAKESPEARE = lm_benchmark.find_data("tinyshakespeare")
-
-
-def run_lm(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, str(LM), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
 
 
 @pytest.mark.skipif(
@@ -87,7 +83,7 @@ def run_lm(*args, timeout=300):
 def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
     pytest.importorskip("x_transformers", reason="the GPT peer needs x-transformers (the dev extra has it)")
     output = tmp_path / "out" / "lm.md"
-    result = run_lm("--quick", "--output", output)
+    result = run_script("lm", "--quick", "--output", output)
     assert result.returncode == 0, result.stderr
     text = output.read_text()
     assert "Quick smoke run" in text and "threads: 2" in text and "x-transformers" in text
@@ -112,7 +108,7 @@ def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
 
 def test_lm_benchmark_missing_data_fails_cleanly(tmp_path):
     output = tmp_path / "lm.md"
-    result = run_lm("--quick", "--data-file", tmp_path / "nope.txt", "--output", output, timeout=60)
+    result = run_script("lm", "--quick", "--data-file", tmp_path / "nope.txt", "--output", output, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("error: data file not found") and "Traceback" not in result.stderr
     assert not output.exists()
@@ -144,10 +140,7 @@ def test_gpt_score_scores_every_byte_once_from_the_byte_before():
     assert abs(lm_benchmark.gpt_score(Bigram(), before, text, block=16, batch=3) - expected) < 1e-12
 
 
-ETT = REPO / "benchmarks" / "ett.py"
-_ett_spec = importlib.util.spec_from_file_location("ett_benchmark", ETT)
-ett_benchmark = importlib.util.module_from_spec(_ett_spec)
-_ett_spec.loader.exec_module(ett_benchmark)
+ett_benchmark = load_benchmark("ett", "ett_benchmark")
 ETTH1 = ett_benchmark.find_data()
 
 
@@ -156,13 +149,7 @@ ETTH1 = ett_benchmark.find_data()
 )
 def test_ett_quick_writes_the_table_beside_the_quoted_rows(tmp_path):
     output = tmp_path / "ett.md"
-    result = subprocess.run(
-        [sys.executable, str(ETT), "--quick", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    result = run_script("ett", "--quick", "--output", output, timeout=300)
     assert result.returncode == 0, result.stderr
     text = output.read_text()
     assert "Quick smoke run" in text and "| seasonal | measured | 0.512 / 0.433 |" in text
