@@ -160,7 +160,11 @@ def sweep_section(sweep_dir: Path) -> list[str]:
     """A sweep folder: its plots (sweep_<key>.png), summary.md and sweep.yaml."""
     parts = [html.heading(2, f"Sweep {sweep_dir.name}"), html.paragraph(str(sweep_dir), "meta")]
     plots = sorted(sweep_dir.glob("sweep_*.png"))
-    parts += [_picture(path) for path in plots] or [html.paragraph("no sweep plots in this folder", "note")]
+    parts.append(
+        html.pictures([_picture(path) for path in plots])
+        if plots
+        else html.paragraph("no sweep plots in this folder", "note")
+    )
     for name in (SUMMARY_FILE, SWEEP_FILE):
         text = _read_text(sweep_dir / name)
         if text is not None:
@@ -181,7 +185,9 @@ def run_section(run: dict[str, Any]) -> list[str]:
     ]
     parts += _scores(run)
     pictures = _pictures(run_dir)
-    parts += pictures or [html.paragraph("no pictures in this run folder", "note")]
+    parts.append(
+        html.pictures(pictures) if pictures else html.paragraph("no pictures in this run folder", "note")
+    )
     samples = _read_text(run_dir / "samples.txt")
     if samples is not None:
         parts += [html.heading(4, "samples.txt"), html.preformatted(samples)]

@@ -34,7 +34,9 @@ table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 tbody tr:nth-child(even) { background: #fafafa; }
 .scroll { overflow-x: auto; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.3em 0; }
+.pictures { display: flex; flex-wrap: wrap; gap: 0 1em; align-items: flex-start; }
 figure { margin: 0.5em 0; }
+.pictures figure { flex: 0 1 calc(50% - 0.5em); min-width: 420px; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; max-height: 30em; white-space: pre-wrap; }
 section.run { border-top: 1px solid #ccc; }
@@ -161,6 +163,11 @@ def image(data: bytes, suffix: str, caption: str) -> str:
         f'<figure><img src="{uri}" alt="{escape(caption)}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
+
+
+def pictures(figures: list[str]) -> str:
+    """Figures side by side, as many as the width holds."""
+    return '<div class="pictures">' + "".join(figures) + "</div>"
 
 
 def preformatted(text: str, summary: str | None = None) -> str:
