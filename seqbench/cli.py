@@ -365,6 +365,40 @@ def _optional_columns(task: str) -> list[str]:
 
 @app.command()
 @handles_errors
+def report(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run folders, folders above them (a sweep folder), or globs.")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    group: Annotated[
+        bool | None,
+        typer.Option(
+            "--group/--no-group",
+            help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
+        ),
+    ] = None,
+    results: ResultsDir = Path("results"),
+) -> None:
+    """Write one self-contained HTML page of runs: compare's table, then each run's scores, pictures and spec.
+
+    The table (sortable: click a header) is compare's; each run adds its scores next to every
+    baseline, its loss curves and predictions, an LM's samples and its resolved spec.yaml; a sweep
+    folder adds its sweep plots. Images are inline and the page makes no network request.
+
+    Example: seqbench report results/sweeps/aapl-sweep -o report.html
+    """
+    from seqbench.report import write_report
+    from seqbench.runs import find_runs
+
+    written = write_report(find_runs(list(runs or []), results), output, group)
+    sweeps = f", {written.sweeps} sweep folder(s)" if written.sweeps else ""
+    print(f"wrote {written.path} ({written.runs} runs{sweeps})", file=sys.stderr)
+
+
+@app.command()
+@handles_errors
 def sweep(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="The base spec (YAML).")] = None,
     grid: Annotated[

@@ -34,20 +34,55 @@ def seeds_table(done: list[Any]) -> Table:
     return table
 
 
+FORECAST_SCORES = ("rmse", "mae", "r2", "mape", "direction_accuracy")
+LM_SCORES = ("bits_per_byte", "nats", "perplexity")
+
+
+def forecast_score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """A forecast's test scores and every baseline's, in original units: (header, rows of text)."""
+    baselines = metrics.get("baselines") or {}
+    persistence_rmse = (baselines.get("persistence") or {}).get("rmse")
+    header = ["forecaster", *(c.replace("direction_accuracy", "direction") for c in FORECAST_SCORES), "skill"]
+    rows = []
+    for label, values in {str(metrics.get("model")): metrics.get("test") or {}, **baselines}.items():
+        values = values if isinstance(values, dict) else {}
+        rmse = values.get("rmse")
+        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
+        rows.append([str(label), *(_number(values.get(c)) for c in FORECAST_SCORES), f"{skill:+.3f}"])
+    return header, rows
+
+
+def lm_score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """An LM's held-out scores and every baseline's, on the same bytes: (header, rows of text)."""
+    split = (metrics.get("headline") or {}).get("split", "test")
+    rows = []
+    for label, values in {
+        str(metrics.get("model")): metrics.get(split) or {},
+        **(metrics.get("baselines") or {}),
+    }.items():
+        values = values if isinstance(values, dict) else {}
+        if label == "ngram" and values.get("order"):
+            label = f"{values['order']}-gram"
+        cells = (values.get(key) for key in LM_SCORES)
+        rows.append(
+            [str(label), *("" if value is None else f"{value:.4g}" for value in cells)]
+        )  # zlib: bits only
+    return ["model", "bits/byte", "nats/byte", "perplexity"], rows
+
+
+def score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """A run's scores next to every baseline's, either task: (header, rows of text)."""
+    return lm_score_rows(metrics) if metrics.get("task") == "lm" else forecast_score_rows(metrics)
+
+
 def summary_table(metrics: dict[str, Any]) -> Table:
     """Test metrics of the model next to the baselines, in original units."""
     table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} (test split)")
-    columns = ("rmse", "mae", "r2", "mape", "direction_accuracy")
-    table.add_column("forecaster")
-    for column in columns:
-        table.add_column(column.replace("direction_accuracy", "direction"), justify="right")
-    table.add_column("skill", justify="right")
-    persistence_rmse = metrics["baselines"]["persistence"]["rmse"]
-    rows = {metrics["model"]: metrics["test"], **metrics["baselines"]}
-    for label, values in rows.items():
-        rmse = values.get("rmse")
-        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
-        table.add_row(label, *(_number(values.get(c)) for c in columns), f"{skill:+.3f}")
+    header, rows = forecast_score_rows(metrics)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
     table.caption = "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)"
     return table
 
@@ -61,15 +96,11 @@ def lm_summary_table(metrics: dict[str, Any]) -> Table:
     """An LM run's held-out scores next to its baselines, on the same bytes."""
     split = (metrics.get("headline") or {}).get("split", "test")
     table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} ({split} bytes)")
-    table.add_column("model")
-    for column in ("bits/byte", "nats/byte", "perplexity"):
-        table.add_column(column, justify="right")
-    rows = {metrics["model"]: metrics.get(split) or {}, **(metrics.get("baselines") or {})}
-    for label, values in rows.items():
-        if label == "ngram" and values.get("order"):
-            label = f"{values['order']}-gram"
-        cells = (values.get(key) for key in ("bits_per_byte", "nats", "perplexity"))
-        table.add_row(label, *("" if value is None else f"{value:.4g}" for value in cells))  # zlib: bits only
+    header, rows = lm_score_rows(metrics)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
     table.caption = "every held-out byte scored once; zlib and lzma: compressed size of the same bytes"
     return table
 

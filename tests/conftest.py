@@ -50,3 +50,53 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, but SEQBENCH_NO_SKIP=1 forbids skips: {reason}"
+
+
+EVIL = "<script>alert('{}')</script>"  # what a hostile run name, baseline or sample could hold
+
+
+@pytest.fixture(scope="session")
+def report_results(tmp_path_factory):
+    """Real run folders for the report tests, under results/: two seeds of one GRU config (one
+    group), a minGRU run inside a sweep folder (with sweep.yaml and a sweep plot), an LM run, and a
+    copy of the LM run whose name, a baseline, samples.txt and spec.yaml hold a <script>."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from seqbench.cli import app
+    from seqbench.plots import plot_sweep
+
+    root = tmp_path_factory.mktemp("report")
+    results = root / "results"
+    text = "".join(f"The king shall speak now, my lord {i % 7}.\n" for i in range(600))
+    (root / "plays.txt").write_text(text)
+    (root / "lm.yaml").write_text(
+        f"name: tiny-lm\ntask: lm\ndataset: {{source: text, path: {root / 'plays.txt'}, seq_len: 16}}\n"
+        "model: {name: mingru, hidden_size: 8}\ntrain: {epochs: 1, batches_per_epoch: 3, batch_size: 8}\n"
+    )
+    smoke = "experiments/smoke.yaml"
+    sweep = results / "sweeps" / "tiny"
+    for args in (
+        ["-c", smoke, "--seeds", "2", "--name", "weather-gru"],
+        ["-c", smoke, "--set", "model.name=mingru", "--name", "tiny_mingru", "--results", sweep],
+        ["-c", root / "lm.yaml"],
+    ):
+        args = [*args, "--results", results] if "--results" not in args else args
+        result = CliRunner().invoke(app, ["train", "-q", *map(str, args)])
+        assert result.exit_code == 0, result.output
+    (sweep / "sweep.yaml").write_text("grid:\n  model.name: [mingru]\nseeds: [0]\n")
+    plot_sweep(
+        "model.name", ["mingru"], {"test RMSE": [(2.0, 0.1)]}, [2.5], sweep / "sweep_model.name.png", "tiny"
+    )
+    (lm_run,) = (results / "tiny-lm").iterdir()
+    evil = results / "evil" / lm_run.name
+    shutil.copytree(lm_run, evil)
+    metrics = json.loads((evil / "metrics.json").read_text())
+    metrics.update(name=EVIL.format("name"), config_id="evil0000")
+    metrics["baselines"][EVIL.format("baseline")] = {"bits_per_byte": 9.0}
+    (evil / "metrics.json").write_text(json.dumps(metrics))
+    (evil / "samples.txt").write_text(f"ROMEO: {EVIL.format('sample')}\n")
+    (evil / "spec.yaml").write_text((lm_run / "spec.yaml").read_text() + f"# {EVIL.format('spec')}\n")
+    return results

@@ -1,0 +1,263 @@
+"""`seqbench report`: one self-contained HTML page of runs, their scores and their pictures.
+
+The page holds, per task, compare's table (`seqbench.compare` rows, or `seqbench.groups` rows as
+mean ± std when a config has several runs), sortable by a click on a header; then each sweep
+folder the runs came from (its sweep plots and summary.md); then each run: its scores next to
+every baseline (`seqbench.tables.score_rows`), its pictures (loss_curve.png, predictions.png and
+any other image in its folder), an LM's samples.txt and its resolved spec.yaml. Images are inline
+data: URIs and a Content-Security-Policy forbids any request, so the file opens offline, anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import seqbench
+from seqbench import report_page as html
+from seqbench.compare import (
+    HEADLINE,
+    TASK_COLUMNS,
+    TEXT_COLUMNS,
+    by_task,
+    check_pinned,
+    compare_rows,
+    format_value,
+    sort_rows,
+)
+from seqbench.errors import SeqbenchError
+from seqbench.groups import LAYOUTS, display_rows, group_rows, group_runs, has_repeats
+from seqbench.io import atomic_write_text
+from seqbench.report_page import Cell
+from seqbench.runs import load_runs
+from seqbench.sweep import SUMMARY_FILE, SWEEP_FILE
+from seqbench.tables import score_rows
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # shown as \xNN; newline and tab stay
+FIRST_PICTURES = ("loss_curve.png", "predictions.png")  # then any other image, by name
+MAX_IMAGE_BYTES = 8_000_000
+MAX_TEXT_CHARS = 100_000
+SCORES_CAPTION = {
+    "forecast": "test split, original units; skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)",
+    "lm": "held-out bytes, every byte scored once; zlib and lzma: compressed size of the same bytes",
+}
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `write_report` put on the page."""
+
+    path: Path
+    runs: int
+    sweeps: int
+
+
+def write_report(run_dirs: list[Path], path: Path, group: bool | None = None) -> Written:
+    """Write the report of these run folders to `path` (atomically); see `report_html`."""
+    path = Path(path)
+    if path.is_dir():
+        raise SeqbenchError(f"{path} is a folder; give -o a file name, e.g. -o {path / 'report.html'}")
+    runs = load_runs(run_dirs)
+    if not runs:
+        raise SeqbenchError("none of these run folders has a readable metrics.json; nothing to report")
+    sweeps = sweep_folders(runs)
+    atomic_write_text(path, report_html(runs, sweeps, group))
+    return Written(path, len(runs), len(sweeps))
+
+
+def report_html(runs: list[dict[str, Any]], sweeps: list[Path], group: bool | None = None) -> str:
+    """The page: compare's table per task, the sweep folders, then one section per run."""
+    for index, run in enumerate(runs):
+        run["_anchor"] = f"run-{index + 1}"
+    tasks = by_task(runs)
+    body = []
+    for task, members in tasks.items():
+        body += [html.heading(2, f"{task} runs" if len(tasks) > 1 else "Runs side by side")]
+        body += compare_section(task, members, group)
+    for sweep_dir in sweeps:
+        body += sweep_section(sweep_dir)
+    body += [html.heading(2, "Each run")]
+    for run in runs:
+        body += run_section(run)
+    when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    sweeps_said = f", {len(sweeps)} sweep folder(s)" if sweeps else ""
+    subtitle = f"{len(runs)} run(s){sweeps_said}; seqbench {seqbench.__version__}, {when}"
+    return html.page("seqbench report", subtitle, body)
+
+
+# --- compare's table ---------------------------------------------------------------------------
+
+
+def compare_section(task: str, runs: list[dict[str, Any]], group: bool | None = None) -> list[str]:
+    """Compare's table of one task's runs (grouped as compare groups them), and its data warnings."""
+    notes = check_pinned(runs)
+    for line in notes:
+        warnings.warn(line, stacklevel=2)
+    grouped = group is True or (group is None and has_repeats(runs))
+    columns, rows, caption = _group_table(task, runs) if grouped else _run_table(task, runs)
+    table = html.table(columns, rows, TEXT_COLUMNS, caption, sortable=True, table_id=f"compare-{task}")
+    return [table, *(html.paragraph(f"warning: {line}", "note") for line in notes)]
+
+
+def _run_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Cell]], str]:
+    """One row per run (compare's rows), by the task's headline score; the run links to its section."""
+    columns = TASK_COLUMNS[task]
+    rows = [{**compare_rows([run])[0], "_anchor": run["_anchor"]} for run in runs]
+    rows = sort_rows(rows, HEADLINE[task], columns)
+    cells = [
+        [_cell(column, row.get(column), row.get(column), row["_anchor"] if column == "run" else None)
+         for column in columns]
+        for row in rows
+    ]  # fmt: skip
+    caption = "one row per run; skill = 1 - RMSE / persistence RMSE; dm_p = Diebold-Mariano p-value"
+    return columns, cells, caption if task == "forecast" else "one row per run, on the held-out bytes"
+
+
+def _group_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Cell]], str]:
+    """One row per config (mean ± std over its seeds), by its mean headline score; sorted by the means."""
+    layout = LAYOUTS[task]
+    groups = group_runs(runs)
+    rows = [{**group_rows(members)[0], "_anchor": members[0]["_anchor"]} for members in groups]
+    rows = sort_rows(rows, HEADLINE[task], layout.data_columns)
+    cells = []
+    for row, shown in zip(rows, display_rows(rows), strict=True):
+        line = []
+        for column in layout.columns:
+            sort = row.get(layout.wins) if column == layout.wins else row.get(column)
+            link = row["_anchor"] if column == "config" else None
+            line.append(_cell(column, shown.get(column), sort, link))
+        cells.append(line)
+    return layout.columns, cells, layout.caption
+
+
+def _cell(column: str, value: Any, sort: Any, link: str | None = None) -> Cell:
+    """A cell with its text as compare writes it, sorting by the number behind it (else its text)."""
+    number = sort if isinstance(sort, int | float) and not isinstance(sort, bool) else None
+    css = f"status-{value}" if column == "status" and isinstance(value, str) else ""
+    return Cell(format_value(column, value), number, link, css)
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+
+def sweep_folders(runs: list[dict[str, Any]]) -> list[Path]:
+    """The sweep folders (holding sweep.yaml) that runs belong to, in the order of their first run."""
+    found: dict[Path, None] = {}
+    for run in runs:
+        run_dir = Path(run.get("run_dir", "."))
+        for folder in (run_dir.parent, run_dir.parent.parent):  # <sweep>/<point>/<run_id>
+            if (folder / SWEEP_FILE).is_file():
+                found.setdefault(folder, None)
+                break
+    return list(found)
+
+
+def sweep_section(sweep_dir: Path) -> list[str]:
+    """A sweep folder: its plots (sweep_<key>.png), summary.md and sweep.yaml."""
+    parts = [html.heading(2, f"Sweep {sweep_dir.name}"), html.paragraph(str(sweep_dir), "meta")]
+    plots = sorted(sweep_dir.glob("sweep_*.png"))
+    parts.append(
+        html.pictures([_picture(path) for path in plots])
+        if plots
+        else html.paragraph("no sweep plots in this folder", "note")
+    )
+    for name in (SUMMARY_FILE, SWEEP_FILE):
+        text = _read_text(sweep_dir / name)
+        if text is not None:
+            parts.append(html.preformatted(text, name))
+    return parts
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+def run_section(run: dict[str, Any]) -> list[str]:
+    """One run: what it is, its scores next to every baseline, its pictures, samples and spec."""
+    run_dir = Path(run.get("run_dir", "."))
+    label = compare_rows([run])[0]["run"]
+    parts = [
+        f'<section class="run">{html.heading(3, label, run["_anchor"])}',
+        html.paragraph(_facts(run), "meta"),
+    ]
+    parts += _scores(run)
+    pictures = _pictures(run_dir)
+    parts.append(
+        html.pictures(pictures) if pictures else html.paragraph("no pictures in this run folder", "note")
+    )
+    samples = _read_text(run_dir / "samples.txt")
+    if samples is not None:
+        parts += [html.heading(4, "samples.txt"), html.preformatted(samples)]
+    spec = _read_text(run_dir / "spec.yaml")
+    parts.append(html.preformatted(spec, "spec.yaml (the resolved spec)") if spec is not None else
+                 html.paragraph("no spec.yaml in this run folder", "note"))  # fmt: skip
+    return [*parts, "</section>"]
+
+
+def _facts(run: dict[str, Any]) -> str:
+    """One line: model, backend, dataset, status, seed, epochs, parameters, time, config, folder."""
+    said = {
+        "model": f"{run.get('model')} ({run.get('backend')}) on {run.get('dataset')}",
+        "status": f"status {run.get('status')}",
+        "seed": f"seed {run.get('seed')}",
+        "epochs_run": f"{run.get('epochs_run')} epochs (best {run.get('best_epoch')})",
+        "params": f"{run.get('params')} parameters",
+        "config_id": f"config {run.get('config_id')}",
+    }
+    facts = [text for key, text in said.items() if run.get(key) is not None]
+    if isinstance(run.get("train_seconds"), int | float):
+        facts.append(f"trained in {run['train_seconds']:.1f} s")
+    return "; ".join([*facts, str(run.get("run_dir"))])
+
+
+def _scores(run: dict[str, Any]) -> list[str]:
+    """The run's scores next to every baseline (the table `train` prints), and its DM p-value."""
+    try:
+        header, rows = score_rows(run)
+    except (TypeError, ValueError, AttributeError):  # metrics.json is someone else's file
+        return [html.paragraph("metrics.json has no scores this report can read", "note")]
+    task = "lm" if run.get("task") == "lm" else "forecast"
+    caption = SCORES_CAPTION[task]
+    dm_p = compare_rows([run])[0].get("dm_p") if task == "forecast" else None
+    if dm_p is not None:
+        caption += f"; Diebold-Mariano p-value vs persistence: {format_value('dm_p', dm_p)}"
+    cells = [[Cell(text) for text in row] for row in rows]
+    return [html.table(header, cells, header[:1], caption)]
+
+
+def _pictures(run_dir: Path) -> list[str]:
+    """The run's images, loss curve and predictions first."""
+    images = [p for p in run_dir.iterdir() if p.suffix in html.IMAGE_TYPES] if run_dir.is_dir() else []
+    order = {name: i for i, name in enumerate(FIRST_PICTURES)}
+    images.sort(key=lambda p: (order.get(p.name, len(order)), p.name))
+    return [_picture(path) for path in images]
+
+
+def _picture(path: Path) -> str:
+    """An image inline, or a note saying why it is not."""
+    if path.is_symlink():
+        return html.paragraph(f"{path.name}: a symbolic link, not shown", "note")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return html.paragraph(f"{path.name}: cannot read it ({err.strerror or err})", "note")
+    if len(data) > MAX_IMAGE_BYTES:
+        return html.paragraph(f"{path.name}: {len(data)} bytes, too large to inline", "note")
+    if path.suffix == ".png" and not data.startswith(html.PNG_MAGIC):
+        return html.paragraph(f"{path.name}: not a PNG file, not shown", "note")
+    return html.image(data, path.suffix, path.name)
+
+
+def _read_text(path: Path) -> str | None:
+    """A text file of a run or sweep folder (cut to MAX_TEXT_CHARS); None when it has none."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8", errors="backslashreplace")
+    except OSError:
+        return None
+    text = text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "\n[... cut]"
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)  # e.g. a sample's NUL byte
