@@ -488,7 +488,7 @@ def write_artifacts(
     """The task's artifacts (those in `only`): a forecast's predictions.csv and two plots, an LM's
     samples.txt and loss curve. Each failure is a warning; returns the failed."""
     writers: dict[str, Callable[[Path], None]] = {
-        "loss_curve.png": lambda path: plot_loss_curve(history, path),
+        "loss_curve.png": lambda path: plot_loss_curve(history, path, spec.train.min_delta),
         **task_module(spec.task).artifact_writers(spec, windows, learner, history),
     }
     failed = []

@@ -1,4 +1,9 @@
-"""Figures for a run folder and for `compare --plot`, drawn off-screen (Agg) and written atomically."""
+"""Figures for a run folder and for `compare --plot`, drawn off-screen (Agg) and written atomically.
+
+Each plot has a builder that returns the Figure (`loss_curve_figure`, `predictions_figure`,
+`val_curves_figure`, for tests and for pages that embed them) and a `plot_*` function that
+builds, saves and closes it. Figures are made without pyplot, so nothing stays registered.
+"""
 
 from __future__ import annotations
 
@@ -10,67 +15,281 @@ import numpy as np
 import pandas as pd
 
 matplotlib.use("Agg")  # no display needed: servers, CI and sweeps draw to files only
-import matplotlib.pyplot as plt
+import matplotlib.dates as mdates
+from matplotlib import ticker
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from seqbench.io import atomic_write_with
 
 DPI = 120
+BEST_EPOCH_GID = "best-epoch"  # the gid of the vertical line at the best epoch (tests find it by it)
+ZOOM_STEPS = 60  # the recent window of predictions.png: about three months of trading days
+ROLLING_STEPS = 20  # the error panel's rolling mean: about a month of trading days
 
 
-def plot_loss_curve(history: pd.DataFrame, path: str | Path) -> None:
-    """Training and validation loss per epoch (log y when every loss is positive)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    try:
-        series = [_curve(history, column) for column in ("train_loss", "val_loss")]
-        for (epochs, loss), label in zip(series, ("train", "validation"), strict=True):
-            if len(loss):
-                ax.plot(epochs, loss, marker="o", markersize=3, label=label)
-        _log_if_positive(ax, (loss for _, loss in series))
-        _finish(ax, title="Loss per epoch", xlabel="epoch", ylabel="loss")
-        _save(fig, path)
-    finally:
-        plt.close(fig)
+# --- loss curves -------------------------------------------------------------------------------
+
+
+def plot_loss_curve(history: pd.DataFrame, path: str | Path, min_delta: float = 0.0) -> None:
+    """loss_curve.png: see `loss_curve_figure`."""
+    _write(loss_curve_figure(history, min_delta), path)
+
+
+def loss_curve_figure(history: pd.DataFrame, min_delta: float = 0.0) -> Figure:
+    """Training and validation loss per epoch, the best epoch marked, the learning rate on a
+    second y axis when the history has it; below, the validation loss on its own scale when
+    it moves too little to be seen beside the training loss."""
+    series = [_curve(history, column) for column in ("train_loss", "val_loss")]
+    best = best_epoch(history, min_delta)
+    own_panel = _hidden_by_train(*series)
+    fig = _figure((8, 7) if own_panel else (8, 4.5))
+    axes = (
+        fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 2)})
+        if own_panel
+        else [fig.subplots()]
+    )
+    ax = axes[0]
+    for (epochs, loss), label in zip(series, ("train", "validation"), strict=True):
+        if len(loss):
+            ax.plot(epochs, loss, marker="o", markersize=3, label=label)
+    _loss_scale(ax, (loss for _, loss in series))
+    _integer_ticks(ax)
+    if best is not None:
+        _mark_best(ax, *best)
+    lr_ax = _lr_axis(ax, history)
+    _finish(ax, title="Loss per epoch", xlabel="" if own_panel else "epoch", ylabel="loss", also=lr_ax)
+    if own_panel:
+        val = axes[1]
+        val.plot(*series[1], marker="o", markersize=3, color="tab:orange", label="validation")
+        _linear_ticks(val)
+        if best is not None:
+            _mark_best(val, *best)
+        _finish(val, title="Validation loss on its own scale", xlabel="epoch", ylabel="validation loss")
+    return fig
+
+
+def _hidden_by_train(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the validation loss moves, but over less than a fifth of the span of both curves."""
+    if len(val[1]) < 2 or not len(train[1]):
+        return False
+    both = np.concatenate([train[1], val[1]])
+    return bool(0 < np.ptp(val[1]) < 0.2 * np.ptp(both))
+
+
+def best_epoch(history: pd.DataFrame, min_delta: float = 0.0) -> tuple[int, float] | None:
+    """(epoch, val loss) whose weights the run keeps: as seqbench.train.fit picks it, the first
+    finite val loss that beats the best so far by more than `min_delta`; None without one."""
+    epochs, loss = _curve(history, "val_loss")
+    best: tuple[int, float] | None = None
+    for epoch, value in zip(epochs, loss, strict=True):
+        if best is None or value < best[1] - min_delta:
+            best = (int(epoch), float(value))
+    return best
+
+
+def _mark_best(ax: Axes, epoch: int, loss: float) -> None:
+    label = f"best epoch {epoch} (val {loss:.4g})"
+    ax.axvline(epoch, color="tab:green", linestyle=":", linewidth=1.5, label=label, gid=BEST_EPOCH_GID)
+    ax.plot([epoch], [loss], marker="*", markersize=12, color="tab:green", linestyle="none")
+
+
+def _lr_axis(ax: Axes, history: pd.DataFrame) -> Axes | None:
+    """The learning rate per epoch on a twin y axis from 0, or None when the history has none."""
+    epochs, lr = _curve(history, "lr")
+    if not len(lr):
+        return None
+    twin = ax.twinx()
+    twin.plot(epochs, lr, color="tab:purple", linestyle="--", linewidth=1, label="learning rate")
+    twin.set_ylim(0, float(lr.max()) * 1.15 or 1.0)
+    twin.set_ylabel("learning rate")
+    twin.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    return twin
+
+
+# --- predictions -------------------------------------------------------------------------------
 
 
 def plot_predictions(predictions: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Test-split target vs prediction vs persistence over date, for the first step and series."""
-    frame = _first_series_step_one(predictions)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    try:
+    """predictions.png: see `predictions_figure`."""
+    _write(predictions_figure(predictions, title), path)
+
+
+def predictions_figure(predictions: pd.DataFrame, title: str) -> Figure:
+    """The first series of the test split in four panels: the whole span (target, model,
+    persistence), the last `ZOOM_STEPS` steps, the rolling absolute error of the model and of
+    persistence, and the model's minus persistence's (below 0: the model is better).
+    Multi-step forecasts show step 1 and the last step, labelled by step."""
+    frame = _first_series(predictions)
+    steps = _shown_steps(frame)
+    by_step = {step: _step_rows(frame, step) for step in steps}
+    target = _target(by_step)
+    start = target.index[-min(ZOOM_STEPS, len(target))] if len(target) else None
+    fig = _figure((11, 13))
+    overview, zoom, error, gap = fig.subplots(4, 1, gridspec_kw={"height_ratios": (3, 3, 2, 2)})
+    error.sharex(overview)
+    gap.sharex(overview)
+    for ax, since in ((overview, None), (zoom, start)):
+        shown = target if since is None else target[target.index >= since]
+        ax.plot(shown.index, shown.to_numpy(), label="target", color="black", linewidth=1.2)
+        for step, rows in by_step.items():
+            rows = rows if since is None else rows[rows.index >= since]
+            _forecast_lines(ax, rows, step, steps, zoomed=since is not None)
+    window = min(ROLLING_STEPS, max(len(target), 1))
+    for step, rows in by_step.items():
+        _error_lines(error, gap, rows, step, steps, window)
+    gap.axhline(0.0, color="black", linewidth=0.8)
+    if start is not None:
+        for ax in (overview, error):
+            ax.axvspan(start, target.index[-1], color="gray", alpha=0.12, label="zoomed")
+    unit = _series_label(frame)
+    _finish(overview, title=f"{title}: whole test span", xlabel="", ylabel=unit, outside=True)
+    _finish(zoom, title=_zoom_title(target, start), xlabel="", ylabel=unit, outside=True)
+    rolling = f"rolling mean over {window} steps"
+    _finish(error, title=f"absolute error, {rolling}", xlabel="", ylabel=f"|error| ({unit})", outside=True)
+    _finish(
+        gap,
+        title=f"model's |error| minus persistence's, {rolling} (< 0: model better)",
+        xlabel="date" if "date" in frame else "test step",
+        ylabel=f"difference ({unit})",
+        outside=True,
+    )
+    for ax in (overview, zoom, error, gap):
+        _date_axis(ax, "date" in frame)
+    return fig
+
+
+def _forecast_lines(ax: Axes, rows: pd.DataFrame, step: int, steps: tuple[int, ...], zoomed: bool) -> None:
+    """The model's and persistence's forecasts of one step."""
+    name, first = _step_name(step, steps), step == steps[0]
+    marker = {"marker": "o", "markersize": 2.5} if zoomed else {}
+    ax.plot(rows.index, rows["prediction"], label=f"model{name}", color=_model_color(first), **marker)
+    if "persistence" in rows:
+        style = "--" if first else ":"
+        ax.plot(rows.index, rows["persistence"], label=f"persistence{name}", color="gray", linestyle=style)
+
+
+def _error_lines(
+    error: Axes, gap: Axes, rows: pd.DataFrame, step: int, steps: tuple[int, ...], window: int
+) -> None:
+    """One step's rolling mean |error| of the model and of persistence (overall MAE in the label)
+    on `error`, and the model's minus persistence's on `gap`, green where the model is better."""
+    name, first = _step_name(step, steps), step == steps[0]
+    model = (rows["prediction"] - rows["target"]).abs()
+    error.plot(
+        rows.index,
+        _rolling(model, window),
+        color=_model_color(first),
+        label=f"model{name} (MAE {model.mean():.4g})",
+    )
+    if "persistence" not in rows:
+        return
+    last = (rows["persistence"] - rows["target"]).abs()
+    style = "--" if first else ":"
+    label = f"persistence{name} (MAE {last.mean():.4g})"
+    error.plot(rows.index, _rolling(last, window), color="gray", linestyle=style, label=label)
+    diff = _rolling(model - last, window)
+    gap.plot(rows.index, diff, color=_model_color(first), label=f"model - persistence{name}")
+    if not first:
+        return
+    for where, color, label in (
+        (diff < 0, "tab:green", "model better"),
+        (diff > 0, "tab:red", "model worse"),
+    ):
+        if where.any():
+            gap.fill_between(rows.index, diff, 0, where=where.to_numpy(), color=color, alpha=0.3, label=label)
+
+
+def _rolling(values: pd.Series, window: int) -> pd.Series:
+    return values.rolling(window, min_periods=max(1, window // 4)).mean()
+
+
+def _model_color(first: bool) -> str:
+    return "tab:blue" if first else "tab:orange"
+
+
+def _first_series(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first series in the file (all of them when there is no series column)."""
+    if "series" in predictions and len(predictions):
+        return predictions[predictions["series"] == predictions["series"].iloc[0]]
+    return predictions
+
+
+def _shown_steps(frame: pd.DataFrame) -> tuple[int, ...]:
+    """Step 1 and the last step of the horizon (just (1,) for one-step forecasts)."""
+    if "step" not in frame or not len(frame):
+        return (1,)
+    first, last = int(frame["step"].min()), int(frame["step"].max())
+    return (first,) if first == last else (first, last)
+
+
+def _step_name(step: int, steps: tuple[int, ...]) -> str:
+    return f", step {step}" if len(steps) > 1 else ""
+
+
+def _step_rows(frame: pd.DataFrame, step: int) -> pd.DataFrame:
+    """The rows of one step indexed by target date (or by test step: window + step - 1)."""
+    rows = frame[frame["step"] == step] if "step" in frame else frame
+    if "date" in rows:
         # predictions.csv holds ISO 8601 dates in one format per file: read them as such, no guessing
-        x = pd.to_datetime(frame["date"], format="ISO8601") if "date" in frame else np.arange(len(frame))
-        styles = {
-            "target": {"color": "black", "linewidth": 1.2},
-            "prediction": {"color": "tab:blue", "linewidth": 1.0},
-            "persistence": {"color": "tab:gray", "linewidth": 0.8, "linestyle": "--"},
-        }
-        for column, style in styles.items():
-            if column in frame:
-                ax.plot(x, frame[column].to_numpy(dtype=float), label=column, **style)
-        fig.autofmt_xdate()
-        _finish(ax, title=title, xlabel="date", ylabel=_series_label(frame))
-        _save(fig, path)
-    finally:
-        plt.close(fig)
+        index = pd.Index(pd.to_datetime(rows["date"], format="ISO8601"), name="date")
+    else:
+        index = pd.RangeIndex(step - 1, step - 1 + len(rows), name="step")
+    columns = [c for c in ("target", "prediction", "persistence") if c in rows]
+    return rows[columns].astype(float).set_axis(index).sort_index()
+
+
+def _target(by_step: dict[int, pd.DataFrame]) -> pd.Series:
+    """The target over the union of the shown steps' dates (the last step reaches further)."""
+    target = pd.concat([rows["target"] for rows in by_step.values()])
+    return target[~target.index.duplicated()].sort_index()
+
+
+def _zoom_title(target: pd.Series, start: object) -> str:
+    if start is None:
+        return "recent window"
+    n = int((target.index >= start).sum())
+    if isinstance(target.index, pd.DatetimeIndex):
+        return f"last {n} steps ({start:%Y-%m-%d} to {target.index[-1]:%Y-%m-%d})"
+    return f"last {n} steps"
+
+
+def _date_axis(ax: Axes, dates: bool) -> None:
+    if dates:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _series_label(frame: pd.DataFrame) -> str:
+    return str(frame["series"].iloc[0]) if "series" in frame and len(frame) else "value"
+
+
+# --- compare and sweeps ------------------------------------------------------------------------
 
 
 def plot_val_curves(curves: dict[str, pd.DataFrame], path: str | Path) -> None:
-    """Validation loss per epoch of several runs overlaid, one line per run label."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    try:
-        losses = []
-        for label, history in curves.items():
-            epochs, loss = _curve(history, "val_loss")
-            if len(loss):
-                ax.plot(epochs, loss, label=label)
-                losses.append(loss)
-        _log_if_positive(ax, losses)
-        _finish(ax, title="Validation loss per epoch", xlabel="epoch", ylabel="validation loss")
-        _save(fig, path)
-    finally:
-        plt.close(fig)
+    """compare --plot: see `val_curves_figure`."""
+    _write(val_curves_figure(curves), path)
+
+
+def val_curves_figure(curves: dict[str, pd.DataFrame]) -> Figure:
+    """Validation loss per epoch of several runs overlaid, one line per run label, the legend
+    to the right of the axes so that it never covers a curve."""
+    fig = _figure((10, 5))
+    ax = fig.subplots()
+    losses = []
+    for label, history in curves.items():
+        epochs, loss = _curve(history, "val_loss")
+        if len(loss):
+            ax.plot(epochs, loss, label=label)
+            losses.append(loss)
+    _loss_scale(ax, losses)
+    _integer_ticks(ax)
+    _finish(ax, title="Validation loss per epoch", xlabel="epoch", ylabel="validation loss", outside=True)
+    return fig
 
 
 def plot_sweep(
@@ -85,24 +304,25 @@ def plot_sweep(
 ) -> None:
     """A score (mean ± std over seeds) against one swept key: one line per setting of the other
     keys, one point per value of `key` (evenly spaced, labelled as given), the baseline dashed."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    try:
-        x = np.arange(len(values))
-        for i, (label, points) in enumerate(lines.items()):
-            mean = np.array([np.nan if m is None else m for m, _ in points], dtype=float)
-            std = np.array([0.0 if s is None else s for _, s in points], dtype=float)
-            dodge = 0.05 * (i - (len(lines) - 1) / 2)  # side by side: error bars do not hide each other
-            ax.errorbar(x + dodge, mean, yerr=std, marker="o", capsize=4, label=label)
-        for i, value in enumerate(persistence):
-            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=None if i else baseline)
-        ax.set_xticks(x, values)
-        ax.set_xlim(-0.5, len(values) - 0.5)
-        _finish(ax, title=title, xlabel=key, ylabel=f"{score} (mean ± std over seeds)")
-        if len(lines) > 4:
-            ax.legend(fontsize="small")
-        _save(fig, path)
-    finally:
-        plt.close(fig)
+    fig = _figure((8, 5))
+    ax = fig.subplots()
+    x = np.arange(len(values))
+    for i, (label, points) in enumerate(lines.items()):
+        mean = np.array([np.nan if m is None else m for m, _ in points], dtype=float)
+        std = np.array([0.0 if s is None else s for _, s in points], dtype=float)
+        dodge = 0.05 * (i - (len(lines) - 1) / 2)  # side by side: error bars do not hide each other
+        ax.errorbar(x + dodge, mean, yerr=std, marker="o", capsize=4, label=label)
+    for i, value in enumerate(persistence):
+        ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=None if i else baseline)
+    ax.set_xticks(x, values)
+    ax.set_xlim(-0.5, len(values) - 0.5)
+    _finish(ax, title=title, xlabel=key, ylabel=f"{score} (mean ± std over seeds)")
+    if len(lines) > 4:
+        ax.legend(fontsize="small")
+    _write(fig, path)
+
+
+# --- shared ------------------------------------------------------------------------------------
 
 
 def _curve(history: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -115,37 +335,61 @@ def _curve(history: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return epochs[keep], values[keep]
 
 
-def _first_series_step_one(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The rows of step 1 (the next value) and of the first series in the file."""
-    frame = predictions
-    if "step" in frame:
-        frame = frame[frame["step"] == frame["step"].min()]
-    if "series" in frame and len(frame):
-        frame = frame[frame["series"] == frame["series"].iloc[0]]
-    return frame
-
-
-def _series_label(frame: pd.DataFrame) -> str:
-    return str(frame["series"].iloc[0]) if "series" in frame and len(frame) else "value"
-
-
-def _log_if_positive(ax: Axes, losses: Iterable[np.ndarray]) -> None:
-    """Log y scale when there is data and all of it is positive; losses span decades."""
+def _loss_scale(ax: Axes, losses: Iterable[np.ndarray]) -> None:
+    """Log y when every loss is positive and they span a decade or more, with labels between the
+    powers of ten when they span less than two; linear otherwise (a log axis over 1.95-2.04
+    would show one label, a linear one shows several)."""
     values = np.concatenate([np.asarray(loss, dtype=float) for loss in losses] or [np.array([])])
-    if values.size and np.all(values > 0):
-        ax.set_yscale("log")
+    if not values.size or np.any(values <= 0) or values.max() < 10 * values.min():
+        _linear_ticks(ax)
+        return
+    ax.set_yscale("log")
+    labels_between = ticker.LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5))
+    ax.yaxis.set_minor_formatter(labels_between)
 
 
-def _finish(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+def _linear_ticks(ax: Axes) -> None:
+    """A linear y axis with about six labelled ticks, however narrow its range."""
+    ax.set_yscale("linear")
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
+
+
+def _integer_ticks(ax: Axes) -> None:
+    """Epochs are whole numbers: no tick at 2.5."""
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+
+def _finish(
+    ax: Axes, title: str, xlabel: str, ylabel: str, also: Axes | None = None, outside: bool = False
+) -> None:
+    """Title, labels, grid and one legend for `ax` and its twin `also`, inside the axes or to
+    their right (never covering a line; `_write` saves it with bbox_inches='tight')."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    handles: list[Artist] = []
+    labels: list[str] = []
+    for axis in (ax, also) if also is not None else (ax,):
+        more_handles, more_labels = axis.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    if handles and outside:
+        ax.legend(
+            handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0
+        )
+    elif handles:
+        ax.legend(handles, labels, fontsize="small")
 
 
-def _save(fig: Figure, path: str | Path) -> None:
-    """PNG written to a temporary name and renamed (the name has no .png, so say the format)."""
+def _figure(size: tuple[float, float]) -> Figure:
+    """A Figure on an Agg canvas, outside pyplot: freed with its last reference."""
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _write(fig: Figure, path: str | Path) -> None:
+    """PNG written to a temporary name and renamed (the name has no .png, so say the format);
+    bbox_inches='tight' keeps a legend outside the axes in the picture."""
     fig.tight_layout()
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))

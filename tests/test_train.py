@@ -218,3 +218,15 @@ def test_a_real_model_interrupted_and_resumed_ends_bit_for_bit_where_an_uninterr
     assert resumed.best_epoch == straight.best_epoch and resumed.samples_seen == straight.samples_seen
     for name, value in straight_learner.state_dict().items():
         np.testing.assert_array_equal(learner.state_dict()[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("script", "min_delta"),
+    [([3.0, 1.0, 2.0, 0.5, 0.5], 0.0), ([1.0, 0.999, 0.998, 0.5], 0.01), ([2.0, 1.0, 1.0, 1.0], 0.0)],
+)
+def test_the_loss_curve_marks_the_epoch_whose_weights_fit_keeps(script, min_delta):
+    from seqbench.experiment import history_frame
+    from seqbench.plots import best_epoch
+
+    _, result = fit_scripted(script, min_delta=min_delta)
+    assert best_epoch(history_frame(result), min_delta) == (result.best_epoch, result.best_val_loss)
