@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_threads(n: int) -> None:
+    """Fix the BLAS thread count; it only takes effect if NumPy is not imported yet."""
+    if "numpy" in sys.modules:
+        print("warning: numpy was imported before the thread settings; they may not apply", file=sys.stderr)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(n)
 
 
 def find_shared(relative: str | Path) -> Path:

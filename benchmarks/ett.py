@@ -15,14 +15,20 @@ Forecasting?"), marked as quoted.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from common import REPO, find_shared  # benchmarks/common.py: scripts run from this folder
+from common import (  # benchmarks/common.py: scripts run from this folder
+    REPO,
+    THREAD_VARIABLES,
+    cpu_model,
+    find_shared,
+    set_threads,
+)
 
 HORIZONS = (96, 192, 336, 720)
 # arXiv 2403.11144, input length 96: (MSE, MAE) at horizon 96, and averaged over the four horizons
@@ -60,19 +66,24 @@ def run_horizon(horizon: int, seed: int, data: Path, results: Path, overrides: l
 
 
 def mean_scores(runs: list[dict], name: str) -> tuple[float, float]:
+    import numpy as np
+
     return (
         float(np.mean([r["scaled"][name]["mse"] for r in runs])),
         float(np.mean([r["scaled"][name]["mae"] for r in runs])),
     )
 
 
-def table(measured: dict[int, list[dict]], model: str, quick: bool) -> str:
+def table(measured: dict[int, list[dict]], model: str, quick: bool, threads: int) -> str:
     """The markdown page: seqbench's rows (measured) beside the papers' (quoted)."""
+    import numpy as np
+
     lines = ["# ETTh1, input 96 (scaled MSE / MAE, all 7 channels, every test window)", ""]
     if quick:
         lines += ["Quick smoke run (cut short): not a result.", ""]
     lines += [
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. "
+        f"{dt.date.today()}; {cpu_model()}, {os.cpu_count()} CPUs, {threads} BLAS thread(s) "
+        f"({', '.join(THREAD_VARIABLES)}), Python {platform.python_version()}. "
         f"seqbench model: {model}; seeds per horizon: {len(next(iter(measured.values())))}.",
         "",
         "| forecaster | source | " + " | ".join(f"h={h} MSE / MAE" for h in measured) + " | wall s |",
@@ -112,7 +123,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="horizon 96, one epoch of a tiny model")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "ett.md")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
     args = parser.parse_args()
+    set_threads(args.threads)
     data = find_data()
     if not data.is_file():
         raise SystemExit(f"ETTh1 is not at {data}: set SEQBENCH_SHARED or run `seqbench download ETTh1`")
@@ -133,7 +146,7 @@ def main() -> None:
     model = load_spec(REPO / "experiments" / "etth1_96.yaml", overrides).model.name
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(table(measured, model, args.quick))
+    tmp.write_text(table(measured, model, args.quick, args.threads))
     tmp.replace(args.output)
     print(args.output)
 

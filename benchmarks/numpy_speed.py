@@ -34,7 +34,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from common import REPO, cpu_model, find_shared  # benchmarks/common.py: scripts run from this folder
+from common import (  # benchmarks/common.py: scripts run from this folder
+    REPO,
+    THREAD_VARIABLES,
+    cpu_model,
+    find_shared,
+    set_threads,
+)
 
 REFERENCE_FILE = Path("reference") / "seed_guide_numpy.py"  # in the workplace's read-only shared/ folder
 
@@ -46,7 +52,6 @@ def find_reference() -> Path:
 
 DEFAULT_REFERENCE = find_reference()
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "numpy_speed.md"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 # the original guide's workload
 SEQ_LEN, N_FEATURES, BATCH_SIZE, HIDDEN_SIZE, WINDOWS = 20, 1, 32, 128, 3456
@@ -102,14 +107,6 @@ def usage_error(message: str) -> NoReturn:
     """Bad input: one line on stderr, exit 2 (as the seqbench CLI does)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def set_threads(n: int) -> None:
-    """Fix the BLAS thread count; it only takes effect if NumPy is not imported yet."""
-    if "numpy" in sys.modules:
-        print("warning: numpy was imported before the thread settings; they may not apply", file=sys.stderr)
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(n)
 
 
 def load_reference(path: Path) -> ModuleType:

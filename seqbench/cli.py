@@ -515,6 +515,46 @@ def download(
 
 @app.command()
 @handles_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="A forecast run folder.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="A CSV with the run's columns (default: the run's own data)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the forecast to this CSV.")
+    ] = None,
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Forecast the next `horizon` steps after the last row of the run's data (or of --data).
+
+    The rows go through the run's own transform, scaler (fit on its training rows) and window
+    normalisation; its best weights forecast; the table gives each step's date, in the series'
+    own frequency (trading days for daily stock data), and the forecast in original units.
+
+    Example: seqbench predict results/aapl-mingru/RUN -o forecast.csv
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from seqbench.io import atomic_write_text
+    from seqbench.predict import predict_run
+
+    forecast = predict_run(run, data, data_dir)
+    print(f"forecast of {forecast.label} after its last row, {forecast.last_date} ({forecast.rows} rows):")
+    table = Table()
+    for column in forecast.frame.columns:
+        table.add_column(column, justify="left" if column in ("date", "series") else "right")
+    for row in forecast.frame.itertuples(index=False):
+        table.add_row(row.date, escape(str(row.series)), str(row.step), f"{row.prediction:.6g}")
+    stdout.print(table)
+    if output is not None:
+        atomic_write_text(output, forecast.frame.to_csv(index=False))
+        print(f"wrote {output}", file=sys.stderr)
+
+
+@app.command()
+@handles_errors
 def sample(
     run: Annotated[Path, typer.Argument(help="An LM run folder.")],
     prompt: Annotated[str, typer.Option(help="The text to continue.")] = "\n",

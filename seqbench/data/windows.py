@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,45 @@ class WindowSet:
     weight: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """The scaler fit on the training rows, per column: scaled = (transformed value - center) / scale.
+
+    Saved in a run's metrics.json (`record`), so that `seqbench predict` scales new rows as the run
+    scaled its own.
+    """
+
+    columns: list[str]
+    center: np.ndarray  # (C,)
+    scale: np.ndarray  # (C,)
+
+    def record(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "center": self.center.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Scaling:
+        """The Scaling a `record()` wrote; ValueError when it is not one."""
+        if not isinstance(record, dict) or not isinstance(record.get("columns"), list):
+            raise ValueError("no scaler record")
+        columns = [str(c) for c in record["columns"]]
+        center = np.asarray(record.get("center"), dtype=np.float64)
+        scale = np.asarray(record.get("scale"), dtype=np.float64)
+        if center.shape != (len(columns),) or scale.shape != (len(columns),):
+            raise ValueError("the scaler record's center and scale do not match its columns")
+        if not (np.isfinite(center).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("the scaler record holds a non-finite value or a scale <= 0")
+        return cls(columns, center, scale)
+
+    def apply(self, transformed: np.ndarray) -> np.ndarray:
+        """(rows, C) transformed values, columns in `columns` order -> scaled values."""
+        return (transformed - self.center) / self.scale
+
+    def part(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(center, scale) of `columns`."""
+        idx = [self.columns.index(c) for c in columns]
+        return self.center[idx], self.scale[idx]
+
+
 @dataclass
 class Windows:
     """All three splits, with what is needed to map forecasts back to original units."""
@@ -64,6 +104,7 @@ class Windows:
     transform: str
     target_center: np.ndarray  # (T,) scaler: scaled = (value - center) / scale
     target_scale: np.ndarray  # (T,)
+    scaling: Scaling  # every column's scaler (features and targets)
     window_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
     window_scales: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
     independent: bool = False  # channels folded into the batch: model rows are (window, channel)
@@ -74,24 +115,20 @@ class Windows:
 
     def unfold(self, split: str, y_model: np.ndarray) -> np.ndarray:
         """Model-space forecasts, (N, H * T) or (N * T, H) with channels independent -> (N, H, T)."""
-        n, t = len(self.split(split).origin), len(self.targets)
-        if self.independent:
-            return y_model.reshape(n, t, self.horizon).transpose(0, 2, 1).astype(np.float64)
-        return y_model.reshape(n, self.horizon, t).astype(np.float64)
+        return unfold(y_model, self.horizon, len(self.targets), self.independent)
 
     def to_original(self, split: str, y_model: np.ndarray) -> np.ndarray:
         """Model-space forecasts (N, H * T) -> forecasts in original units (N, H, T)."""
-        y = self.unfold(split, y_model)  # (N, H, T)
         origin = self.split(split).origin
-        if split in self.window_offsets:
-            y = y * self.window_scales[split][:, None] + self.window_offsets[split][:, None]
-        change = y * self.target_scale + self.target_center  # (N, H, T) in transformed units
-        last = self.raw_targets[origin][:, None]  # (N, 1, T) last observed level
-        if self.transform == "diff":
-            return last + np.cumsum(change, axis=1)
-        if self.transform == "log_return":
-            return last * np.exp(np.cumsum(change, axis=1))
-        return change
+        return to_original_units(
+            self.unfold(split, y_model),
+            self.raw_targets[origin],
+            self.transform,
+            self.target_center,
+            self.target_scale,
+            self.window_offsets.get(split),
+            self.window_scales.get(split),
+        )
 
     def to_scaled(self, y_original: np.ndarray) -> np.ndarray | None:
         """Forecasts in original units (N, H, T) -> the scaler's units; None under a transform."""
@@ -121,6 +158,38 @@ class Windows:
         """Date of each forecast step, (N, H)."""
         origin = self.split(split).origin
         return self.dates.values[origin[:, None] + np.arange(1, self.horizon + 1)]
+
+
+def unfold(y_model: np.ndarray, horizon: int, n_targets: int, independent: bool) -> np.ndarray:
+    """Model-space forecasts, (N, H * T) or (N * T, H) with channels independent -> (N, H, T)."""
+    if independent:
+        return y_model.reshape(-1, n_targets, horizon).transpose(0, 2, 1).astype(np.float64)
+    return y_model.reshape(-1, horizon, n_targets).astype(np.float64)
+
+
+def to_original_units(
+    y: np.ndarray,
+    last_level: np.ndarray,
+    transform: str,
+    center: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
+) -> np.ndarray:
+    """Forecasts (N, H, T) in model units -> original units, undoing steps 5, 3 and 2.
+
+    `last_level` (N, T) is each window's last observed target in original units (where a `diff`
+    or `log_return` forecast starts from); `offset`, `spread` (N, T) its window normalisation.
+    """
+    if offset is not None:
+        y = y * spread[:, None] + offset[:, None]
+    change = y * scale + center  # (N, H, T) in transformed units
+    last = last_level[:, None]  # (N, 1, T)
+    if transform == "diff":
+        return last + np.cumsum(change, axis=1)
+    if transform == "log_return":
+        return last * np.exp(np.cumsum(change, axis=1))
+    return change
 
 
 def default_season(dates: pd.DatetimeIndex) -> int:
@@ -288,6 +357,30 @@ def _check_magnitude(
     )
 
 
+def window_inputs(
+    scaled: np.ndarray, origin: np.ndarray, f_idx: list[int], t_idx: list[int], ds: DatasetSpec
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The model inputs of the windows whose last row is `origin` (steps 5 and 6 of the module docstring).
+
+    `scaled` is (rows, C), every column scaled. Returns x, (N, L, F) or with channels independent
+    (N * F, L, 1), and, under `normalize: window | instance`, each window's target offset and
+    spread (N, T), with which its targets are normalised and its forecasts undone (else None, None).
+    """
+    steps = np.arange(-ds.seq_len + 1, 1)  # (L,) relative input rows
+    rows = scaled[origin[:, None] + steps]  # (N, L, C)
+    x, history = rows[:, :, f_idx], rows[:, :, t_idx]  # (N, L, F), (N, L, T)
+    offset = spread = None
+    if ds.normalize == "window":  # relative to the last value, in units of the window's std
+        x = (x - x[:, -1:]) / (x.std(axis=1, keepdims=True) + WINDOW_SCALE_FLOOR)
+        offset, spread = history[:, -1], history.std(axis=1) + WINDOW_SCALE_FLOOR  # (N, T)
+    elif ds.normalize == "instance":  # RevIN: each window's per-channel mean and std
+        x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + INSTANCE_EPS)
+        offset, spread = history.mean(axis=1), np.sqrt(history.var(axis=1) + INSTANCE_EPS)  # (N, T)
+    if ds.channels == "independent":  # (N, L, C) -> (N * C, L, 1)
+        x = x.transpose(0, 2, 1).reshape(-1, ds.seq_len, 1)
+    return x.astype(np.float64), offset, spread
+
+
 def make_windows(
     frame: pd.DataFrame, features: list[str], targets: list[str], ds: DatasetSpec, label: str = "dataset"
 ) -> Windows:
@@ -318,32 +411,21 @@ def make_windows(
     offsets: dict[str, np.ndarray] = {}
     scales: dict[str, np.ndarray] = {}
     for name in SPLITS:
-        weight = None
         origin = _window_origins(*bounds[name], first_row, ds.seq_len, ds.horizon)
-        steps = np.arange(-ds.seq_len + 1, 1)  # (L,) relative input rows
-        x = scaled[origin[:, None] + steps][:, :, f_idx]  # (N, L, F)
+        x, offset, spread = window_inputs(scaled, origin, f_idx, t_idx, ds)
         y = scaled[origin[:, None] + np.arange(1, ds.horizon + 1)][:, :, t_idx]  # (N, H, T)
-        if ds.normalize == "window":
-            x_last = x[:, -1:]  # (N, 1, F)
-            x = (x - x_last) / (x.std(axis=1, keepdims=True) + WINDOW_SCALE_FLOOR)
-            history = scaled[origin[:, None] + steps][:, :, t_idx]  # (N, L, T)
-            offsets[name] = history[:, -1]  # (N, T)
-            scales[name] = history.std(axis=1) + WINDOW_SCALE_FLOOR  # (N, T)
-            y = (y - offsets[name][:, None]) / scales[name][:, None]
-        elif ds.normalize == "instance":  # RevIN: each window's per-channel mean and std, undone on output
-            x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + INSTANCE_EPS)
-            history = scaled[origin[:, None] + steps][:, :, t_idx]  # (N, L, T)
-            offsets[name] = history.mean(axis=1)  # (N, T)
-            scales[name] = np.sqrt(history.var(axis=1) + INSTANCE_EPS)  # (N, T)
-            y = (y - offsets[name][:, None]) / scales[name][:, None]
-            # the loss is taken after undoing the normalisation: |s (y_hat - y)|^2, weight s^2
-            weight = np.broadcast_to(scales[name][:, None] ** 2, y.shape)  # (N, H, T)
-        if independent:  # (N, L, C) -> (N * C, L, 1); (N, H, C) -> (N * C, H)
-            x = x.transpose(0, 2, 1).reshape(-1, ds.seq_len, 1)
+        weight = None
+        if offset is not None:
+            offsets[name], scales[name] = offset, spread
+            y = (y - offset[:, None]) / spread[:, None]
+        if ds.normalize == "instance":
+            # RevIN: the loss is taken after undoing the normalisation, |s (y_hat - y)|^2: weight s^2
+            weight = np.broadcast_to(spread[:, None] ** 2, y.shape)  # (N, H, T)
+        if independent:  # (N, H, C) -> (N * C, H)
             y = y.transpose(0, 2, 1)
             weight = None if weight is None else weight.transpose(0, 2, 1)
         as_rows = None if weight is None else np.ascontiguousarray(weight).reshape(len(x), -1)
-        sets[name] = WindowSet(x.astype(np.float64), y.reshape(len(x), -1), origin, as_rows)
+        sets[name] = WindowSet(x, y.reshape(len(x), -1), origin, as_rows)
 
     return Windows(
         **sets,
@@ -357,6 +439,7 @@ def make_windows(
         transform=ds.transform,
         target_center=center[t_idx],
         target_scale=scale[t_idx],
+        scaling=Scaling(columns, center, scale),
         window_offsets=offsets,
         window_scales=scales,
         independent=independent,

@@ -112,6 +112,7 @@ def evaluate(
         # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
         "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
         "splits": split_record(windows),
+        "scaling": windows.scaling.record(),  # the scaler fit on train, for `seqbench predict`
         "split_id": split_id(spec.dataset, windows.features, windows.targets),
         "data": loaded.info,
         "versions": versions(),
