@@ -26,7 +26,7 @@ def load_benchmark(name: str, module: str) -> ModuleType:
     return loaded
 
 
-def run_script(name: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(name: str, *args, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run benchmarks/{name}.py from the repository root, as the README does."""
     return subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
