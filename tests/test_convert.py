@@ -84,6 +84,9 @@ def test_export_then_import_gives_the_same_scores(workdir, price_csv, model, bac
         p.name for p in folder.iterdir()
     }
     assert "weights converted from" in (folder / "run.log").read_text()
+    result = invoke("compare", workdir / "results", "--no-group", "--format", "csv")  # read like any run
+    assert result.exit_code == 0, result.output
+    assert "back" in result.stdout
 
 
 def test_blocks_only_loads_into_mambapy_and_npz_without_torch_names(workdir, price_csv):
