@@ -1,10 +1,13 @@
 """Torch backend speed and memory against the implementations people use today, on CPU.
 
 Contenders, each on the same random batch in one process, round-robin, medians of rounds:
-- mamba (seqbench) vs mambapy's Mamba (pscan=True): batch 32, d_model 64, 2 layers,
-  state 16, expand 2, conv 4;
-- mingru (seqbench) vs minGRU-pytorch's minGRU: hidden 128;
+- mamba (seqbench, `discretization: delta_b`, mambapy's) vs mambapy's Mamba (pscan=True): batch 32,
+  d_model 64, 2 layers, state 16, expand 2, conv 4, dt rank ceil(64 / 16) = 4;
+- mingru (seqbench, `variant: log_space`, expansion 1) vs minGRU-pytorch's minGRU(128) (expansion 1):
+  hidden 128;
 - gru (seqbench) vs torch.nn.GRU: hidden 128;
+so that each pair computes the same function (SETTINGS; the table's "setting" column). seqbench's
+models add their forecast head (and Mamba its embedding and final norm), which the peers lack.
 each at L in {64, 256, 1024}: a training step (forward, backward, AdamW) and inference
 (forward under no_grad). Peak memory is VmHWM from /proc/self/status, measured in a fresh
 process per case after a few training steps; "extra" subtracts the VmHWM reached before
@@ -35,6 +38,11 @@ PAIRS = {  # seqbench model -> its peer
     "mamba": "mambapy",
     "mingru": "minGRU-pytorch",
     "gru": "torch.nn.GRU",
+}
+SETTINGS = {  # seqbench's options that make each model the peer's function
+    "mamba": {"discretization": "delta_b"},
+    "mingru": {"variant": "log_space", "expansion": 1.0},
+    "gru": {},
 }
 BATCH = 32
 TARGETS = {  # ratio of the peer's time to ours, at the longest L
@@ -85,9 +93,9 @@ def build(contender: str, L: int, seed: int = 0) -> Case:
     from seqbench.models.registry import model_class
 
     hidden, features, options = (
-        (64, 64, {"state_size": 16, "expand": 2, "conv_kernel": 4})
+        (64, 64, {"state_size": 16, "expand": 2, "conv_kernel": 4, **SETTINGS[contender]})
         if contender == "mamba"
-        else (128, 128, {})
+        else (128, 128, SETTINGS[contender])
     )
     layers = 2 if contender == "mamba" else 1
     model = model_class(contender, "torch")(
@@ -95,6 +103,14 @@ def build(contender: str, L: int, seed: int = 0) -> Case:
     )
     x = torch.randn(BATCH, L, features)
     return Case(contender, model, x, lambda out: out.pow(2).mean())
+
+
+def setting(model: str) -> str:
+    """The row's seqbench options, e.g. `discretization: delta_b` ('default' when none)."""
+    return (
+        ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in SETTINGS[model].items())
+        or "default"
+    )
 
 
 def train_step_fn(case: Case) -> Callable[[], None]:
@@ -184,6 +200,7 @@ def speed_table(lengths: list[int], rounds: int, threads: int, models: list[str]
             rows.append(
                 {
                     "model": m,
+                    "setting": setting(m),
                     "peer": peer,
                     "L": L,
                     "train_ms": ours_t * 1e3,
@@ -225,6 +242,7 @@ def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
                         "hidden_size": 128,
                         "n_layers": 2 if m == "mamba" else 1,
                         "state_size": 16,
+                        **SETTINGS[m],
                     },
                     "train": {"threads": threads} if backend == "torch" else {},
                 }
@@ -249,6 +267,7 @@ def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
         rows.append(
             {
                 "model": m,
+                "setting": setting(m),
                 "numpy_samples_s": numpy_rate,
                 "torch_samples_s": torch_rate,
                 "torch_vs_numpy": torch_rate / numpy_rate,
@@ -276,13 +295,14 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
         f"- batch {BATCH}, float32; train = forward + backward + AdamW; memory = VmHWM in a fresh process, "
         "extra = above the VmHWM before the first step",
         "",
-        "| model | peer | L | train ms | peer train ms | speed-up | infer ms | peer infer ms | speed-up "
-        "| us/token | extra MB | peer extra MB | memory ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | setting | peer | L | train ms | peer train ms | speed-up | infer ms | peer infer ms "
+        "| speed-up | us/token | extra MB | peer extra MB | memory ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in speed:
         cells = [
             r["model"],
+            r["setting"],
             r["peer"],
             r["L"],
             f"{r['train_ms']:.1f}",
@@ -302,11 +322,11 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
         lines += [
             "## seqbench Torch vs NumPy on the guide's workload (L 20, 1 feature, hidden 128, batch 32)",
             "",
-            "| model | NumPy samples/s | Torch samples/s | Torch / NumPy |",
-            "|---|---:|---:|---:|",
+            "| model | setting | NumPy samples/s | Torch samples/s | Torch / NumPy |",
+            "|---|---|---:|---:|---:|",
         ]
         lines += [
-            f"| {r['model']} | {r['numpy_samples_s']:,.0f} | {r['torch_samples_s']:,.0f} | "
+            f"| {r['model']} | {r['setting']} | {r['numpy_samples_s']:,.0f} | {r['torch_samples_s']:,.0f} | "
             f"{r['torch_vs_numpy']:.2f}x |"
             for r in backends
         ]

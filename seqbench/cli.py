@@ -474,6 +474,84 @@ def _sweep_progress(plan: Any) -> Callable[[Any], None]:
 
 @app.command()
 @handles_errors
+def convert(
+    source: Annotated[
+        Path, typer.Argument(help="A run folder (with --to) or a weights file (with --config).")
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Export to this peer's layout: mambapy, mamba_ssm, mingru_pytorch."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --to: the .pt or .npz file.")
+    ] = None,
+    blocks_only: Annotated[
+        bool, typer.Option("--blocks-only", help="With --to: leave out seqbench's own embed.* and head.*.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Import into this spec's model (YAML).")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key of the spec.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run-name prefix of the new run (default: the spec's).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Import: print metrics.json to stdout.")] = False,
+    results: ResultsDir = Path("results"),
+    data_dir: DataDir = Path("data"),
+) -> None:
+    """Move weights between seqbench and the reference implementations (mambapy / mamba_ssm, minGRU-pytorch).
+
+    Export: `convert RUN_DIR --to PEER -o FILE.pt` writes a trained run's weights in the peer's
+    names and layout (a state dict of tensors; .npz for NumPy arrays), plus seqbench's own
+    embed.* and head.* under seqbench's names (--blocks-only leaves them out).
+
+    Import: `convert FILE.pt --config SPEC` builds the spec's model, loads the peer's blocks
+    (and seqbench's embed.* / head.*, when the file has them) and writes a run folder scored like
+    a trained run, without training (epochs_run 0, `converted_from` in metrics.json).
+
+    Example: seqbench convert results/aapl-mamba/RUN --to mambapy -o aapl_mamba.pt;
+    seqbench convert aapl_mamba.pt --config experiments/aapl_mamba.yaml --name aapl-mambapy
+    """
+    from seqbench.convert.files import export_run, import_file
+
+    if (to is None) == (config is None):
+        raise SeqbenchError(
+            "give --to PEER -o FILE (export a run folder) or --config SPEC (import a weights file), not "
+            + ("both" if to else "neither")
+        )
+    if to is not None:
+        if output is None:
+            raise SeqbenchError("--to needs --output FILE (.pt, or .npz); e.g. -o weights.pt")
+        if set_ or name or as_json:
+            raise SeqbenchError(
+                "--set, --name and --json are for an import (--config); an export takes --to and -o"
+            )
+        names = export_run(source, to, output, own=not blocks_only)
+        print(f"wrote {output} ({len(names)} tensors in {to}'s layout)", file=sys.stderr)
+        return
+    if output is not None or blocks_only:
+        raise SeqbenchError(
+            "--output and --blocks-only are for an export (--to); an import writes a run folder"
+        )
+    from seqbench.experiment import RunLog
+    from seqbench.spec import load_spec
+    from seqbench.tables import result_table
+
+    overrides = list(set_ or []) + ([f"name={name}"] if name is not None else [])
+    spec = load_spec(config, overrides, data_dir)
+    if spec.seeds is not None and len(spec.seeds) > 1:
+        raise SeqbenchError("an import is one run: give the spec one seed (--set seed=0), not seeds")
+    result, _ = import_file(source, spec, results, data_dir, RunLog(None if quiet else sys.stderr))
+    if as_json:
+        print(dumps_strict(result.metrics, indent=2))
+    else:
+        stdout.print(result_table(result.metrics))
+        stdout.print(f"run folder: {result.run_dir}")
+
+
+@app.command()
+@handles_errors
 def download(
     ticker: Annotated[
         str,

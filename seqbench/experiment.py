@@ -141,6 +141,43 @@ def run_experiment(
             return _train(spec, run_dir, loaded, windows, learner, log, stop)
 
 
+def import_experiment(
+    spec: Spec,
+    convert: Callable[[Any], dict[str, np.ndarray]],
+    source: dict[str, Any],
+    results_dir: Path = Path("results"),
+    data_dir: Path = Path("data"),
+    log: RunLog | None = None,
+) -> RunResult:
+    """A run folder for weights trained elsewhere: `spec`'s model with `convert(model)`'s weights
+    (every weight by seqbench name), scored like a trained run, without training.
+
+    Its history is empty (epochs_run 0), metrics.json says where the weights came from (`source`,
+    under `converted_from`), and everything else is a training run's. A conversion error, like any
+    bad input, raises before the run folder is created.
+    """
+    log = log or RunLog(None)
+    if spec.seeds is not None:
+        spec = seed_specs(spec)[0]
+    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+    learner.restore(convert(learner.model))  # type: ignore[attr-defined]
+    fit_result = FitResult(weights_given=True)
+    run_dir, _ = create_run_dir(results_dir, spec.name)
+    with writes_into(run_dir), run_lock(run_dir):
+        log.attach(run_dir / "run.log")
+        atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
+        log(f"run {run_dir}: weights converted from {source.get('file')} ({source.get('peer')}), no training")
+        _log_header(spec, loaded, windows, learner, log)
+        learner.save(run_dir / learner.weights_file)  # type: ignore[attr-defined]
+        with _evaluation_memory(spec, windows, run_dir, log):
+            metrics = task_module(spec.task).evaluate(
+                spec, loaded, windows, learner, fit_result, run_dir.name
+            )
+            metrics["converted_from"] = source
+            write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
+    return RunResult(run_dir, metrics)
+
+
 def run_seeds(
     spec: Spec,
     results_dir: Path = Path("results"),

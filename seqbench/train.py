@@ -59,10 +59,16 @@ class FitResult:
     stale: int = 0  # epochs since the last improvement (early stopping)
     train_seconds: float = 0.0
     samples_seen: int = 0
+    weights_given: bool = False  # weights from elsewhere (seqbench convert): scored without training
 
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the weights are a result: at least one finished epoch, or weights given."""
+        return self.epochs_run > 0 or self.weights_given
 
 
 @dataclass

@@ -85,7 +85,7 @@ def evaluate(
     baselines = {
         name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
     }
-    trained = fit_result.epochs_run > 0  # no finished epoch: the initial weights are not a result
+    trained = fit_result.trained  # no finished epoch: the initial weights are not a result
     return {
         **common_metrics(spec, learner, fit_result, run_id),
         "config": {

@@ -256,7 +256,7 @@ def evaluate(
     """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
     from seqbench.tasks.common import common_config, common_metrics, versions
 
-    trained = fit_result.epochs_run > 0
+    trained = fit_result.trained
     held = held_out_scores(spec, loaded, learner, trained)
     metrics = common_metrics(spec, learner, fit_result, run_id)
     metrics["config"] = {

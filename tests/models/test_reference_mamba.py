@@ -9,6 +9,7 @@ and D come back from float32 arithmetic there, which the 1e-6 tolerance allows (
 
 import numpy as np
 import pytest
+from reference_helpers import forward_backward, rel_diff
 
 torch = pytest.importorskip("torch")
 mambapy = pytest.importorskip("mambapy.mamba")
@@ -18,11 +19,6 @@ from seqbench.models.registry import model_class  # noqa: E402
 
 TOLERANCE = 1e-6
 D, N_LAYERS, N, EXPAND, K, R = 6, 2, 3, 2, 3, 2
-
-
-def rel_diff(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-12)
 
 
 def reference(seed=0):
@@ -78,13 +74,7 @@ def test_outputs_and_gradients_equal_mambapys(backend, seq_len):
     x, w = rng.normal(size=(3, seq_len, 2)), rng.normal(size=(3, 2))
     y_ref = reference_forward(ref, params, torch.from_numpy(x))
     (y_ref * torch.from_numpy(w)).sum().backward()
-    if backend == "numpy":
-        y, caches = model.forward(x)
-        grads = model.backward(w, caches)
-    else:
-        y_t = model(torch.from_numpy(x))
-        (y_t * torch.from_numpy(w)).sum().backward()
-        y, grads = y_t.detach().numpy(), {k: p.grad.numpy() for k, p in model.named_parameters()}
+    y, grads = forward_backward(model, x, w)
     assert rel_diff(y, y_ref.detach().numpy()) < TOLERANCE
     ref_grads = {k: p.grad for k, p in ref.named_parameters()}
     converted = from_mambapy(ref_grads, model)  # their gradients in our layout

@@ -3,7 +3,9 @@ float64; its gradients against finite differences; and NumPy/Torch parity of the
 
 import numpy as np
 import pytest
+from reference_helpers import forward_backward, rel_diff
 
+from seqbench.convert import ConversionError, from_mingru_pytorch, load_mingru_pytorch, to_mingru_pytorch
 from seqbench.gradcheck import GRADCHECK_CONFIGS, check_model
 from seqbench.models.registry import model_class
 
@@ -14,13 +16,9 @@ TOLERANCE = 1e-6
 D = 6
 
 
-def rel_diff(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-12)
-
-
 def pair(backend, expansion, seed=0):
-    """minGRU-pytorch's layer (float64, noisy weights) and a one-layer seqbench minGRU with its weights."""
+    """minGRU-pytorch's layer (float64, noisy weights) and a one-layer seqbench minGRU with its weights
+    (to_hidden_and_gate.weight (2 ED, D): the candidate's rows, then the gate's)."""
     torch.manual_seed(seed)
     ref = reference.minGRU(D, expansion_factor=expansion).double()
     with torch.no_grad():
@@ -30,18 +28,7 @@ def pair(backend, expansion, seed=0):
         D, 2, hidden_size=D, n_layers=1, rng=np.random.default_rng(0), dtype=np.float64,
         variant="log_space", expansion=expansion,
     )  # fmt: skip
-    w = ref.to_hidden_and_gate.weight.detach().numpy()  # (2 ED, D): the candidate's rows, then the gate's
-    inner = w.shape[0] // 2
-    params = {"layers.0.W_h": w[:inner].T, "layers.0.W_z": w[inner:].T}
-    if expansion != 1:
-        params["layers.0.W_out"] = ref.to_out.weight.detach().numpy().T  # (ED, D)
-    if backend == "numpy":
-        for k, v in params.items():
-            model.params[k][...] = v
-    else:
-        with torch.no_grad():
-            for k, v in params.items():
-                model.get_parameter(k).copy_(torch.from_numpy(v))
+    load_mingru_pytorch(model, ref.state_dict())  # one layer's state dict, no prefix
     return ref, model
 
 
@@ -61,20 +48,10 @@ def test_outputs_and_gradients_equal_mingru_pytorchs(backend, expansion, seq_len
     W, b = head(model)
     y_ref = ref(torch.from_numpy(x))[:, -1] @ W + b  # minGRU-pytorch's layer, seqbench's head
     (y_ref * torch.from_numpy(w)).sum().backward()
-    if backend == "numpy":
-        y, caches = model.forward(x)
-        grads = model.backward(w, caches)
-    else:
-        y_t = model(torch.from_numpy(x))
-        (y_t * torch.from_numpy(w)).sum().backward()
-        y, grads = y_t.detach().numpy(), {k: p.grad.numpy() for k, p in model.named_parameters()}
+    y, grads = forward_backward(model, x, w)
     assert rel_diff(y, y_ref.detach().numpy()) < TOLERANCE
-    gw = ref.to_hidden_and_gate.weight.grad.numpy()
-    inner = gw.shape[0] // 2
-    theirs = {"layers.0.W_h": gw[:inner].T, "layers.0.W_z": gw[inner:].T}
-    if expansion != 1:
-        theirs["layers.0.W_out"] = ref.to_out.weight.grad.numpy().T
-    worst = max((rel_diff(grads[k], v), k) for k, v in theirs.items())
+    theirs = from_mingru_pytorch({k: p.grad for k, p in ref.named_parameters()}, model)  # in our layout
+    worst = max((rel_diff(grads[k], v), k) for k, v in theirs.items() if k.startswith("layers."))
     assert worst[0] < TOLERANCE, worst
 
 
@@ -156,3 +133,48 @@ def test_paper_variant_is_unchanged_and_expansion_needs_log_space():
         np.testing.assert_array_equal(a.params[k], b.params[k])
     with pytest.raises(ValueError, match="expansion"):
         model_class("mingru", "numpy")(2, 2, hidden_size=4, expansion=2.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("expansion", [1.0, 1.5])
+def test_a_stack_exports_and_loads_back_into_minGRU_pytorch_layers(backend, expansion):
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList(reference.minGRU(D, expansion_factor=expansion) for _ in range(3)).double()
+    model = model_class("mingru", backend)(
+        D, 2, hidden_size=D, n_layers=3, dtype=np.float64, variant="log_space", expansion=expansion
+    )
+    load_mingru_pytorch(model, {f"layers.{k}": v for k, v in layers.state_dict().items()})
+    x = np.random.default_rng(3).normal(size=(2, 5, D))
+    h = torch.from_numpy(x)
+    for layer in layers:
+        h = layer(h)  # (B, L, D)
+    y = model.sequence(x if backend == "numpy" else torch.from_numpy(x))
+    assert rel_diff(np.asarray(y.detach() if hasattr(y, "detach") else y), h.detach().numpy()) < TOLERANCE
+    exported = {k.removeprefix("layers."): torch.from_numpy(v) for k, v in to_mingru_pytorch(model).items()}
+    again = torch.nn.ModuleList(reference.minGRU(D, expansion_factor=expansion) for _ in range(3)).double()
+    again.load_state_dict(exported)  # strict: exactly minGRU-pytorch's names and shapes
+    for k, v in layers.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_conversion_errors_name_the_parameter_and_the_variant():
+    layer = reference.minGRU(D, expansion_factor=1.5).double()
+    model = model_class("mingru", "numpy")(D, 2, hidden_size=D, variant="log_space", expansion=1.5)
+    with pytest.raises(ConversionError, match=r"no 'layers\.0\.to_out\.weight'"):
+        from_mingru_pytorch({"to_hidden_and_gate.weight": layer.to_hidden_and_gate.weight}, model)
+    narrow = model_class("mingru", "numpy")(D, 2, hidden_size=D, variant="log_space")
+    with pytest.raises(ConversionError, match=r"'layers\.0\.to_hidden_and_gate\.weight' has shape \(18, 6\); "
+                       r"this model needs \(12, 6\)"):  # fmt: skip
+        from_mingru_pytorch({"to_hidden_and_gate.weight": layer.to_hidden_and_gate.weight}, narrow)
+    stacked = model_class("mingru", "numpy")(
+        D, 2, hidden_size=D, n_layers=2, variant="log_space", expansion=1.5
+    )
+    with pytest.raises(ConversionError, match="n_layers=2"):
+        from_mingru_pytorch(layer.state_dict(), stacked)
+    with pytest.raises(ConversionError, match=r"no 'layers\.1\.to_hidden_and_gate\.weight'"):
+        from_mingru_pytorch({f"layers.0.{k}": v for k, v in layer.state_dict().items()}, stacked)
+    paper = model_class("mingru", "numpy")(D, 2, hidden_size=D)
+    with pytest.raises(ConversionError, match=r"variant: log_space.*'paper'"):
+        from_mingru_pytorch(layer.state_dict(), paper)
+    with pytest.raises(ConversionError, match="variant"):
+        to_mingru_pytorch(paper)

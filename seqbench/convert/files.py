@@ -1,0 +1,222 @@
+"""What `seqbench convert` reads and writes: peers' state-dict files, and seqbench run folders.
+
+A file is a dictionary of named tensors: `torch.save(state_dict)` (.pt/.pth, read with
+`torch.load(..., weights_only=True)` only) or `np.savez` (.npz, read with allow_pickle=False).
+Besides the peer's blocks it may hold seqbench's own weights, which no peer has, under seqbench's
+names and layout (linear weights (in, out)): OWN below. Export writes them, import reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqbench.convert.common import ConversionError, params_of
+from seqbench.convert.mambapy import from_mambapy, to_mamba_ssm, to_mambapy
+from seqbench.convert.mingru_pytorch import from_mingru_pytorch, to_mingru_pytorch
+from seqbench.errors import SeqbenchError, shown
+from seqbench.io import atomic_path
+
+Arrays = dict[str, np.ndarray]
+OWN = ("embed.weight", "embed.bias", "head.weight", "head.bias")  # seqbench's names, its layout
+TORCH_SUFFIXES, NPZ_SUFFIX = (".pt", ".pth"), ".npz"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A reference implementation's layout: the seqbench model it holds, and the two maps."""
+
+    model: str
+    export: Callable[[Any], Arrays]
+    load: Callable[[Any, Any], Arrays]  # (state, model) -> every weight of model, by seqbench name
+
+
+PEERS = {
+    "mambapy": Peer("mamba", to_mambapy, from_mambapy),
+    "mamba_ssm": Peer("mamba", to_mamba_ssm, from_mambapy),
+    "mingru_pytorch": Peer("mingru", to_mingru_pytorch, from_mingru_pytorch),
+}
+PEER_OF_MODEL = {"mamba": "mambapy", "mingru": "mingru_pytorch"}  # import: mamba_ssm's prefix is read too
+
+
+def peer(name: str) -> Peer:
+    if name not in PEERS:
+        raise SeqbenchError(f"unknown peer '{shown(name)}'; choose one of: {', '.join(PEERS)}")
+    return PEERS[name]
+
+
+def peer_for_model(model_name: str) -> str:
+    if model_name not in PEER_OF_MODEL:
+        have = ", ".join(f"{m} ({p})" for m, p in PEER_OF_MODEL.items())
+        raise SeqbenchError(
+            f"model '{model_name}' has no peer layout to convert from; models that do: {have}"
+        )
+    return PEER_OF_MODEL[model_name]
+
+
+def _torch() -> Any:
+    from seqbench.models.registry import TORCH_HINT, torch_installed
+
+    if not torch_installed():
+        raise SeqbenchError(f"reading or writing a .pt file needs PyTorch: {TORCH_HINT}; or use a .npz file")
+    import torch
+
+    return torch
+
+
+def read_state(path: Path) -> Arrays:
+    """The named arrays in a .pt/.pth (weights_only) or .npz (no pickle) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqbenchError(f"{path}: no such file")
+    try:
+        if path.suffix == NPZ_SUFFIX:
+            with np.load(path, allow_pickle=False) as saved:
+                return {k: saved[k] for k in saved.files}
+        torch = _torch()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqbenchError(
+            f"{path} is not a state dict of tensors (torch.save of a dict, or .npz): {shown(reason, 160)}"
+        ) from None
+    if not isinstance(state, dict):
+        raise SeqbenchError(f"{path} holds a {type(state).__name__}, not a dictionary of named tensors")
+    bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise SeqbenchError(
+            f"{path}: '{shown(bad)}' is a {type(state[bad]).__name__}, not a tensor "
+            "(save model.state_dict(), not a checkpoint that wraps it)"
+        )
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def write_state(path: Path, arrays: Arrays) -> None:
+    """`arrays` as a .pt (torch.save of CPU tensors) or .npz file, written atomically."""
+    path = Path(path)
+    if path.suffix == NPZ_SUFFIX:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        return
+    if path.suffix not in TORCH_SUFFIXES:
+        raise SeqbenchError(f"{path}: the output must end in .pt, .pth or .npz")
+    torch = _torch()
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    with atomic_path(path) as tmp:
+        torch.save(tensors, tmp)
+
+
+def with_own(model: Any, peer_state: Arrays) -> Arrays:
+    """The peer's state plus seqbench's own weights (OWN) that `model` has and the peer lacks."""
+    params = params_of(model)
+    has_embedding = any(k.endswith("embedding.weight") for k in peer_state)  # an LM's, in the peer's names
+    own = {k: np.array(params[k]) for k in OWN if k in params and not (k == "embed.weight" and has_embedding)}
+    return {**peer_state, **own}
+
+
+def convert_in(state: Arrays, model: Any, peer_name: str) -> tuple[Arrays, list[str]]:
+    """Every weight of `model` from `state`: the peer's blocks, then seqbench's own (OWN) where the
+    file has them. Returns the weights and the OWN names the model has and the file lacks."""
+    params = peer(peer_name).load(state, model)
+    absent = []
+    for name in OWN:
+        if name not in params:
+            continue
+        if name not in state:
+            absent.append(name)
+            continue
+        if np.shape(state[name]) != params[name].shape:
+            raise ConversionError(
+                f"'{name}' has shape {tuple(np.shape(state[name]))}; this model needs "
+                f"{params[name].shape} (seqbench's layout: (in, out))"
+            )
+        params[name] = np.asarray(state[name]).astype(params[name].dtype)
+    return params, absent
+
+
+# ---- a run folder's model, rebuilt from its spec and weights (no data needed) -------------------
+
+
+def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
+    """The spec and the NumPy model of a finished run folder, with its trained weights (whichever
+    backend trained it; the sizes come from the weights, so the data need not be there)."""
+    from seqbench.models.numpy.learner import check_weights
+    from seqbench.models.registry import build_model
+    from seqbench.spec import load_spec
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.yaml").is_file():
+        raise SeqbenchError(f"{run_dir} is not a run folder (it has no spec.yaml)")
+    files = [run_dir / name for name in ("model.npz", "model.pt") if (run_dir / name).is_file()]
+    if not files:
+        raise SeqbenchError(f"{run_dir} has no trained weights (model.npz or model.pt)")
+    spec = load_spec(run_dir / "spec.yaml", [], data_dir)
+    weights = read_state(files[0])
+    vocab = 256 if spec.task == "lm" else None
+    try:
+        n_out = vocab or weights["head.bias"].shape[0]
+        first = (
+            "embed.weight"
+            if "embed.weight" in weights
+            else next(k for k in weights if k.startswith("layers.0."))
+        )
+        n_in = vocab or weights[first].shape[0]
+        model = build_model(spec.model, n_in, n_out, spec.seed, spec.train.dtype, "numpy", vocab)
+        check_weights(model.params, weights)
+    except (KeyError, StopIteration, ValueError) as exc:
+        raise SeqbenchError(f"{files[0]} does not fit the model of {run_dir / 'spec.yaml'}: {exc}") from None
+    for name, value in weights.items():
+        model.params[name][...] = value
+    return spec, model
+
+
+def export_run(run_dir: Path, peer_name: str, output: Path, own: bool = True) -> list[str]:
+    """Write a run's weights in `peer_name`'s layout (plus seqbench's own, unless `own` is False)
+    to `output` (.pt or .npz); returns the names written."""
+    target = peer(peer_name)
+    spec, model = run_model(run_dir)
+    if spec.model.name != target.model:
+        raise SeqbenchError(f"{run_dir} is a {spec.model.name} run; {peer_name} holds {target.model} weights")
+    state = target.export(model)
+    if own:
+        state = with_own(model, state)
+    write_state(output, state)
+    return list(state)
+
+
+def import_file(
+    path: Path, spec: Any, results_dir: Path, data_dir: Path, log: Any = None
+) -> tuple[Any, list[str]]:
+    """A run folder of `spec`'s model with the weights in file `path` (the peer of the spec's model,
+    and seqbench's own where the file has them), scored without training; returns the RunResult and
+    the OWN names the file lacked (those keep the seed's initial weights)."""
+    from seqbench.experiment import RunLog, import_experiment
+
+    log = log or RunLog(None)
+    peer_name = peer_for_model(spec.model.name)
+    state = read_state(path)
+    absent: list[str] = []
+
+    def convert(model: Any) -> Arrays:
+        params, missing = convert_in(state, model, peer_name)
+        absent.extend(missing)
+        if missing:
+            log.warn(
+                f"{path} has no {', '.join(missing)} (seqbench's own, no peer has them): they keep the "
+                f"initial weights of seed {spec.seed}"
+            )
+        return params
+
+    source = {
+        "file": str(path),
+        "peer": peer_name,
+        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+    }
+    return import_experiment(spec, convert, source, results_dir, data_dir, log), absent
