@@ -41,6 +41,16 @@ def broken_gru_backward(monkeypatch):
     monkeypatch.setattr(GRU, "layer_backward", broken)
 
 
+RAY_FIXTURES = {"local_ray", "two_node_cluster"}
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`--dist loadgroup`), every test that starts Ray runs in one worker."""
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With SEQBENCH_NO_SKIP=1 (as .ci/run sets it), a skipped test is a failure: CI runs every test."""

@@ -192,7 +192,7 @@ def write_mutated_csv(path: Path, edits) -> None:
     path.write_bytes(text.encode("utf-8", errors="surrogatepass")[:truncate])
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=80)  # a case that trains draws its plots (~2 s): the longest test
 @given(
     edits=csv_edits,
     target=st.sampled_from(["Close", "Open"]),
