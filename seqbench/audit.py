@@ -59,18 +59,23 @@ class AuditReport:
 # --- the model -----------------------------------------------------------------------------------
 
 
-def perturbation_times(seq_len: int) -> list[int]:
-    """Steps t after which the inputs are perturbed: the start, quarters and the second-to-last step."""
+def perturbation_times(seq_len: int, segment: int = 1) -> list[int]:
+    """Rows t after which the inputs are perturbed: the start, quarters and the second-to-last row,
+    and with segments of S rows the last row of each segment but the last (a step's boundary)."""
     if seq_len < 2:
         return []
     last = seq_len - 2
-    return sorted({0, seq_len // 4, seq_len // 2, 3 * seq_len // 4, last} & set(range(last + 1)))
+    ends = set(range(segment - 1, last + 1, segment)) if segment > 1 else set()
+    return sorted(({0, seq_len // 4, seq_len // 2, 3 * seq_len // 4, last} | ends) & set(range(last + 1)))
 
 
 def audit_sequence(
-    sequence: Sequence, x: np.ndarray, times: list[int], seed: int = 0
+    sequence: Sequence, x: np.ndarray, times: list[int], seed: int = 0, segment: int = 1
 ) -> list[tuple[int, float, float]]:
-    """(t, max |change| at steps <= t, max |change| after t) for each t, perturbing x[:, t+1:]."""
+    """(t, max |change| at steps <= t, max |change| after t) for each t, perturbing x[:, t+1:].
+
+    With `segment` S, `sequence` has a step per S rows and step j sees rows up to (j + 1) S - 1: the
+    steps "at or before row t" are those whose segment ends at or before row t."""
     rng = np.random.default_rng(seed)
     tokens = np.asarray(x).dtype.kind in "iu"  # byte ids: perturbed to other byte values
     x = np.asarray(x, dtype=np.int64 if tokens else np.float64)
@@ -85,33 +90,43 @@ def audit_sequence(
             later += rng.normal(0.0, 1.0, size=later.shape)
         states = sequence(perturbed)  # (B, L, D)
         change = np.abs(states - base)
-        out.append((t, float(change[:, : t + 1].max()), float(change[:, t + 1 :].max())))
+        seen = (t + 1) // segment  # the steps whose segment ends at or before row t
+        out.append(
+            (t, float(change[:, :seen].max(initial=0.0)), float(change[:, seen:].max(initial=0.0)))
+        )
     return out
 
 
 def model_checks(
-    subject: str, forward: Forward, x: np.ndarray, tolerance: float = TOLERANCE, every_step: bool = False
+    subject: str,
+    forward: Forward,
+    x: np.ndarray,
+    tolerance: float = TOLERANCE,
+    every_step: bool = False,
+    segment: int = 1,
 ) -> list[Check]:
     """Checks of a model's forward pass on windows x (B, L, F): one per perturbation time, of the
     per-step forecasts `forward(x, True)`, then that `forward(x, False)` is their last step.
 
     `every_step`: a language model, whose head reads every step (x (B, L) byte ids): the last check
-    is then that `forward(x)` is the per-step output itself, the one training fits."""
+    is then that `forward(x)` is the per-step output itself, the one training fits. `segment`: the
+    model reads S rows per step (model.segment), so a step may see the rows up to its segment's end."""
     L = x.shape[1]
-    times = perturbation_times(L)
+    times = perturbation_times(L, segment)
     checks = []
     if not times:
         checks.append(
             Check("model", subject, "perturb inputs after step t", f"seq_len {L}: no later step", True)
         )
-    for t, before, after in audit_sequence(lambda v: forward(v, True), x, times):
+    for t, before, after in audit_sequence(lambda v: forward(v, True), x, times, segment=segment):
         effect = f"after: {after:.1e}" if after > 0 else "after: 0 (no effect)"
+        seen = f"steps <= {t}" if segment == 1 else f"segments ending by row {t}"
         checks.append(
             Check(
                 "model",
                 subject,
-                f"perturb inputs after step {t} of {L}",
-                f"max |change| at steps <= {t}: {before:.1e}; {effect}",
+                f"perturb inputs after {'step' if segment == 1 else 'row'} {t} of {L}",
+                f"max |change| at {seen}: {before:.1e}; {effect}",
                 bool(before <= tolerance),
             )
         )
@@ -137,7 +152,8 @@ def build_forward(
 ) -> Forward:
     """The spec's model on `backend`, in float64 with the seed's initial weights: its forward pass
     (the one training and prediction run) as a function of NumPy arrays."""
-    model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend, vocab_size)
+    window = (spec.dataset.seq_len, spec.dataset.horizon)
+    model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend, vocab_size, window)
     if backend == "torch":
         return torch_forward(model)
 
@@ -275,10 +291,11 @@ def audit_spec(spec: Spec, data_dir: Path = Path("data"), backends: list[str] | 
     report.checks += check_windows(windows)
     report.checks.append(check_scaler_ignores_later_rows(loaded, spec, windows))
     x = windows.test.x[:MAX_WINDOWS]  # (B, L, F) real windows
-    n_outputs = spec.dataset.horizon * len(loaded.targets)
+    n_in, n_out = windows.train.x.shape[-1], windows.train.y.shape[-1]  # channels independent: 1, horizon
     for backend in backends or model_backends(spec.model.name):
-        forward = build_forward(spec, backend, len(loaded.features), n_outputs)
-        report.checks += model_checks(f"{spec.model.name} ({backend})", forward, x)
+        forward = build_forward(spec, backend, n_in, n_out)
+        subject = f"{spec.model.name} ({backend})"
+        report.checks += model_checks(subject, forward, x, segment=spec.model.segment)
     return report
 
 

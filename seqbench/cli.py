@@ -684,6 +684,9 @@ def gradcheck(
 ) -> None:
     """Check every NumPy model's backward pass against finite differences (float64).
 
+    Each model is checked as it is, and "(segments)" with a forecast's input segments, segment
+    decoder and linear skip path (model.segment, model.decoder, model.linear_skip).
+
     Exit 1 if any parameter's relative error is above the tolerance.
 
     Example: seqbench gradcheck --model gru --tolerance 1e-6 --lm
@@ -694,7 +697,8 @@ def gradcheck(
     from seqbench.tables import gradcheck_table
 
     names = [model] if model else model_names()
-    results = gradcheck_models(names) + (gradcheck_models(names, lm=True) if lm else [])
+    results = gradcheck_models(names) + gradcheck_models(names, forecast=True)
+    results += gradcheck_models(names, lm=True) if lm else []
     stdout.print(gradcheck_table(results, tolerance))
     failed = sum(r.max_rel_error > tolerance for r in results)
     if failed:

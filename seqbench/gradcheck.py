@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from seqbench.models.numpy.forecasting import ForecastOptions
 from seqbench.models.registry import model_class
 
 # The finite differences below carry about 1e-12 of rounding and truncation noise on an O(1)
@@ -66,6 +68,7 @@ class GradCheckResult:
     checked: int
     max_rel_error: float
     lm: bool = False  # a language model (token ids in, logits of every step out)
+    forecast: bool = False  # with a forecast's input segments, segment decoder and skip path
 
 
 def check_model(
@@ -142,6 +145,15 @@ GRADCHECK_CONFIGS: tuple[dict[str, int], ...] = (
     {"batch": 3, "seq_len": 6, "n_layers": 2},
     {"batch": 1, "seq_len": 1, "n_layers": 1},
 )
+# And for a forecast model: its input in segments with the segment decoder and the skip path, and in
+# segments with the head on the last state (dropout is off outside a training step).
+FORECAST_CONFIGS: tuple[dict[str, Any], ...] = (
+    {
+        "batch": 3, "seq_len": 6, "n_layers": 2, "output_size": 4,
+        "forecast": ForecastOptions(segment=2, decoder="segments", linear_skip=True, seq_len=6, horizon=4),
+    },
+    {"batch": 2, "seq_len": 6, "n_layers": 1, "forecast": ForecastOptions(segment=3, seq_len=6, horizon=2)},
+)  # fmt: skip
 # Small sizes for models with options beyond hidden_size, so that a full check stays quick.
 GRADCHECK_OPTIONS: dict[str, dict[str, int]] = {
     "mamba": {"state_size": 3, "expand": 2, "conv_kernel": 3, "dt_rank": 2},
@@ -157,13 +169,16 @@ GRADCHECK_VARIANTS: dict[str, tuple[dict[str, str], ...]] = {
 GRADCHECK_VOCAB = 7
 
 
-def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -> list[GradCheckResult]:
+def gradcheck_models(
+    names: list[str], hidden_size: int = 4, lm: bool = False, forecast: bool = False
+) -> list[GradCheckResult]:
     """Every parameter of every model in `names`, checked in full under GRADCHECK_CONFIGS
     (and each of its GRADCHECK_VARIANTS).
 
     One result per (model, parameter): entries checked summed over the configurations, and
     the worst relative error among them. An unknown name raises SeqbenchError before any work.
-    With `lm`, the models are language models over GRADCHECK_VOCAB tokens instead.
+    With `lm`, the models are language models over GRADCHECK_VOCAB tokens instead; with `forecast`,
+    forecast models with the options of FORECAST_CONFIGS.
     """
     for name in names:
         model_class(name, "numpy")
@@ -172,9 +187,12 @@ def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -
         (name, config, {**GRADCHECK_OPTIONS.get(name, {}), **variant})
         for name in names
         for variant in GRADCHECK_VARIANTS.get(name, ({},))
-        for config in GRADCHECK_CONFIGS
+        for config in (FORECAST_CONFIGS if forecast else GRADCHECK_CONFIGS)
     ]
     for name, config, options in runs:
+        config = dict(config)
+        if "forecast" in config:
+            options = {**options, "forecast": config.pop("forecast")}
         for r in check_model(
             name,
             hidden_size=hidden_size,
@@ -183,6 +201,7 @@ def gradcheck_models(names: list[str], hidden_size: int = 4, lm: bool = False) -
             vocab_size=GRADCHECK_VOCAB if lm else None,
             **config,
         ):
+            r.forecast = forecast
             seen = worst.get((name, r.name))
             if seen is None:
                 worst[(name, r.name)] = r

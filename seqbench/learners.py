@@ -17,8 +17,9 @@ def build_learner(
     A language model has `vocab_size` (byte values in, logits over them out) and loss cross_entropy.
     """
     m, t = spec.model, spec.train
+    window = (spec.dataset.seq_len, spec.dataset.horizon)
     if m.backend == "torch":
-        options = model_options(m, model_class(m.name, m.backend), vocab_size)  # torch installed?
+        options = model_options(m, model_class(m.name, m.backend), vocab_size, window)  # torch installed?
         from seqbench.models.torch.learner import build_torch_learner
 
         learner: Learner = build_torch_learner(
@@ -40,7 +41,7 @@ def build_learner(
             loss=loss,
         )
     else:
-        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype, vocab_size=vocab_size)
+        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype, vocab_size=vocab_size, window=window)
         optimizer = make_optimizer(
             t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
         )

@@ -213,7 +213,10 @@ MODEL_OPTIONS: dict[str, type[_Section]] = {"mamba": MambaOptions, "mingru": Min
 OPTION_KEYS = {key: name for name, section in MODEL_OPTIONS.items() for key in section.model_fields}
 # model options added after config ids were first made: left out of the id at their default. (The
 # default discretisation changed with it: a mamba run of an older seqbench, zoh, shares its id.)
-LATER_MODEL_DEFAULTS = {"discretization": "delta_b", "variant": "paper", "expansion": 1.0}
+LATER_MODEL_DEFAULTS = {
+    "discretization": "delta_b", "variant": "paper", "expansion": 1.0,
+    "segment": 1, "decoder": "last", "linear_skip": False, "dropout": 0.0,
+}  # fmt: skip
 
 
 class ModelSpec(_Section):
@@ -221,6 +224,11 @@ class ModelSpec(_Section):
     backend: Literal["numpy", "torch"] = "numpy"
     hidden_size: int = Field(128, ge=1)
     n_layers: int = Field(1, ge=1)
+    # a forecast model's input and head (seqbench/models/numpy/forecasting.py), for every model:
+    segment: int = Field(1, ge=1)  # rows per step: a window of seq_len rows is read as seq_len / segment steps
+    decoder: Literal["last", "segments"] = "last"  # head on the last state | a decoder step per output segment
+    linear_skip: bool = False  # add a linear map of the whole window to the forecast (RLinear + the model)
+    dropout: float = Field(0.0, ge=0, lt=1)  # on what the head reads, in training only
     mamba: MambaOptions | None = None  # mamba's options; absent for the other models
     mingru: MinGRUOptions | None = None  # minGRU's options; absent for the other models
 
@@ -329,6 +337,23 @@ class Spec(_Section):
             )
         if self.task == "forecast" and text:
             raise ValueError("a text dataset is for task: lm (a forecast needs a series: csv, builtin, ...)")
+        m = self.model
+        if self.task == "lm" and (m.segment != 1 or m.decoder != "last" or m.linear_skip or m.dropout):
+            raise ValueError(
+                "model.segment, model.decoder, model.linear_skip and model.dropout are for a forecast; "
+                "leave them out for task lm"
+            )
+        if self.task == "forecast" and self.dataset.seq_len % m.segment:
+            raise ValueError(
+                f"model.segment {m.segment} must divide dataset.seq_len {self.dataset.seq_len} (a window is "
+                f"read as seq_len / segment steps of segment rows each); e.g. segment "
+                f"{max(d for d in range(1, m.segment + 1) if self.dataset.seq_len % d == 0)}"
+            )
+        if self.task == "forecast" and m.decoder == "segments" and self.dataset.horizon % m.segment:
+            raise ValueError(
+                f"model.decoder 'segments' decodes the horizon in segments of model.segment rows: "
+                f"{m.segment} must divide dataset.horizon {self.dataset.horizon}"
+            )
         if self.task == "lm" and isinstance(self.dataset.split, RowSplit):
             raise ValueError("dataset.split: row counts are for a forecast; task lm takes three fractions")
         fractions = not isinstance(self.dataset.split, RowSplit)

@@ -138,7 +138,7 @@ def gradcheck_table(results: list[Any], tolerance: float) -> Table:
     for r in results:
         shape = "x".join(map(str, r.shape)) or "scalar"
         verdict = "ok" if r.max_rel_error <= tolerance else "FAIL"
-        label = f"{r.model} (lm)" if r.lm else r.model
+        label = f"{r.model} (lm)" if r.lm else f"{r.model} (segments)" if r.forecast else r.model
         table.add_row(label, r.name, shape, str(r.checked), f"{r.max_rel_error:.2e}", verdict)
     return table
 

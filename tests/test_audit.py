@@ -56,9 +56,9 @@ def leaky_torch_class():
     from seqbench.models.torch.mingru import MinGRU as TorchMinGRU
 
     class LeakyTorchMinGRU(TorchMinGRU):
-        def sequence(self, x):
-            h = super().sequence(x)  # (B, L, D)
-            return h + 1e-3 * x.flip(1).cumsum(1).flip(1).sum(-1, keepdim=True)
+        def backbone(self, u, state=None):
+            h, state = super().backbone(u, state)  # (B, L, D)
+            return h + 1e-3 * u.flip(1).cumsum(1).flip(1).sum(-1, keepdim=True), state
 
     return LeakyTorchMinGRU
 

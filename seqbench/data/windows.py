@@ -109,6 +109,7 @@ class Windows:
     window_scales: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (N, T)
     independent: bool = False  # channels folded into the batch: model rows are (window, channel)
     season: int = 1  # rows per season, for seasonal persistence
+    fitted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # baselines, fit once
 
     def split(self, name: str) -> WindowSet:
         return getattr(self, name)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.errors import SeqbenchError
+from seqbench.models.numpy.forecasting import ForecastOptions
 
 # name -> backend -> "module:Class"
 MODELS: dict[str, dict[str, str]] = {
@@ -61,11 +62,29 @@ def model_class(name: str, backend: str) -> Any:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def model_options(model_spec: Any, cls: Any, vocab_size: int | None = None) -> dict[str, Any]:
-    """The constructor keywords beyond the common ones: the model's own spec keys, and vocab_size."""
+def model_options(
+    model_spec: Any, cls: Any, vocab_size: int | None = None, window: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The constructor keywords beyond the common ones: the model's own spec keys, vocab_size, and a
+    forecast's input and head settings (`forecast`, given the window's (seq_len, horizon))."""
     own = model_spec.options  # the model's section of the spec (model.mamba.*)
     options = {key: own[key] for key in cls.options if key in own}  # (no section: the class's defaults)
-    return options if vocab_size is None else {**options, "vocab_size": vocab_size}
+    if vocab_size is not None:
+        options["vocab_size"] = vocab_size
+    forecast = forecast_options(model_spec, *(window or (None, None)))
+    if forecast is not None:
+        options["forecast"] = forecast
+    return options
+
+
+def forecast_options(model_spec: Any, seq_len: int | None, horizon: int | None) -> ForecastOptions | None:
+    """A forecast model's input and head settings from the spec's model section (None: all defaults,
+    the model as it was before they existed). `seq_len` and `horizon` are the windows' sizes."""
+    keys = ("segment", "decoder", "linear_skip", "dropout")
+    given = {key: getattr(model_spec, key) for key in keys}
+    if given == {key: getattr(ForecastOptions(), key) for key in keys}:
+        return None
+    return ForecastOptions(**given, seq_len=seq_len, horizon=horizon)
 
 
 def build_model(
@@ -76,15 +95,17 @@ def build_model(
     dtype: str | np.dtype,
     backend: str | None = None,
     vocab_size: int | None = None,
+    window: tuple[int, int] | None = None,
 ) -> Any:
     """The model a spec's `model` section describes, weights drawn from `seed` (the same on either backend).
 
     `backend` overrides the section's own; `model_spec` is a `seqbench.spec.ModelSpec`. With
     `vocab_size`, the model is a language model over that many byte values (embedding in, logits
-    at every step out).
+    at every step out). `window` is a forecast's (seq_len, horizon), which its segment decoder and
+    skip path need.
     """
     cls = model_class(model_spec.name, backend or model_spec.backend)
-    options = model_options(model_spec, cls, vocab_size)
+    options = model_options(model_spec, cls, vocab_size, window)
     return cls(
         n_features,
         n_outputs,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.baselines import BASELINES
+from seqbench.baselines import BASELINES, fit_linear
 from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
@@ -107,6 +107,7 @@ def evaluate(
             else None
         ),
         "baselines": baselines,
+        "baseline_settings": {"linear": fit_linear(windows).record(), "seasonal": {"season": windows.season}},
         "test_windows": len(windows.test.origin),
         "scaled": scaled_scores(windows, {"model": test_pred, **baseline_forecasts}, trained),
         # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline

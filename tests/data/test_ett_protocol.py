@@ -155,7 +155,8 @@ def test_etth1_baselines_land_on_the_protocol_check(etth1):
     assert scores(w, w.persistence("test")) == pytest.approx((1.294, 0.713), abs=1e-3)
     assert scores(w, w.seasonal("test")) == pytest.approx((0.512, 0.433), abs=1e-3)
     rlinear = ett_windows(etth1, normalize="instance", channels="independent")
-    assert scores(rlinear, linear_forecast(rlinear, "test")) == pytest.approx((0.388, 0.395), abs=1e-3)
+    # weighted ridge (the loss the protocol scores), alpha chosen on val: RLinear's published 0.386 / 0.395
+    assert scores(rlinear, linear_forecast(rlinear, "test")) == pytest.approx((0.384, 0.392), abs=1e-3)
 
 
 def test_row_counts_at_a_step_scale_with_the_data_step():

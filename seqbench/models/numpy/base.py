@@ -27,6 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from seqbench.models.numpy.forecasting import (
+    ForecastOptions,
+    decoder_inputs,
+    decoder_inputs_backward,
+    dropout_mask,
+    skip_prefixes,
+    to_segments,
+)
 from seqbench.models.numpy.layers import (
     check_ids,
     embedding,
@@ -55,9 +63,13 @@ class RecurrentStack:
         rng: np.random.Generator | None = None,
         dtype: type | np.dtype = np.float32,
         vocab_size: int | None = None,
+        forecast: ForecastOptions | None = None,
     ) -> None:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.dtype = np.dtype(dtype)
+        self.forecast = forecast or ForecastOptions()
+        if vocab_size is not None and self.forecast.as_kwargs() != ForecastOptions().as_kwargs():
+            raise ValueError("segment, decoder, linear_skip and dropout are options of a forecast model")
         if vocab_size is not None:
             if output_size != vocab_size:
                 raise ValueError(
@@ -68,13 +80,17 @@ class RecurrentStack:
         self.vocab_size = vocab_size
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size, self.n_layers = hidden_size, n_layers
-        self.params: Params = self.init_adapter(rng, input_size, hidden_size, self.dtype)
+        self.training = False  # dropout is on only in a training step (the learner sets this)
+        self.params: Params = self.init_adapter(rng, self.step_size, hidden_size, self.dtype)
         for i in range(n_layers):
             layer_in = self.adapter_size if i == 0 else hidden_size
             for key, value in self.init_layer(rng, layer_in, hidden_size, self.dtype).items():
                 self.params[f"layers.{i}.{key}"] = value
-        self.params["head.weight"] = init_uniform(rng, (hidden_size, output_size), hidden_size, self.dtype)
-        self.params["head.bias"] = init_uniform(rng, (output_size,), hidden_size, self.dtype)
+        head_out = output_size // self.forecast.out_segments  # one output segment's values
+        self.params["head.weight"] = init_uniform(rng, (hidden_size, head_out), hidden_size, self.dtype)
+        self.params["head.bias"] = init_uniform(rng, (head_out,), hidden_size, self.dtype)
+        self.params.update(self.init_forecast_parts(rng))
+        self.dropout_rng = np.random.default_rng(rng.integers(2**63)) if self.forecast.dropout else None
 
     @property
     def is_lm(self) -> bool:
@@ -84,9 +100,32 @@ class RecurrentStack:
     # ---- the input adapter: features as they are, or an embedding of token ids -------------------
 
     @property
+    def step_size(self) -> int:
+        """The values one step reads: F features, or S F in segments of S rows (a token id for an LM)."""
+        return self.input_size if self.is_lm else self.input_size * self.forecast.segment
+
+    @property
     def adapter_size(self) -> int:
         """The width of the adapter's output, which the first layer reads."""
-        return self.hidden_size if self.is_lm else self.input_size
+        return self.hidden_size if self.is_lm else self.step_size
+
+    def init_forecast_parts(self, rng: np.random.Generator) -> Params:
+        """The decoder's positions p (M, A) and the skip path's W_skip (L F, O), b_skip (O), when asked for."""
+        f, params = self.forecast, {}
+        if f.decoder == "segments":
+            params["decoder.position"] = init_uniform(
+                rng, (f.out_segments, self.adapter_size), self.adapter_size, self.dtype
+            )
+        if f.linear_skip:
+            fan_in = f.seq_len * self.input_size
+            params["skip.weight"] = init_uniform(rng, (fan_in, self.output_size), fan_in, self.dtype)
+            params["skip.bias"] = init_uniform(rng, (self.output_size,), fan_in, self.dtype)
+        return params
+
+    def segments(self, x: np.ndarray) -> np.ndarray:
+        """A forecast window x (B, L, F) as the steps the model reads: (B, L / S, S F)."""
+        x = x.astype(self.dtype, copy=False)
+        return x if self.forecast.segment == 1 else to_segments(x, self.forecast.segment)
 
     def init_adapter(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
@@ -101,7 +140,7 @@ class RecurrentStack:
         if self.is_lm:
             ids = check_ids(x, self.vocab_size)
             return embedding(ids, self.params["embed.weight"]), ids  # (B, L, D)
-        return x.astype(self.dtype, copy=False), None  # (B, L, F)
+        return self.segments(x), None  # (B, L / S, S F)
 
     def adapter_backward(self, du: np.ndarray, cache: Any) -> Params:
         """The adapter's parameter gradients, given dL/d(its output)."""
@@ -188,30 +227,64 @@ class RecurrentStack:
     def forward(self, x: np.ndarray, return_sequence: bool = False) -> tuple[np.ndarray, list[Any]]:
         """x (B, L, F) -> the forecast y (B, O) from the last step, with the caches `backward` needs.
 
-        With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
-        depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
-        and the audit all run this one function; `return_sequence` changes only which steps the head reads.
-        A language model reads ids x (B, L) and always returns the logits of every step (B, L, V).
+        With `return_sequence`, the forecast from each prefix of the window, (B, L / S, O): step j's
+        may depend on rows up to its segment's end only, which is what the causality audit checks.
+        Training, prediction and the audit all run this one function; `return_sequence` changes only
+        which steps the head reads (with the segment decoder, each prefix is decoded on its own; that
+        path has no backward). A language model reads ids x (B, L) and always returns the logits of
+        every step (B, L, V).
         """
-        u, adapter_cache = self.adapter(x)  # (B, L, F) or (B, L, D)
-        h, caches, _ = self.backbone(u)  # (B, L, D)
-        read = h if return_sequence or self.is_lm else h[:, -1]  # (B, L, D) or (B, D)
-        y = linear(read, self.params["head.weight"], self.params["head.bias"])  # (B, L, O) or (B, O)
-        return y, [adapter_cache, *caches, (read, h.shape)]
+        f = self.forecast
+        if return_sequence and f.decoder == "segments":
+            steps = range(x.shape[1] // f.segment)
+            y = np.stack([self.decode(x[:, : (j + 1) * f.segment])[0] for j in steps], axis=1)  # (B, N, O)
+            caches: list[Any] = []
+        else:
+            y, caches = self.decode(x, return_sequence)
+        if f.linear_skip:
+            W, b = self.params["skip.weight"], self.params["skip.bias"]
+            x = x.astype(self.dtype, copy=False)
+            y = y + (skip_prefixes(x, W, b, f.segment) if return_sequence else linear(x.reshape(len(x), -1), W, b))
+        return y, caches
+
+    def decode(self, x: np.ndarray, return_sequence: bool = False) -> tuple[np.ndarray, list[Any]]:
+        """`forward` but the skip path: adapter, backbone (with the segment decoder's steps), head."""
+        u, adapter_cache = self.adapter(x)  # (B, N, S F) or (B, L, D)
+        if self.forecast.decoder == "segments":
+            u = decoder_inputs(u, self.params["decoder.position"])  # (B M, N + 1, A)
+        h, caches, _ = self.backbone(u)  # (B, N, D) or (B M, N + 1, D)
+        read = h if return_sequence or self.is_lm else h[:, -1]  # (B, N, D) or (B, D) or (B M, D)
+        mask = None
+        if self.training and self.forecast.dropout:
+            mask = dropout_mask(read.shape, self.forecast.dropout, self.dropout_rng, self.dtype)
+            read = read * mask
+        y = linear(read, self.params["head.weight"], self.params["head.bias"])  # (B, N, O) or (B, O)
+        y = y.reshape(len(x), *y.shape[1:-1], -1)  # the segment decoder's (B M, O / M) -> (B, O)
+        return y, [adapter_cache, *caches, (read, h.shape, mask, x)]
 
     def sequence(self, x: np.ndarray) -> np.ndarray:
-        """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`."""
+        """x (B, L, F) -> what the head reads at every step (B, L / S, D): the backbone of `forward`."""
         return self.backbone(self.adapter(x)[0])[0]
 
     def backward(self, dy: np.ndarray, caches: list[Any]) -> Params:
-        """dL/dy (B, O), or (B, L, O) after forward(x, return_sequence=True) -> every parameter's gradient."""
-        read, shape = caches[-1]
+        """dL/dy (B, O), or (B, N, O) after forward(x, return_sequence=True) -> every parameter's gradient."""
+        read, shape, mask, x = caches[-1]
         grads: Params = {}
+        if self.forecast.linear_skip:
+            if dy.ndim != 2:
+                raise ValueError("the skip path of each prefix (return_sequence) has no backward")
+            _, grads["skip.weight"], grads["skip.bias"] = linear_backward(
+                dy, x.reshape(len(x), -1), self.params["skip.weight"], need_dx=False
+            )
         d_read, grads["head.weight"], grads["head.bias"] = linear_backward(
-            dy, read, self.params["head.weight"]
+            dy.reshape(*read.shape[:-1], -1), read, self.params["head.weight"]
         )
+        if mask is not None:
+            d_read = d_read * mask
         backbone_grads, du = self.backbone_backward(d_read, caches[1:-1], shape)
         grads.update(backbone_grads)
+        if self.forecast.decoder == "segments":
+            du, grads["decoder.position"] = decoder_inputs_backward(du, len(x))
         grads.update(self.adapter_backward(du, caches[0]))
         return grads
 

@@ -41,7 +41,11 @@ class NumpyLearner:
 
     def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
         """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
-        out, caches = self.model.forward(x)
+        self.model.training = True  # dropout on, for this step only
+        try:
+            out, caches = self.model.forward(x)
+        finally:
+            self.model.training = False
         if self.loss == "cross_entropy":
             loss, dy = layers.cross_entropy_loss(out, y)  # out (B, L, V) logits, y (B, L) byte ids
         else:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
+from seqbench.models.numpy.forecasting import ForecastOptions
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,
@@ -72,6 +73,7 @@ class Mamba(RecurrentStack):
         dt_rank: int | str = "auto",
         discretization: str = "delta_b",
         vocab_size: int | None = None,
+        forecast: ForecastOptions | None = None,
     ) -> None:
         if discretization not in DISCRETIZATIONS:
             raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, not {discretization!r}")
@@ -79,7 +81,7 @@ class Mamba(RecurrentStack):
         self.discretization = discretization
         self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
         # the embedding first, then the stack's layers, all D -> D
-        super().__init__(input_size, output_size, hidden_size, n_layers, rng, dtype, vocab_size)
+        super().__init__(input_size, output_size, hidden_size, n_layers, rng, dtype, vocab_size, forecast)
         self.params["norm_f.weight"] = np.ones(hidden_size, dtype=self.dtype)
 
     # ---- the embedding: linear over features, or of token ids ---------------------------------
@@ -101,8 +103,8 @@ class Mamba(RecurrentStack):
     def adapter(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         if self.is_lm:
             return super().adapter(x)
-        x = x.astype(self.dtype, copy=False)
-        return linear(x, self.params["embed.weight"], self.params["embed.bias"]), x  # (B, L, D)
+        x = self.segments(x)  # (B, L / S, S F)
+        return linear(x, self.params["embed.weight"], self.params["embed.bias"]), x  # (B, L / S, D)
 
     def adapter_backward(self, du: np.ndarray, cache: Any) -> Params:
         if self.is_lm:

@@ -110,11 +110,13 @@ class TorchStack(nn.Module):
         self.input_size, self.output_size = twin.input_size, twin.output_size
         self.hidden_size, self.n_layers = hidden_size, n_layers
         self.vocab_size = twin.vocab_size
+        self.forecast = twin.forecast
         self.dtype = torch_dtype(twin.dtype)
         for key in self.options:  # as resolved by the twin (e.g. dt_rank "auto" -> an int)
             setattr(self, key, getattr(twin, key))
         self.build()
         load_numpy(self, twin.params)
+        self.eval()  # as on NumPy: dropout only in a training step (the learner switches it on)
 
     @classmethod
     def from_numpy(cls, twin: RecurrentStack) -> TorchStack:
@@ -127,6 +129,7 @@ class TorchStack(nn.Module):
             twin.n_layers,
             dtype=twin.dtype,
             vocab_size=twin.vocab_size,
+            forecast=twin.forecast,
             **options,
         )
         load_numpy(model, twin.params)
@@ -137,34 +140,85 @@ class TorchStack(nn.Module):
         """Whether this is a language model: token ids in, logits of every step out."""
         return self.vocab_size is not None
 
+    @property
+    def step_size(self) -> int:
+        """The values one step reads: F features, or S F in segments of S rows (a token id for an LM)."""
+        return self.input_size if self.is_lm else self.input_size * self.forecast.segment
+
     def build(self) -> None:
         """Create the adapter, the layers and the head (empty weights, filled from the twin)."""
         if self.is_lm:
             self.embed = Embedding(self.vocab_size, self.hidden_size, dtype=self.dtype)
-        first = self.hidden_size if self.is_lm else self.input_size
+        first = self.hidden_size if self.is_lm else self.step_size
         self.layers = nn.ModuleList(
             self.make_layer(first if i == 0 else self.hidden_size, self.hidden_size)
             for i in range(self.n_layers)
         )
-        self.head = Linear(self.hidden_size, self.output_size, dtype=self.dtype)
+        self.build_head(self.hidden_size if self.is_lm else first)
+
+    def build_head(self, adapter_size: int) -> None:
+        """The head (on one output segment's values), and the decoder's positions and skip path if asked for."""
+        f = self.forecast
+        self.head = Linear(self.hidden_size, self.output_size // f.out_segments, dtype=self.dtype)
+        if f.decoder == "segments":
+            self.decoder = nn.ParameterDict(
+                {"position": nn.Parameter(torch.empty(f.out_segments, adapter_size, dtype=self.dtype))}
+            )
+        if f.linear_skip:
+            self.skip = Linear(f.seq_len * self.input_size, self.output_size, dtype=self.dtype)
+        self.dropout = nn.Dropout(f.dropout)
+
+    def segments(self, x: torch.Tensor) -> torch.Tensor:
+        """A forecast window x (B, L, F) as the steps the model reads: (B, L / S, S F)."""
+        B, L, F = x.shape
+        S = self.forecast.segment
+        if L % S:
+            raise ValueError(f"a window of {L} rows cannot be read in segments of {S}")
+        return x.to(self.dtype).reshape(B, L // S, S * F)
 
     def make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
         raise NotImplementedError
 
     def adapter(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F), or a language model's ids (B, L) (a LongTensor) -> the backbone's input (B, L, .)."""
-        return self.embed(x) if self.is_lm else x.to(self.dtype)
+        return self.embed(x) if self.is_lm else self.segments(x)
 
     def forward(self, x: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
         """x (B, L, F) -> the forecast y (B, O) from the last step.
 
-        With `return_sequence`, the forecast the head makes at every step, (B, L, O): step t's may
-        depend on inputs 0..t only, which is what the causality audit checks. Training, prediction
-        and the audit all run this one function; `return_sequence` changes only which steps the head reads.
+        With `return_sequence`, the forecast from each prefix of the window, (B, L / S, O): step j's
+        may depend on rows up to its segment's end only, which is what the causality audit checks.
+        Training, prediction and the audit all run this one function; `return_sequence` changes only
+        which steps the head reads (with the segment decoder, each prefix is decoded on its own).
         A language model reads ids x (B, L) and always returns the logits of every step (B, L, V).
         """
-        h = self.sequence(x)  # (B, L, D)
-        return self.head(h if return_sequence or self.is_lm else h[:, -1])  # (B, L, O) or (B, O)
+        f = self.forecast
+        if return_sequence and f.decoder == "segments":
+            steps = range(x.shape[1] // f.segment)
+            y = torch.stack([self.decode(x[:, : (j + 1) * f.segment]) for j in steps], dim=1)  # (B, N, O)
+        else:
+            y = self.decode(x, return_sequence)
+        if f.linear_skip:
+            y = y + (self.skip_prefixes(x) if return_sequence else self.skip(x.to(self.dtype).flatten(1)))
+        return y
+
+    def decode(self, x: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
+        """`forward` but the skip path: adapter, backbone (with the segment decoder's steps), head."""
+        u = self.adapter(x)  # (B, N, S F) or (B, L, D)
+        if self.forecast.decoder == "segments":  # (B M, N + 1, A): each window, then one position p_m
+            M = self.forecast.out_segments
+            position = self.decoder["position"].repeat(len(x), 1)[:, None]  # (B M, 1, A)
+            u = torch.cat([u.repeat_interleave(M, dim=0), position], dim=1)
+        h = self.backbone(u)[0]  # (B, N, D) or (B M, N + 1, D)
+        read = h if return_sequence or self.is_lm else h[:, -1]  # (B, N, D) or (B, D) or (B M, D)
+        y = self.head(self.dropout(read))  # (B, N, O) or (B, O) or (B M, O / M)
+        return y.reshape(len(x), *y.shape[1:-1], -1)  # the segment decoder's (B M, O / M) -> (B, O)
+
+    def skip_prefixes(self, x: torch.Tensor) -> torch.Tensor:
+        """The skip path of each prefix of the window, (B, N, O): step j reads rows up to its segment's end."""
+        B, L, F = x.shape
+        per_row = torch.einsum("blf,lfo->blo", x.to(self.dtype), self.skip.weight.reshape(L, F, -1))
+        return per_row.cumsum(dim=1)[:, self.forecast.segment - 1 :: self.forecast.segment] + self.skip.bias
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F) -> what the head reads at every step (B, L, D): the backbone of `forward`."""

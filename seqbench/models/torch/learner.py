@@ -74,7 +74,11 @@ class TorchLearner:
     def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
         """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.model(self._tensor(x))
+        self.model.train()  # dropout on, for this step only
+        try:
+            out = self.model(self._tensor(x))
+        finally:
+            self.model.eval()
         if self.loss == "cross_entropy":  # out (B, L, V) logits, y (B, L) byte ids
             target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
             loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))

@@ -138,7 +138,7 @@ class Mamba(TorchStack):
         if self.is_lm:
             self.embed = Embedding(self.vocab_size, D, dtype=self.dtype)
         else:
-            self.embed = Linear(self.input_size, D, dtype=self.dtype)
+            self.embed = Linear(self.step_size, D, dtype=self.dtype)
         self.layers = nn.ModuleList(
             MambaBlock(
                 D,
@@ -151,12 +151,12 @@ class Mamba(TorchStack):
             )
             for _ in range(self.n_layers)
         )
-        self.head = Linear(D, self.output_size, dtype=self.dtype)
+        self.build_head(D)
         self.norm_f = RMSNorm(D, dtype=self.dtype)
 
     def adapter(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F), or a language model's ids (B, L) -> the embedding (B, L, D)."""
-        return self.embed(x if self.is_lm else x.to(self.dtype))
+        return self.embed(x if self.is_lm else self.segments(x))
 
     def backbone(self, u: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list | None]:
         """u (B, L, D) -> the final RMSNorm of the last block's output at every step (B, L, D), and the
