@@ -235,6 +235,9 @@ def compare(
 ) -> None:
     """Put runs side by side, every score next to the persistence and linear baselines.
 
+    skill = 1 - RMSE / persistence RMSE; skill_best = 1 - RMSE / RMSE of best_baseline, the one of
+    persistence, seasonal and linear with the lowest test RMSE. Runs with scores in the scaler's
+    units (ETT) add scaled_mse and scaled_mae, next to seasonal persistence's and best_baseline's.
     dm_p is the Diebold-Mariano p-value of a run's test errors against persistence's (or, with
     --against RUN, against that run's). Runs on different data or splits are a warning
     (--strict: an error).
@@ -252,6 +255,7 @@ def compare(
         load_val_curves,
         render,
         rich_table,
+        run_caption,
         sort_rows,
     )
     from seqbench.plots import plot_val_curves
@@ -282,7 +286,9 @@ def compare(
             if key:
                 rows = sort_rows(rows, key, TASK_COLUMNS[task])
             if fmt == "table":
-                stdout.print(rich_table(rows, stdout.width, TASK_COLUMNS[task], _optional_columns(task)))
+                table = rich_table(rows, stdout.width, TASK_COLUMNS[task], _optional_columns(task))
+                table.caption = run_caption(rows) if task == "forecast" else None
+                stdout.print(table)
                 _note_hidden(hidden_columns(rows, stdout.width, TASK_COLUMNS[task], _optional_columns(task)))
                 continue
             out = render(rows, fmt, TASK_COLUMNS[task])

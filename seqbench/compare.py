@@ -26,9 +26,18 @@ from seqbench.errors import SeqbenchError, shown
 from seqbench.io import dumps_strict
 from seqbench.runs import find_runs
 
+BASELINE_NAMES = ("persistence", "seasonal", "linear")  # a forecast's baselines, as metrics.json names them
+# a long-horizon run's MSE and MAE in the scaler's units (metrics.json `scaled`, as the papers quote
+# them): the model's, seasonal persistence's and best_baseline's; blank for runs without `scaled`
+SCALED_COLUMNS = [
+    "scaled_mse", "scaled_mae",
+    "seasonal_scaled_mse", "seasonal_scaled_mae",
+    "best_scaled_mse", "best_scaled_mae",
+]  # fmt: skip
 COLUMNS = [
     "run", "model", "backend", "dataset", "data", "hidden", "lr", "params", "epochs", "s/epoch",
-    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "status",
+    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "skill_best", "best_baseline",
+    *SCALED_COLUMNS, "status",
 ]  # fmt: skip
 # a language model's row: bits per byte on its held-out bytes, next to its baselines on the same bytes
 LM_COLUMNS = [
@@ -43,7 +52,19 @@ SCORE_NAMES = {  # column -> how a summary or plot says it
     "bits_per_byte": "bits per byte", "ngram_bpb": "n-gram",
 }  # fmt: skip
 LM_OPTIONAL_COLUMNS = ["backend", "data", "params", "s/epoch", "lr", "hidden", "status", "epochs", "nats"]
-TEXT_COLUMNS = {"run", "model", "backend", "dataset", "data", "status", "config", "config_id"}  # left-aligned
+TEXT_COLUMNS = {  # left-aligned
+    "run", "model", "backend", "dataset", "data", "status", "config", "config_id", "best_baseline",
+}  # fmt: skip
+# shown in md, the terminal and the report only when some row has a value (csv and json: always)
+SPARSE_COLUMNS = set(SCALED_COLUMNS)
+SKILL_NOTE = (
+    "skill = 1 - RMSE / persistence RMSE; skill_best = 1 - RMSE / RMSE of best_baseline, the one of "
+    "persistence, seasonal and linear with the lowest test RMSE (> 0 beats every baseline)"
+)
+SCALED_NOTE = (
+    "scaled_mse, scaled_mae: the model's test MSE and MAE in the scaler's units, as the long-horizon "
+    "papers quote them, next to seasonal persistence's (seasonal_) and best_baseline's (best_)"
+)
 FORMATS = ("table", "md", "csv", "json")
 STATUS_STYLES = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow"}
 
@@ -104,6 +125,8 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
     baselines = _section(run, "baselines")
     rmse = _number(test.get("rmse"))
     persistence_rmse = _number(_section(baselines, "persistence").get("rmse"))
+    best = best_baseline(baselines)
+    scaled = _section(run, "scaled")  # None for a run before ETT, or under a transform
     return {
         "run": _run_label(run),
         "model": _text(run.get("model")),
@@ -122,8 +145,25 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
         "linear_rmse": _number(_section(baselines, "linear").get("rmse")),
         "skill": _skill(rmse, persistence_rmse),
         "dm_p": _dm_p(run),
+        "skill_best": _skill(rmse, _number(_section(baselines, best).get("rmse")) if best else None),
+        "best_baseline": best,
+        "scaled_mse": _number(_section(scaled, "model").get("mse")),
+        "scaled_mae": _number(_section(scaled, "model").get("mae")),
+        "seasonal_scaled_mse": _number(_section(scaled, "seasonal").get("mse")),
+        "seasonal_scaled_mae": _number(_section(scaled, "seasonal").get("mae")),
+        "best_scaled_mse": _number(_section(scaled, best).get("mse")) if best else None,
+        "best_scaled_mae": _number(_section(scaled, best).get("mae")) if best else None,
         "status": _text(run.get("status")),
     }
+
+
+def best_baseline(baselines: dict[str, Any]) -> str | None:
+    """The name of the baseline with the lowest test RMSE (original units) among `BASELINE_NAMES`
+    that metrics.json `baselines` holds (runs before seasonal persistence: persistence and linear);
+    a tie goes to the first. None when none has a finite RMSE."""
+    scores = {name: _number(_section(baselines, name).get("rmse")) for name in BASELINE_NAMES}
+    present = {name: score for name, score in scores.items() if score is not None}
+    return min(present, key=lambda name: present[name]) if present else None
 
 
 def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +221,12 @@ def _number(value: Any) -> int | float | None:
     return number if math.isfinite(number) else None
 
 
-def _skill(rmse: float | None, persistence_rmse: float | None) -> float | None:
-    """1 - rmse / persistence_rmse: above 0 means the model beats persistence."""
-    if rmse is None or not persistence_rmse:
+def _skill(rmse: float | None, reference_rmse: float | None) -> float | None:
+    """1 - rmse / reference_rmse: above 0 means the model beats the reference (persistence for
+    `skill`, best_baseline for `skill_best`)."""
+    if rmse is None or not reference_rmse:
         return None
-    return 1.0 - rmse / persistence_rmse
+    return 1.0 - rmse / reference_rmse
 
 
 def sort_rows(rows: list[dict[str, Any]], key: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -212,7 +253,7 @@ def format_value(column: str, value: Any) -> str:
         return ""
     if isinstance(value, str):  # already text (e.g. a grouped row's "2.01 ± 0.04")
         return value
-    if column == "skill":
+    if column in ("skill", "skill_best"):
         return f"{value:+.3f}"
     if column == "dm_p":
         return f"{value:.2g}"
@@ -231,7 +272,24 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = Non
     renderers = {"md": _render_md, "csv": _render_csv, "json": _render_json, "table": _render_table}
     if fmt not in renderers:
         raise SeqbenchError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    return renderers[fmt](rows, columns or COLUMNS)
+    columns = columns or COLUMNS
+    return renderers[fmt](rows, shown_columns(rows, columns) if fmt in ("md", "table") else columns)
+
+
+def shown_columns(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[str]:
+    """`columns` (default COLUMNS) less the `SPARSE_COLUMNS` that no row has a value in."""
+    return [
+        column
+        for column in columns or COLUMNS
+        if column not in SPARSE_COLUMNS or any(row.get(column) is not None for row in rows)
+    ]
+
+
+def run_caption(rows: list[dict[str, Any]]) -> str:
+    """What the columns of one-row-per-run forecast rows mean (the scaled ones when shown)."""
+    scaled = any(row.get(column) is not None for row in rows for column in SCALED_COLUMNS)
+    notes = ["one row per run", SKILL_NOTE, "dm_p = Diebold-Mariano p-value"]
+    return "; ".join([*notes, SCALED_NOTE] if scaled else notes)
 
 
 def _render_md(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -276,6 +334,11 @@ OPTIONAL_COLUMNS = [
     "r2",
     "linear_rmse",
     "dm_p",
+    "best_scaled_mae",
+    "seasonal_scaled_mae",
+    "best_scaled_mse",
+    "seasonal_scaled_mse",
+    "best_baseline",
 ]
 
 
@@ -309,8 +372,9 @@ def hidden_columns(
     columns: list[str] | None = None,
     optional: list[str] | None = None,
 ) -> list[str]:
-    """The columns `fitting_columns` leaves out at this `width`, in table order."""
-    columns = list(columns or COLUMNS)
+    """The columns `fitting_columns` leaves out at this `width`, in table order (an empty sparse
+    column is not shown at any width, so it is not counted here)."""
+    columns = shown_columns(rows, columns)
     fitting = fitting_columns(rows, width, columns, optional)
     return [column for column in columns if column not in fitting]
 
@@ -333,7 +397,7 @@ def rich_table(
 ) -> Table:
     """A rich Table of the rows: numbers right-aligned, status coloured; fitted to `width`."""
     table = Table(header_style="bold")
-    columns = fitting_columns(rows, width, columns, optional)
+    columns = fitting_columns(rows, width, shown_columns(rows, columns), optional)
     for column in columns:
         justify = "left" if column in TEXT_COLUMNS else "right"
         header = column.replace("_", "\n")  # persistence_rmse -> two short header lines

@@ -5,8 +5,10 @@ name, seed and seeds (`seqbench.spec.config_id`). A run written before config id
 one from its spec.yaml; a run with neither stands alone. The statistics of a group are over its
 completed runs: the mean, the sample standard deviation (n - 1 in the denominator; blank when
 n = 1) and n; `dm_p` is the median over those runs of their Diebold-Mariano p-values (against
-persistence, or the `compare --against` run); `beats_persistence` counts the completed runs
-whose test RMSE is below the persistence forecast's (skill > 0).
+persistence, or the `compare --against` run); `best_baseline` is the runs' best baseline (the
+same for every seed of a config: baselines do not depend on the seed; `mixed` if not);
+`beats_persistence` counts the completed runs whose test RMSE is below the persistence
+forecast's (skill > 0).
 
 The pipeline mirrors `seqbench.compare`: `group_rows` (numbers, keys = `GROUP_DATA_COLUMNS`, for
 csv and json and sorting) -> `display_rows` (text cells such as `2.013 ± 0.041`, keys =
@@ -26,6 +28,9 @@ from typing import Any
 from rich.table import Table
 
 from seqbench.compare import (
+    SCALED_COLUMNS,
+    SCALED_NOTE,
+    SKILL_NOTE,
     compare_rows,
     format_value,
     hidden_columns,
@@ -41,32 +46,44 @@ _CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "data",
 
 @dataclass(frozen=True)
 class Layout:
-    """What a group row of one task holds: its scores (mean and std), a count of runs that beat
-    the task's baseline (`wins`, with `beats(row)`), and what a narrow terminal drops first."""
+    """What a group row of one task holds: its scores in table order (`scores`; those in `stats` as
+    mean and std, the others one value for the group: dm_p, best_baseline), a count of runs that
+    beat the task's baseline (`wins`, with `beats(row)`), and what a narrow terminal drops first."""
 
+    scores: list[str]
     stats: list[str]
     wins: str
     beats: Callable[[dict[str, Any]], bool]
-    extra: list[str]  # columns between the scores and `wins` (e.g. dm_p)
     optional: list[str]
     caption: str
 
     @property
     def columns(self) -> list[str]:  # md and the terminal
-        return [*_CONFIG_COLUMNS, *self.stats, *self.extra, self.wins, "status"]
+        return [*_CONFIG_COLUMNS, *self.scores, self.wins, "status"]
 
     @property
     def data_columns(self) -> list[str]:  # csv, json and sorting
-        stats = [name for column in self.stats for name in (column, f"{column}_std")]
-        return ["task", *_CONFIG_COLUMNS, "runs", "seeds", *stats, *self.extra, self.wins, "status"]
+        scores = [
+            name
+            for column in self.scores
+            for name in ((column, f"{column}_std") if column in self.stats else (column,))
+        ]
+        return ["task", *_CONFIG_COLUMNS, "runs", "seeds", *scores, self.wins, "status"]
+
+
+_FORECAST_SCORES = [
+    "rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill", "dm_p", "skill_best", "best_baseline",
+    *SCALED_COLUMNS,
+]  # fmt: skip
+_LM_SCORES = ["bits_per_byte", "nats", "perplexity", "ngram_bpb", "lzma_bpb", "unigram_bpb"]
 
 
 LAYOUTS = {
     "forecast": Layout(
-        stats=["rmse", "mae", "r2", "persistence_rmse", "linear_rmse", "skill"],
+        scores=_FORECAST_SCORES,
+        stats=[column for column in _FORECAST_SCORES if column not in ("dm_p", "best_baseline")],
         wins="beats_persistence",
         beats=lambda row: row["skill"] is not None and row["skill"] > 0,
-        extra=["dm_p"],
         # dropped first on a narrow terminal; the scores, n and the persistence count stay
         optional=[
             "config_id",
@@ -79,20 +96,25 @@ LAYOUTS = {
             "mae",
             "r2",
             "linear_rmse",
+            "best_scaled_mae",
+            "seasonal_scaled_mae",
+            "best_scaled_mse",
+            "seasonal_scaled_mse",
+            "best_baseline",
         ],
         caption=(
-            "mean ± std over the completed runs of each config (n); skill = 1 - RMSE / persistence RMSE; "
+            f"mean ± std over the completed runs of each config (n); {SKILL_NOTE}; "
             "dm_p = median Diebold-Mariano p-value (vs persistence, or --against); "
             "beats_persistence = runs with skill > 0"
         ),
     ),
     "lm": Layout(
-        stats=["bits_per_byte", "nats", "perplexity", "ngram_bpb", "lzma_bpb", "unigram_bpb"],
+        scores=_LM_SCORES,
+        stats=_LM_SCORES,
         wins="beats_ngram",
         beats=lambda row: (
             None not in (row["bits_per_byte"], row["ngram_bpb"]) and row["bits_per_byte"] < row["ngram_bpb"]
         ),
-        extra=[],
         optional=["config_id", "data", "backend", "lr", "hidden", "dataset", "status", "nats", "unigram_bpb"],
         caption=(
             "mean ± std over the completed runs of each config (n), on the held-out bytes; "
@@ -111,6 +133,14 @@ CAPTION = LAYOUTS["forecast"].caption
 def layout_of(rows: list[dict[str, Any]]) -> Layout:
     """The layout of group rows (all of one task; forecast when there are none)."""
     return LAYOUTS[rows[0].get("task", "forecast") if rows else "forecast"]
+
+
+def group_caption(rows: list[dict[str, Any]], layout: Layout | None = None) -> str:
+    """The caption of group rows (of `layout`, default theirs), and what the scaled columns are
+    when some row has them."""
+    layout = layout or layout_of(rows)
+    scaled = any(row.get(column) is not None for row in rows for column in SCALED_COLUMNS)
+    return f"{layout.caption}; {SCALED_NOTE}" if scaled and "scaled_mse" in layout.scores else layout.caption
 
 
 def run_config_id(run: dict[str, Any]) -> str | None:
@@ -174,13 +204,16 @@ def _group_row(members: list[dict[str, Any]]) -> dict[str, Any]:
         values = [row[column] for row in done if row[column] is not None]
         row[column] = statistics.fmean(values) if values else None
         row[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
-    if "dm_p" in layout.extra:
+    if "dm_p" in layout.scores:
         p_values = [r["dm_p"] for r in done if r.get("dm_p") is not None]
         row["dm_p"] = statistics.median(p_values) if p_values else None  # the seeds' DM p vs persistence
+    if "best_baseline" in layout.scores:  # the baselines of one config score the same for every seed
+        best = {r["best_baseline"] for r in rows if r["best_baseline"] is not None}
+        row["best_baseline"] = best.pop() if len(best) == 1 else ("mixed" if best else None)
     row[layout.wins] = sum(1 for r in done if layout.beats(r))
     counts = Counter(str(r["status"]) for r in rows)
     row["status"] = ", ".join(f"{count} {status}" for status, count in counts.most_common())
-    return row
+    return {column: row[column] for column in layout.data_columns}
 
 
 def sort_groups(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -194,9 +227,11 @@ def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     layout = layout_of(rows)
     for row in rows:
         cells = {column: row.get(column) for column in _CONFIG_COLUMNS}
-        for column in layout.stats:
-            cells[column] = _mean_std(column, row.get(column), row.get(f"{column}_std"))
-        cells.update({column: row.get(column) for column in layout.extra})
+        for column in layout.scores:
+            if column in layout.stats:
+                cells[column] = _mean_std(column, row.get(column), row.get(f"{column}_std"))
+            else:
+                cells[column] = row.get(column)
         cells[layout.wins] = f"{row[layout.wins]}/{row['n']}"
         cells["status"] = row.get("status")
         shown.append(cells)
@@ -232,5 +267,5 @@ def rich_group_table(rows: list[dict[str, Any]], width: int | None = None) -> Ta
     the columns."""
     layout = layout_of(rows)
     table = rich_table(display_rows(rows), width, layout.columns, layout.optional)
-    table.caption = layout.caption
+    table.caption = group_caption(rows)
     return table

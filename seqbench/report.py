@@ -27,24 +27,23 @@ from seqbench.compare import (
     check_pinned,
     compare_rows,
     format_value,
+    run_caption,
+    shown_columns,
     sort_rows,
 )
 from seqbench.errors import SeqbenchError
-from seqbench.groups import LAYOUTS, display_rows, group_rows, group_runs, has_repeats
+from seqbench.groups import LAYOUTS, display_rows, group_caption, group_rows, group_runs, has_repeats
 from seqbench.io import atomic_write_text
 from seqbench.report_page import Cell
 from seqbench.runs import load_runs
 from seqbench.sweep import SUMMARY_FILE, SWEEP_FILE
-from seqbench.tables import score_rows
+from seqbench.tables import forecast_caption, score_rows
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # shown as \xNN; newline and tab stay
 FIRST_PICTURES = ("loss_curve.png", "predictions.png")  # then any other image, by name
 MAX_IMAGE_BYTES = 8_000_000
 MAX_TEXT_CHARS = 100_000
-SCORES_CAPTION = {
-    "forecast": "test split, original units; skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)",
-    "lm": "held-out bytes, every byte scored once; zlib and lzma: compressed size of the same bytes",
-}
+LM_SCORES_CAPTION = "held-out bytes, every byte scored once; zlib and lzma: compressed size of the same bytes"
 
 
 @dataclass(frozen=True)
@@ -104,17 +103,18 @@ def compare_section(task: str, runs: list[dict[str, Any]], group: bool | None = 
 
 
 def _run_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Cell]], str]:
-    """One row per run (compare's rows), by the task's headline score; the run links to its section."""
-    columns = TASK_COLUMNS[task]
+    """One row per run (compare's rows), by the task's headline score; the run links to its section.
+    Columns that no run has a value in (the scaled scores of runs without them) are left out."""
     rows = [{**compare_rows([run])[0], "_anchor": run["_anchor"]} for run in runs]
-    rows = sort_rows(rows, HEADLINE[task], columns)
+    rows = sort_rows(rows, HEADLINE[task], TASK_COLUMNS[task])
+    columns = shown_columns(rows, TASK_COLUMNS[task])
     cells = [
         [_cell(column, row.get(column), row.get(column), row["_anchor"] if column == "run" else None)
          for column in columns]
         for row in rows
     ]  # fmt: skip
-    caption = "one row per run; skill = 1 - RMSE / persistence RMSE; dm_p = Diebold-Mariano p-value"
-    return columns, cells, caption if task == "forecast" else "one row per run, on the held-out bytes"
+    caption = run_caption(rows) if task == "forecast" else "one row per run, on the held-out bytes"
+    return columns, cells, caption
 
 
 def _group_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Cell]], str]:
@@ -123,15 +123,17 @@ def _group_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list
     groups = group_runs(runs)
     rows = [{**group_rows(members)[0], "_anchor": members[0]["_anchor"]} for members in groups]
     rows = sort_rows(rows, HEADLINE[task], layout.data_columns)
+    texts = display_rows(rows)
+    columns = shown_columns(texts, layout.columns)
     cells = []
-    for row, shown in zip(rows, display_rows(rows), strict=True):
+    for row, shown in zip(rows, texts, strict=True):
         line = []
-        for column in layout.columns:
+        for column in columns:
             sort = row.get(layout.wins) if column == layout.wins else row.get(column)
             link = row["_anchor"] if column == "config" else None
             line.append(_cell(column, shown.get(column), sort, link))
         cells.append(line)
-    return layout.columns, cells, layout.caption
+    return columns, cells, group_caption(rows, layout)
 
 
 def _cell(column: str, value: Any, sort: Any, link: str | None = None) -> Cell:
@@ -220,7 +222,7 @@ def _scores(run: dict[str, Any]) -> list[str]:
     except (TypeError, ValueError, AttributeError):  # metrics.json is someone else's file
         return [html.paragraph("metrics.json has no scores this report can read", "note")]
     task = "lm" if run.get("task") == "lm" else "forecast"
-    caption = SCORES_CAPTION[task]
+    caption = LM_SCORES_CAPTION if task == "lm" else f"test split, original units; {forecast_caption(run)}"
     dm_p = compare_rows([run])[0].get("dm_p") if task == "forecast" else None
     if dm_p is not None:
         caption += f"; Diebold-Mariano p-value vs persistence: {format_value('dm_p', dm_p)}"

@@ -290,7 +290,8 @@ def _sorted_unique(runs: Iterable[Path]) -> list[Path]:
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's metrics.json as a dict, plus `run_dir`; None (with a warning) if unreadable."""
+    """The run's metrics.json as a dict, plus `run_dir` (and `test_model_space` from an older run's
+    `test_scaled`); None (with a warning) if unreadable."""
     run_dir = Path(run_dir)
     path = run_dir / METRICS_FILE
     try:
@@ -303,6 +304,8 @@ def load_run(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     metrics.setdefault("run_id", run_dir.name)
     metrics.setdefault("name", run_dir.parent.name)
+    if "test_scaled" in metrics:  # a run from before `test_model_space` had its name
+        metrics.setdefault("test_model_space", metrics["test_scaled"])
     metrics["run_dir"] = str(run_dir)
     return metrics
 

@@ -596,7 +596,7 @@ def write_summary(report: SweepReport) -> SweepSummary:
 
 def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
     from seqbench.compare import HEADLINE, SCORE_NAMES
-    from seqbench.groups import LAYOUTS, render_groups
+    from seqbench.groups import LAYOUTS, group_caption, render_groups
 
     plan = report.plan
     task = plan_task(plan)
@@ -619,7 +619,7 @@ def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
         "",
         render_groups(rows, "md").rstrip(),
         "",
-        LAYOUTS[task].caption + ".",
+        group_caption(rows, LAYOUTS[task]) + ".",
     ]
     best = _best_per_model(rows, headline)
     if len(best) > 0:

@@ -1,8 +1,10 @@
 """The tables the commands print: a run's result next to its baselines, one line per seed, the
 datasets, the gradient check and the causality audit (compare's are in seqbench.compare).
 
-Each task has its own result table: a forecast's test RMSE, MAE, ... next to persistence and the
-linear baseline; a language model's bits per byte next to the n-gram, unigram and compressors.
+Each task has its own result table: a forecast's test RMSE, MAE, ... next to persistence, seasonal
+persistence and the linear baseline (and, for a run with `scaled`, the MSE and MAE in the scaler's
+units that the long-horizon papers quote); a language model's bits per byte next to the n-gram,
+unigram and compressors.
 """
 
 from __future__ import annotations
@@ -11,27 +13,46 @@ from typing import Any
 
 from rich.table import Table
 
+from seqbench.compare import best_baseline
+
 
 def seeds_table(done: list[Any]) -> Table:
-    """One line per seed: status, test RMSE next to persistence, skill, and the run folder."""
+    """One line per seed: status, test RMSE next to persistence, skill, skill_best, and the run folder."""
     table = Table(title="one run per seed (test split)")
-    for column in ("seed", "status", "rmse", "persistence", "skill"):
+    for column in ("seed", "status", "rmse", "persistence", "skill", "skill_best"):
         table.add_column(column, justify="left" if column == "status" else "right")
     table.add_column("run folder", overflow="fold")
     for result in done:
         m = result.metrics
         rmse = (m.get("test") or {}).get("rmse")
-        persistence = ((m.get("baselines") or {}).get("persistence") or {}).get("rmse")
-        skill = 1 - rmse / persistence if rmse is not None and persistence else None
+        baselines = m.get("baselines") or {}
+        persistence = (baselines.get("persistence") or {}).get("rmse")
+        best = best_baseline(baselines)
         table.add_row(
             str(m["seed"]),
             result.status,
             f"{rmse:.4g}" if rmse is not None else "",
             f"{persistence:.4g}" if persistence is not None else "",
-            f"{skill:+.3f}" if skill is not None else "",
+            _skill_text(rmse, persistence),
+            _skill_text(rmse, float(baselines[best]["rmse"]) if best else None),
             str(result.run_dir),
         )
+    table.caption = SKILL_CAPTION
     return table
+
+
+SKILL_CAPTION = (
+    "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence); skill_best = 1 - RMSE / RMSE of the "
+    "best baseline, the lowest of persistence, seasonal and linear (> 0 beats every baseline)"
+)
+SCALED_CAPTION = "scaled_mse, scaled_mae: every channel and step, in the scaler's units (as the papers quote)"
+
+
+def _skill_text(rmse: float | None, reference: float | None) -> str:
+    """1 - rmse / reference, signed to 3 decimals; `nan` when it is undefined."""
+    if rmse is None or not reference:
+        return "nan"
+    return f"{1 - rmse / reference:+.3f}"
 
 
 FORECAST_SCORES = ("rmse", "mae", "r2", "mape", "direction_accuracy")
@@ -39,17 +60,41 @@ LM_SCORES = ("bits_per_byte", "nats", "perplexity")
 
 
 def forecast_score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """A forecast's test scores and every baseline's, in original units: (header, rows of text)."""
+    """A forecast's test scores and every baseline's, in original units, with skill against
+    persistence and against the best baseline; then, for a run with `scaled` (ETT), each one's MSE
+    and MAE in the scaler's units: (header, rows of text)."""
     baselines = metrics.get("baselines") or {}
     persistence_rmse = (baselines.get("persistence") or {}).get("rmse")
-    header = ["forecaster", *(c.replace("direction_accuracy", "direction") for c in FORECAST_SCORES), "skill"]
+    best = best_baseline(baselines)
+    best_rmse = float(baselines[best]["rmse"]) if best else None
+    scaled = metrics.get("scaled") if isinstance(metrics.get("scaled"), dict) else None
+    header = [
+        "forecaster",
+        *(c.replace("direction_accuracy", "direction") for c in FORECAST_SCORES),
+        "skill",
+        "skill_best",
+        *(["scaled_mse", "scaled_mae"] if scaled else []),
+    ]
     rows = []
-    for label, values in {str(metrics.get("model")): metrics.get("test") or {}, **baselines}.items():
+    forecasters = {"model": metrics.get("test") or {}, **baselines}
+    for key, values in forecasters.items():
         values = values if isinstance(values, dict) else {}
         rmse = values.get("rmse")
-        skill = 1 - rmse / persistence_rmse if rmse is not None and persistence_rmse else float("nan")
-        rows.append([str(label), *(_number(values.get(c)) for c in FORECAST_SCORES), f"{skill:+.3f}"])
+        label = str(metrics.get("model")) if key == "model" else str(key)
+        row = [label, *(_number(values.get(c)) for c in FORECAST_SCORES)]
+        row += [_skill_text(rmse, persistence_rmse), _skill_text(rmse, best_rmse)]
+        if scaled:
+            in_scaled = scaled.get(key) if isinstance(scaled.get(key), dict) else {}
+            row += [_number(in_scaled.get("mse")), _number(in_scaled.get("mae"))]
+        rows.append(row)
     return header, rows
+
+
+def forecast_caption(metrics: dict[str, Any]) -> str:
+    """What the columns of `forecast_score_rows` mean, naming this run's best baseline."""
+    best = best_baseline(metrics.get("baselines") or {})
+    caption = SKILL_CAPTION.replace("best baseline,", f"best baseline ({best}),") if best else SKILL_CAPTION
+    return f"{caption}; {SCALED_CAPTION}" if isinstance(metrics.get("scaled"), dict) else caption
 
 
 def lm_score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -83,7 +128,7 @@ def summary_table(metrics: dict[str, Any]) -> Table:
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    table.caption = "skill = 1 - RMSE / persistence RMSE (> 0 beats persistence)"
+    table.caption = forecast_caption(metrics)
     return table
 
 

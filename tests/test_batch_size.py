@@ -46,7 +46,7 @@ def trained(price_csv, model, backend, dtype="float64"):
     return spec, loaded, windows, learner, result
 
 
-SCORES = ("test", "test_scaled", "val", "baselines", "significance")
+SCORES = ("test", "test_model_space", "val", "baselines", "significance")
 
 
 def flat(metrics):

@@ -11,9 +11,11 @@ import pytest
 from rich.console import Console
 
 from seqbench import compare
-from seqbench.compare import COLUMNS, compare_rows, render, sort_rows
+from seqbench.compare import COLUMNS, SCALED_COLUMNS, compare_rows, render, sort_rows
 from seqbench.errors import SeqbenchError
 from seqbench.runs import find_runs, load_run, load_runs
+
+UNSCALED = [column for column in COLUMNS if column not in SCALED_COLUMNS]  # what a run without `scaled` shows
 
 
 def _metrics(
@@ -189,6 +191,89 @@ def test_minimal_metrics_do_not_crash() -> None:
     assert "failed" in render([row], "md")
 
 
+def _ett_metrics(name: str = "etth1-96", run_id: str = "20261205-070308-21920f", **overrides: object) -> dict:
+    """A long-horizon run that beats persistence but not seasonal persistence or ridge: `scaled` holds
+    the papers' MSE and MAE (scaler units) of the model and each baseline."""
+    return _metrics(
+        name, run_id, rmse=3.965, persistence=5.587, dataset="ETTh1",
+        baselines={"persistence": {"rmse": 5.587}, "seasonal": {"rmse": 3.222}, "linear": {"rmse": 2.907}},
+        scaled={"model": {"mse": 0.659, "mae": 0.540}, "persistence": {"mse": 1.294, "mae": 0.713},
+                "seasonal": {"mse": 0.512, "mae": 0.433}, "linear": {"mse": 0.388, "mae": 0.395}},
+        **overrides,
+    )  # fmt: skip
+
+
+def test_a_run_that_seasonal_persistence_beats_has_negative_skill_best() -> None:
+    baselines = {"persistence": {"rmse": 2.5}, "seasonal": {"rmse": 1.8}, "linear": {"rmse": 2.2}}
+    (row,) = compare_rows([_metrics("a", "1", rmse=2.0, persistence=2.5, baselines=baselines)])
+    assert row["skill"] == pytest.approx(1 - 2.0 / 2.5)  # beats persistence ...
+    assert row["best_baseline"] == "seasonal"
+    assert row["skill_best"] == pytest.approx(1 - 2.0 / 1.8) and row["skill_best"] < 0  # ... not seasonal
+    assert "| +0.200 |  | -0.111 | seasonal |" in render([row], "md")
+
+
+def test_skill_best_of_an_old_run_is_over_the_baselines_it_has() -> None:
+    (row,) = compare_rows([_metrics("a", "1", rmse=2.0, persistence=2.5)])  # persistence and linear only
+    assert (row["best_baseline"], row["skill_best"]) == ("linear", pytest.approx(1 - 2.0 / 2.2))
+    assert all(row[column] is None for column in SCALED_COLUMNS)
+    worse = {"persistence": {"rmse": 2.5}, "linear": {"rmse": 3.0}}  # a horizon-1 series: persistence is best
+    (row,) = compare_rows([_metrics("a", "1", rmse=2.0, persistence=2.5, baselines=worse)])
+    assert (row["best_baseline"], row["skill_best"]) == ("persistence", pytest.approx(row["skill"]))
+
+
+@pytest.mark.parametrize(
+    "baselines",
+    [
+        None,
+        {},
+        {"persistence": {"rmse": None}},
+        {"persistence": {"rmse": float("nan")}},
+        {"other": {"rmse": 1.0}},
+    ],
+)
+def test_skill_best_is_blank_without_a_baseline_rmse(baselines: object) -> None:
+    (row,) = compare_rows([_metrics("a", "1", baselines=baselines)])
+    assert row["best_baseline"] is None and row["skill_best"] is None
+
+
+def test_a_baseline_without_a_finite_rmse_is_never_the_best() -> None:
+    baselines = {"persistence": {"rmse": 2.5}, "seasonal": {"rmse": float("nan")}, "linear": {"rmse": 0.0}}
+    (row,) = compare_rows([_metrics("a", "1", rmse=2.0, baselines=baselines)])
+    assert row["best_baseline"] == "linear" and row["skill_best"] is None  # an RMSE of 0: no ratio
+
+
+def test_an_ett_run_shows_the_papers_scaled_scores() -> None:
+    (row,) = compare_rows([_ett_metrics()])
+    assert (row["scaled_mse"], row["scaled_mae"]) == (0.659, 0.540)
+    assert (row["seasonal_scaled_mse"], row["seasonal_scaled_mae"]) == (0.512, 0.433)
+    assert row["best_baseline"] == "linear" and (row["best_scaled_mse"], row["best_scaled_mae"]) == (
+        0.388,
+        0.395,
+    )
+    assert row["skill"] > 0 > row["skill_best"]
+
+
+def test_scaled_columns_are_hidden_unless_a_shown_run_has_them() -> None:
+    aapl, ett = compare_rows([_metrics("aapl", "1"), _ett_metrics()])
+    for fmt in ("md", "table"):
+        assert "scaled" not in render([aapl], fmt) and "scaled" in render([aapl, ett], fmt)
+    assert "| best_scaled_mse | best_scaled_mae | status |" in render([aapl, ett], "md")
+    assert compare.shown_columns([aapl]) == UNSCALED and compare.shown_columns([aapl, ett]) == COLUMNS
+    header = render([aapl], "csv").splitlines()[0]  # csv and json keep every column, for scripts
+    assert header.split(",") == COLUMNS
+    assert json.loads(render([aapl], "json"))[0]["scaled_mse"] is None
+    headers = [column.header.replace("\n", "_") for column in compare.rich_table([aapl]).columns]
+    assert "scaled_mse" not in headers
+    assert compare.hidden_columns([aapl], 300) == []  # an empty column is not "hidden to fit"
+
+
+def test_run_caption_explains_skill_best_and_the_scaled_columns_when_shown() -> None:
+    aapl, ett = compare_rows([_metrics("aapl", "1"), _ett_metrics()])
+    assert "skill_best = 1 - RMSE / RMSE of best_baseline" in compare.run_caption([aapl])
+    assert "scaled_mse" not in compare.run_caption([aapl])
+    assert "scaler's units" in compare.run_caption([aapl, ett])
+
+
 # --- sorting -----------------------------------------------------------------------------------
 
 
@@ -245,21 +330,21 @@ def test_json_parses_back_with_numbers_as_numbers(rows: list[dict]) -> None:
 
 def test_markdown_has_header_rule_and_one_row_per_run(rows: list[dict]) -> None:
     lines = render(rows, "md").strip().splitlines()
-    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == COLUMNS
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == UNSCALED  # no run has `scaled`
     assert set(lines[1].replace("|", "").replace(":", "")) == {"-"}
     assert len(lines) == 2 + len(rows)
-    assert all(line.count("|") == len(COLUMNS) + 1 for line in lines)
+    assert all(line.count("|") == len(UNSCALED) + 1 for line in lines)
     assert "+0.040" in lines[2]  # skill 1 - 2.4 / 2.5, signed
 
 
 def test_markdown_escapes_pipes() -> None:
     lines = render(compare_rows([_metrics("a|b", "1")]), "md").splitlines()
-    assert lines[2].count("|") - lines[2].count("\\|") == len(COLUMNS) + 1
+    assert lines[2].count("|") - lines[2].count("\\|") == len(UNSCALED) + 1
 
 
 def test_rich_table_has_a_row_per_run(rows: list[dict]) -> None:
     table = compare.rich_table(rows)
-    assert [column.header.replace("\n", "_") for column in table.columns] == COLUMNS
+    assert [column.header.replace("\n", "_") for column in table.columns] == UNSCALED
     assert table.row_count == len(rows)
     console = Console(file=io.StringIO(), width=300)
     console.print(table)
@@ -325,7 +410,7 @@ def test_a_narrow_terminal_notes_the_hidden_columns_on_stderr(results: Path) -> 
     assert result.exit_code == 0, result.output
     note = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert len(note) == 1 and "hidden to fit 90 characters: backend, data" in note[0]
-    assert "--format md, csv or json" in note[0]
+    assert "--format md, csv or json" in note[0] and "scaled" not in note[0]  # empty, not hidden
     assert "rmse" in table and "backend" not in table
     wide, _ = _cli(["compare", "--results", str(results)], columns=300)
     assert "note:" not in wide.stderr  # every column fits: nothing to say
@@ -401,3 +486,26 @@ def test_json_output_is_strict(results: Path) -> None:
         result, _ = _cli(["compare", "--results", str(results), *args])
         assert result.exit_code == 0, result.output
         json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}"))
+
+
+def test_compare_shows_an_ett_run_next_to_an_old_one(results: Path) -> None:
+    run_dir = results / "etth1-96" / "20261205-070308-21920f"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(_ett_metrics()))
+    result, table = _cli(["compare", "--results", str(results), "--no-group"], columns=400)
+    assert result.exit_code == 0, result.output
+    assert "skill_best = 1 - RMSE / RMSE of best_baseline" in " ".join(table.split())  # the caption
+    assert "scaler's units" in " ".join(table.split())
+    result, _ = _cli(
+        ["compare", "--results", str(results), "--no-group", "--format", "md", "--sort", "skill_best"]
+    )
+    lines = result.stdout.splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == COLUMNS  # one run has `scaled`: every column
+    assert lines[2].startswith("| etth1-96/")  # the lowest skill_best first
+    ett = dict(zip(header, (cell.strip() for cell in lines[2].strip("|").split("|")), strict=True))
+    assert (ett["skill_best"], ett["best_baseline"], ett["scaled_mse"], ett["seasonal_scaled_mse"]) == (
+        "-0.364", "linear", "0.659", "0.512"
+    )  # fmt: skip
+    aapl = dict(zip(header, (cell.strip() for cell in lines[3].strip("|").split("|")), strict=True))
+    assert aapl["scaled_mse"] == "" and aapl["best_baseline"] == "linear"

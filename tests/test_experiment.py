@@ -62,7 +62,9 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
         "seconds_per_epoch",
         "samples_per_second",
         "test",
+        "test_model_space",
         "test_scaled",
+        "scaled",
         "val",
         "baselines",
         "versions",
@@ -70,6 +72,8 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
         assert key in metrics, key
     assert metrics["status"] == "completed" and metrics["dataset"] == "prices"
     assert set(metrics["test"]) == {"mse", "rmse", "mae", "r2", "mape", "direction_accuracy"}
+    assert set(metrics["test_model_space"]) == {"mse", "rmse", "mae", "r2"}
+    assert metrics["test_scaled"] == metrics["test_model_space"]  # its old name, still written
 
     # the numbers in metrics.json are the ones in predictions.csv
     pred = pd.read_csv(result.run_dir / "predictions.csv")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from seqbench.compare import SCALED_COLUMNS
 from seqbench.groups import (
     GROUP_COLUMNS,
     GROUP_DATA_COLUMNS,
@@ -87,7 +88,7 @@ def test_dm_p_is_the_median_of_the_seeds_p_values():
     ]
     (row,) = group_rows(runs)
     assert row["dm_p"] == 0.4
-    assert "| 0.4 | 3/3 |" in render_groups([row], "md")
+    assert "| 0.4 | +0.050 | persistence | 3/3 |" in render_groups([row], "md")
 
 
 def test_a_config_with_no_completed_run_has_blank_scores():
@@ -132,7 +133,9 @@ def test_sorting_groups_by_mean_and_by_n(runs):
 def test_markdown_and_table_show_mean_plus_minus_std(runs):
     rows = group_rows(runs)
     lines = render_groups(rows, "md").strip().splitlines()
-    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == GROUP_COLUMNS
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == [
+        column for column in GROUP_COLUMNS if column not in SCALED_COLUMNS
+    ]  # no run has `scaled`: its columns are hidden
     assert len(lines) == 2 + len(rows)
     std = statistics.stdev([1.8, 2.2, 1.9])
     assert f"| {statistics.fmean([1.8, 2.2, 1.9]):.4g} ± {std:.2g} |" in lines[2]
@@ -168,3 +171,48 @@ def test_group_rows_from_real_run_folders(tmp_path: Path):
         (folder / "metrics.json").write_text(json.dumps(run("ccc", seed, rmse)))
     (row,) = group_rows(load_runs(find_runs([], tmp_path / "results")))
     assert (row["n"], row["rmse"], row["rmse_std"]) == (2, 2.0, pytest.approx(2**0.5))
+
+
+def ett_run(seed: int, rmse: float, mse: float, **extra: object) -> dict:
+    """A seed of a long-horizon config: seasonal persistence and ridge beat it, persistence does not."""
+    scaled = {"model": {"mse": mse, "mae": mse - 0.1}, "persistence": {"mse": 1.294, "mae": 0.713},
+              "seasonal": {"mse": 0.512, "mae": 0.433}, "linear": {"mse": 0.388, "mae": 0.395}}  # fmt: skip
+    baselines = {"persistence": {"rmse": 5.6}, "seasonal": {"rmse": 3.2}, "linear": {"rmse": 2.9}}
+    return run("ett", seed, rmse, persistence=5.6, baselines=baselines, scaled=scaled, **extra)
+
+
+def test_grouped_rows_carry_skill_best_and_the_scaled_scores():
+    (row,) = group_rows([ett_run(0, 4.0, 0.65), ett_run(1, 3.8, 0.61), ett_run(2, 4.2, 0.69)])
+    assert row["beats_persistence"] == 3 and row["skill"] > 0  # every seed beats persistence ...
+    assert row["best_baseline"] == "linear"
+    assert row["skill_best"] == pytest.approx(statistics.fmean([1 - r / 2.9 for r in (4.0, 3.8, 4.2)]))
+    assert row["skill_best"] < 0 and row["skill_best_std"] > 0  # ... and none beats ridge
+    assert (row["scaled_mse"], row["scaled_mse_std"]) == (pytest.approx(0.65), pytest.approx(0.04))
+    assert (row["seasonal_scaled_mse"], row["seasonal_scaled_mse_std"]) == (pytest.approx(0.512), 0.0)
+    assert (row["best_scaled_mse"], row["best_scaled_mae"]) == (pytest.approx(0.388), pytest.approx(0.395))
+    cells = display_rows([row])[0]
+    assert cells["scaled_mse"] == "0.65 ± 0.04" and cells["seasonal_scaled_mse"] == "0.512"
+    assert cells["skill_best"].startswith("-0.379 ± ")
+    md = render_groups([row], "md")
+    assert "| scaled_mse | scaled_mae |" in md and "| linear | 0.65 ± 0.04 |" in md
+    record = json.loads(render_groups([row], "json"))[0]
+    assert record["best_scaled_mae"] == pytest.approx(0.395) and record["scaled_mae_std"] == pytest.approx(
+        0.04
+    )
+    table = rich_group_table([row])
+    assert "scaler's units" in str(table.caption) and "skill_best" in str(table.caption)
+
+
+def test_scaled_group_columns_are_hidden_when_no_config_has_them(runs):
+    rows = group_rows([*runs, ett_run(0, 4.0, 0.65)])
+    assert "scaled_mse" in render_groups(rows, "md") and "scaled" in str(rich_group_table(rows).caption)
+    plain = group_rows(runs)
+    assert "scaled" not in render_groups(plain, "md") and "scaled" not in render_groups(plain, "table")
+    assert "scaled" not in str(rich_group_table(plain).caption)
+    assert "scaled_mse" in render_groups(plain, "csv").splitlines()[0]  # csv keeps every column, empty
+
+
+def test_best_baseline_of_a_group_is_mixed_when_its_runs_disagree():
+    other = {"persistence": {"rmse": 2.0}, "seasonal": {"rmse": 1.5}}
+    (row,) = group_rows([run("m", 0, 1.8), run("m", 1, 1.8, baselines=other)])
+    assert row["best_baseline"] == "mixed" and row["skill_best"] is not None

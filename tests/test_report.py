@@ -71,7 +71,8 @@ def test_the_tables_are_compare_s_rows(report_results):
 
 def test_grouped_cells_sort_by_their_mean(page):
     means = re.findall(r'data-sort="([^"]+)">([-0-9.]+) ± [0-9.e-]+<', page)
-    assert len(means) == 4, "rmse, mae, r2 and skill of the two seeds: mean ± std, sorting by the mean"
+    # rmse, mae, r2, skill, skill_best, scaled_mse and scaled_mae of the two seeds
+    assert len(means) == 7, "each score of the two seeds: mean ± std, sorting by the mean"
     for sort, mean in means:
         assert format_value("rmse", float(sort)) == mean
 
@@ -157,3 +158,50 @@ def test_bad_input_is_one_line_and_exit_2(args, message, report_results, tmp_pat
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_tables_show_skill_best_and_the_scaled_scores_of_a_run_that_has_them(page):
+    (weather,) = [row for row in body_rows(page, "compare-forecast") if row["config"] == "weather-gru"]
+    assert weather["best_baseline"] in ("persistence", "seasonal", "linear")
+    assert " ± " in weather["skill_best"] and " ± " in weather["scaled_mse"]  # the seeds differ
+    assert weather["seasonal_scaled_mse"] and " ± " not in weather["seasonal_scaled_mse"]  # a baseline's
+    assert "skill_best = 1 - RMSE / RMSE of best_baseline" in page and "scaler&#x27;s units" in page
+    scores = re.search(r"<table><thead><tr>(.*?)</tr>", page.split('id="run-')[1]).group(1)
+    assert "skill_best" in scores and "scaled_mse" in scores  # each run's scores, next to every baseline
+
+
+def _old_run(tmp_path: Path, name: str, rmse: float, **extra: object) -> dict:
+    """A forecast run's metrics.json from before seasonal persistence, `scaled` and `test_model_space`."""
+    return {
+        "run_id": f"2026-{name}", "name": name, "status": "completed", "model": "mingru", "seed": 0,
+        "test": {"rmse": rmse, "mae": rmse / 2, "r2": 0.5}, "test_scaled": {"rmse": 0.1},
+        "baselines": {"persistence": {"rmse": 2.0}, "linear": {"rmse": 1.9}},
+        "run_dir": str(tmp_path / name), **extra,
+    }  # fmt: skip
+
+
+def test_an_old_run_reports_skill_best_without_scaled_columns(tmp_path):
+    page = report_html([_old_run(tmp_path, "old", 1.8)], [])
+    (row,) = body_rows(page, "compare-forecast")
+    assert (row["skill"], row["skill_best"], row["best_baseline"]) == ("+0.100", "+0.053", "linear")
+    assert (
+        "scaled_mse" not in row and "scaled" not in page.split('id="run-1"')[0].split("compare-forecast")[1]
+    )
+    assert "best baseline (linear)" in page
+
+
+def test_an_ett_like_run_next_to_an_old_one_shows_scaled_columns_and_negative_skill_best(tmp_path):
+    scaled = {"model": {"mse": 0.659, "mae": 0.54}, "persistence": {"mse": 1.294, "mae": 0.713},
+              "seasonal": {"mse": 0.512, "mae": 0.433}, "linear": {"mse": 0.388, "mae": 0.395}}  # fmt: skip
+    baselines = {"persistence": {"rmse": 5.587}, "seasonal": {"rmse": 3.222}, "linear": {"rmse": 2.907}}
+    ett = _old_run(tmp_path, "ett", 3.965, baselines=baselines, scaled=scaled)
+    rows = {
+        row["run"]: row
+        for row in body_rows(report_html([_old_run(tmp_path, "old", 1.8), ett], []), "compare-forecast")
+    }
+    assert (rows["ett/2026-ett"]["skill"], rows["ett/2026-ett"]["skill_best"]) == ("+0.290", "-0.364")
+    assert (rows["ett/2026-ett"]["scaled_mse"], rows["ett/2026-ett"]["seasonal_scaled_mae"]) == (
+        "0.659",
+        "0.433",
+    )
+    assert (rows["ett/2026-ett"]["best_scaled_mse"], rows["old/2026-old"]["scaled_mse"]) == ("0.388", "")

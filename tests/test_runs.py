@@ -166,3 +166,22 @@ def test_a_download_that_cannot_be_saved_is_one_line_exit_1(workdir, monkeypatch
     assert result.exit_code == 1
     assert result.stderr == "error: data/AAPL.json: No space left on device\n"
     assert not [p for p in (workdir / "data").iterdir()]  # neither the CSV nor a temporary file
+
+
+def test_an_older_run_s_test_scaled_is_read_as_test_model_space(tmp_path):
+    import json
+
+    old, new = tmp_path / "old" / "run", tmp_path / "new" / "run"
+    scores = {"mse": 0.01, "rmse": 0.1, "mae": 0.08, "r2": 0.9}
+    for folder, metrics in (
+        (old, {"test_scaled": scores}),
+        (new, {"test_model_space": scores, "test_scaled": {}}),
+    ):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    assert runs.load_run(old)["test_model_space"] == scores  # written before the new name
+    assert runs.load_run(new)["test_model_space"] == scores  # the new name wins
+    lm = tmp_path / "lm" / "run"
+    lm.mkdir(parents=True)
+    (lm / "metrics.json").write_text(json.dumps({"task": "lm", "test": {"bits_per_byte": 2.3}}))
+    assert "test_model_space" not in runs.load_run(lm)  # a language model has no model space to speak of

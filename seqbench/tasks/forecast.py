@@ -76,16 +76,19 @@ def evaluate(
     fit_result: FitResult,
     run_id: str,
 ) -> dict[str, Any]:
-    """metrics.json: test metrics in original and scaled units, next to the baselines."""
+    """metrics.json: test metrics in original units, in the scaler's units (`scaled`, the papers'
+    MSE and MAE, next to each baseline's) and in the model's own space (`test_model_space`), next
+    to the baselines."""
+    trained = fit_result.trained  # no finished epoch: the initial weights are not a result
     forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
     test_truth, last = windows.truth("test"), windows.persistence("test")
     test_pred = windows.to_original("test", forecasts["test"])
-    scaled = regression_metrics(windows.test.y, forecasts["test"])
+    own = regression_metrics(windows.test.y, forecasts["test"])  # in what the model reads and writes
+    model_space = {k: own[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None
     baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
     baselines = {
         name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
     }
-    trained = fit_result.trained  # no finished epoch: the initial weights are not a result
     return {
         **common_metrics(spec, learner, fit_result, run_id),
         "config": {
@@ -100,7 +103,9 @@ def evaluate(
             "scaler": spec.dataset.scaler,
         },
         "test": regression_metrics(test_truth, test_pred, last) if trained else None,
-        "test_scaled": {k: scaled[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None,
+        # the model's own space: after the transform, the scaler and the window normalisation (RevIN)
+        "test_model_space": model_space,
+        "test_scaled": model_space,  # test_model_space's old name, still written for scripts that read it
         "val": (
             regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
             if trained
@@ -109,6 +114,7 @@ def evaluate(
         "baselines": baselines,
         "baseline_settings": {"linear": fit_linear(windows).record(), "seasonal": {"season": windows.season}},
         "test_windows": len(windows.test.origin),
+        # the scaler's units (the papers' MSE and MAE), for the model and each baseline
         "scaled": scaled_scores(windows, {"model": test_pred, **baseline_forecasts}, trained),
         # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
         "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
