@@ -215,7 +215,7 @@ OPTION_KEYS = {key: name for name, section in MODEL_OPTIONS.items() for key in s
 # default discretisation changed with it: a mamba run of an older seqbench, zoh, shares its id.)
 LATER_MODEL_DEFAULTS = {
     "discretization": "delta_b", "variant": "paper", "expansion": 1.0,
-    "segment": 1, "decoder": "last", "linear_skip": False, "dropout": 0.0,
+    "segment": 1, "decoder": "last", "linear_skip": False, "dropout": 0.0, "gate_init": "default",
 }  # fmt: skip
 
 
@@ -229,6 +229,7 @@ class ModelSpec(_Section):
     decoder: Literal["last", "segments"] = "last"  # head on the last state | a decoder step per output segment
     linear_skip: bool = False  # add a linear map of the whole window to the forecast (RLinear + the model)
     dropout: float = Field(0.0, ge=0, lt=1)  # on what the head reads, in training only
+    gate_init: Literal["default", "chrono"] = "default"  # chrono: long-memory gates (time scales up to the steps)
     mamba: MambaOptions | None = None  # mamba's options; absent for the other models
     mingru: MinGRUOptions | None = None  # minGRU's options; absent for the other models
 
@@ -338,11 +339,14 @@ class Spec(_Section):
         if self.task == "forecast" and text:
             raise ValueError("a text dataset is for task: lm (a forecast needs a series: csv, builtin, ...)")
         m = self.model
-        if self.task == "lm" and (m.segment != 1 or m.decoder != "last" or m.linear_skip or m.dropout):
+        forecast_only = m.segment != 1 or m.decoder != "last" or m.linear_skip or m.dropout
+        if self.task == "lm" and (forecast_only or m.gate_init != "default"):
             raise ValueError(
-                "model.segment, model.decoder, model.linear_skip and model.dropout are for a forecast; "
-                "leave them out for task lm"
+                "model.segment, model.decoder, model.linear_skip, model.dropout and model.gate_init are "
+                "for a forecast; leave them out for task lm"
             )
+        if m.gate_init == "chrono" and m.mingru is not None and m.mingru.variant == "log_space":
+            raise ValueError("model.gate_init chrono sets minGRU's b_z, which variant log_space does not have")
         if self.task == "forecast" and self.dataset.seq_len % m.segment:
             raise ValueError(
                 f"model.segment {m.segment} must divide dataset.seq_len {self.dataset.seq_len} (a window is "

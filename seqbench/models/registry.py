@@ -80,7 +80,7 @@ def model_options(
 def forecast_options(model_spec: Any, seq_len: int | None, horizon: int | None) -> ForecastOptions | None:
     """A forecast model's input and head settings from the spec's model section (None: all defaults,
     the model as it was before they existed). `seq_len` and `horizon` are the windows' sizes."""
-    keys = ("segment", "decoder", "linear_skip", "dropout")
+    keys = ("segment", "decoder", "linear_skip", "dropout", "gate_init")
     given = {key: getattr(model_spec, key) for key in keys}
     if given == {key: getattr(ForecastOptions(), key) for key in keys}:
         return None

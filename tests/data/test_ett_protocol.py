@@ -172,8 +172,9 @@ def test_row_counts_at_a_step_scale_with_the_data_step():
         make_windows(frame(columns=cols, freq="D"), cols, cols, spec(seq_len=8, horizon=4, split=split))
 
 
-def test_the_etth1_spec_trains_offline_and_records_the_protocol(tmp_path):
-    """As the README runs it (`--set dataset.path=...`), on a synthetic 7-channel hourly file, cut short."""
+@pytest.mark.parametrize("model", ["mingru", "gru", "mamba"])
+def test_the_ett_specs_train_offline_and_record_the_protocol(tmp_path, model):
+    """As the README runs them (`--set dataset.path=...`), on a synthetic 7-channel hourly file, cut short."""
     from seqbench.experiment import run_experiment
     from seqbench.spec import load_spec
 
@@ -181,9 +182,31 @@ def test_the_etth1_spec_trains_offline_and_records_the_protocol(tmp_path):
     path = tmp_path / "ETTh1.csv"
     frame(n=14_400, columns=cols).to_csv(path)
     overrides = [f"dataset.path={path}", "train.epochs=1", "model.hidden_size=4", "train.batch_size=4096"]
-    spec = load_spec(REPO / "experiments" / "etth1_96.yaml", overrides)
+    spec = load_spec(REPO / "experiments" / f"ett_{model}.yaml", overrides)
     result = run_experiment(spec, tmp_path / "results")
     assert result.status == "completed", result.message
     m = result.metrics
     assert m["test_windows"] == 2785 and set(m["scaled"]) == {"model", "persistence", "seasonal", "linear"}
     assert m["config"]["season"] == 24 and m["scaled"]["seasonal"]["mse"] < m["scaled"]["persistence"]["mse"]
+
+
+@pytest.mark.parametrize("model", ["mingru", "gru", "mamba"])
+def test_the_ett_specs_run_unchanged_on_15_minute_rows(tmp_path, model):
+    """ETTm1 / ETTm2 are 15-minute files: the same spec reads 4 rows per hour of its split (here cut to
+    480 / 120 / 120 hours so the test stays small) and a day of 96 rows as the season."""
+    from seqbench.experiment import run_experiment
+    from seqbench.spec import load_spec
+
+    cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    path = tmp_path / "ETTm1.csv"
+    frame(n=4 * 720, columns=cols, freq="15min").to_csv(path)
+    overrides = [
+        f"dataset.path={path}", "train.epochs=1", "model.hidden_size=4",
+        "dataset.split={train: 480, val: 120, test: 120, step: h}",
+    ]  # fmt: skip
+    spec = load_spec(REPO / "experiments" / f"ett_{model}.yaml", overrides)
+    result = run_experiment(spec, tmp_path / "results")
+    assert result.status == "completed", result.message
+    m = result.metrics
+    assert m["splits"]["test"]["rows"] == [4 * 600, 4 * 720]
+    assert m["test_windows"] == 4 * 120 - 96 + 1 and m["config"]["season"] == 96

@@ -6,7 +6,10 @@
   segment m = 1..M from the state after the window, its input a learned position p_m, and the
   head maps each of those M states to that segment's values;
 - a linear skip path (RLinear, Li et al. 2023, arXiv 2305.10721): y += flatten(x) W_skip + b_skip;
-- dropout on what the head reads (Srivastava et al. 2014), in training only.
+- dropout on what the head reads (Srivastava et al. 2014), in training only;
+- a gate initialisation with long memory: chrono initialisation (Tallec & Ollivier 2018, arXiv
+  1804.11188), each unit's retention gate biased so its time scale is log-uniform in [1, T], T the
+  steps the model reads (minGRU's b_z, GRU's update gate, Mamba's step size delta).
 
 `ForecastOptions` holds the settings; the functions are the forward and backward of each part.
 """
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 DECODERS = ("last", "segments")  # the head on the last state | one decoder step per output segment
+GATE_INITS = ("default", "chrono")  # each model's own initialisation | chrono (long memory)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class ForecastOptions:
     decoder: str = "last"
     linear_skip: bool = False
     dropout: float = 0.0
+    gate_init: str = "default"
     seq_len: int | None = None  # L (needed by the skip path)
     horizon: int | None = None  # H (needed by the segment decoder)
 
@@ -38,6 +43,10 @@ class ForecastOptions:
             raise ValueError(f"segment must be >= 1, got {self.segment}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, not {self.decoder!r}")
+        if self.gate_init not in GATE_INITS:
+            raise ValueError(f"gate_init must be one of {GATE_INITS}, not {self.gate_init!r}")
+        if self.gate_init == "chrono" and self.seq_len is None:
+            raise ValueError("gate_init chrono needs seq_len")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.seq_len is not None and self.seq_len % self.segment:
@@ -51,6 +60,11 @@ class ForecastOptions:
     def out_segments(self) -> int:
         """M, the decoder's steps: horizon / segment (1 for the head on the last state)."""
         return self.horizon // self.segment if self.decoder == "segments" else 1
+
+    @property
+    def steps(self) -> int:
+        """The steps the model reads per window: seq_len / segment."""
+        return self.seq_len // self.segment
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +104,13 @@ def skip_prefixes(x: np.ndarray, W: np.ndarray, b: np.ndarray, segment: int) -> 
     B, L, F = x.shape
     per_row = np.einsum("blf,lfo->blo", x, W.reshape(L, F, -1))  # (B, L, O)
     return np.cumsum(per_row, axis=1)[:, segment - 1 :: segment] + b  # (B, N, O)
+
+
+def chrono_time_scales(rng: np.random.Generator, size: int, steps: int) -> np.ndarray:
+    """Chrono initialisation's time scales: u ~ U(1, T - 1) per unit (T = max(steps, 2)); a gate with
+    bias log(u) keeps a fraction u / (1 + u) of its state per step, a memory of about u steps."""
+    T = max(steps, 2)
+    return rng.uniform(1.0, max(T - 1.0, 1.0), size=size)
 
 
 def dropout_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator, dtype: Any) -> np.ndarray:

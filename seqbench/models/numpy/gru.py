@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
+from seqbench.models.numpy.forecasting import chrono_time_scales
 from seqbench.models.numpy.layers import init_uniform, linear, sigmoid
 
 
@@ -31,12 +32,16 @@ class GRU(RecurrentStack):
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
     ) -> Params:
         D = hidden_size
-        return {
+        p = {
             "W_x": init_uniform(rng, (input_size, 3 * D), D, dtype),
             "b_x": init_uniform(rng, (3 * D,), D, dtype),
             "W_h": init_uniform(rng, (D, 3 * D), D, dtype),
             "b_h": init_uniform(rng, (3 * D,), D, dtype),
         }
+        if self.forecast.gate_init == "chrono":  # z_t = sigmoid(log u) keeps u / (1 + u) of h per step
+            p["b_x"][D : 2 * D] = np.log(chrono_time_scales(rng, D, self.forecast.steps))
+            p["b_h"][D : 2 * D] = 0.0
+        return p
 
     def layer_forward(self, p: Params, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         B, L, _ = x.shape

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
-from seqbench.models.numpy.forecasting import ForecastOptions
+from seqbench.models.numpy.forecasting import ForecastOptions, chrono_time_scales
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,
@@ -124,6 +124,8 @@ class Mamba(RecurrentStack):
         )
         dt = np.exp(rng.uniform(size=ED) * (math.log(DT_MAX) - math.log(DT_MIN)) + math.log(DT_MIN))
         dt = np.maximum(dt, DT_FLOOR)
+        if self.forecast.gate_init == "chrono":  # step 1 / u: A_bar = exp(-n / u), a memory of about u / n steps
+            dt = 1.0 / chrono_time_scales(rng, ED, self.forecast.steps)
         return {
             "norm.weight": np.ones(D, dtype=dtype),
             "in_proj.weight": init_uniform(rng, (D, 2 * ED), D, dtype),

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
+from seqbench.models.numpy.forecasting import chrono_time_scales
 from seqbench.models.numpy.layers import (
     init_uniform,
     linear,
@@ -61,6 +62,9 @@ class MinGRU(RecurrentStack):
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         if variant == "paper" and expansion != 1:
             raise ValueError("expansion != 1 needs variant log_space (the paper's minGRU has no expansion)")
+        forecast = kwargs.get("forecast")
+        if variant == "log_space" and forecast is not None and forecast.gate_init == "chrono":
+            raise ValueError("gate_init chrono sets b_z, which the log_space variant does not have")
         self.variant, self.expansion = variant, expansion
         super().__init__(*args, **kwargs)
 
@@ -86,12 +90,15 @@ class MinGRU(RecurrentStack):
                 p["W_out"] = init_uniform(rng, (inner, hidden_size), inner, dtype)
             return p
         shape = (input_size, hidden_size)
-        return {
+        p = {
             "W_z": init_uniform(rng, shape, input_size, dtype),
             "b_z": init_uniform(rng, (hidden_size,), input_size, dtype),
             "W_h": init_uniform(rng, shape, input_size, dtype),
             "b_h": init_uniform(rng, (hidden_size,), input_size, dtype),
         }
+        if self.forecast.gate_init == "chrono":  # z_t = sigmoid(-log u): 1 - z_t = u / (1 + u) of h kept
+            p["b_z"][...] = -np.log(chrono_time_scales(rng, hidden_size, self.forecast.steps))
+        return p
 
     def layer_forward(self, p: Params, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         if self.log_space:

@@ -121,3 +121,22 @@ def test_options_that_cannot_work_are_refused(options, message):
 def test_a_language_model_takes_none_of_them():
     with pytest.raises(ValueError, match="forecast model"):
         model_class("gru", "numpy")(7, 7, hidden_size=4, vocab_size=7, forecast=ForecastOptions(dropout=0.1))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_chrono_gates_keep_state_for_up_to_the_steps_the_model_reads(name):
+    steps = 16
+    model = build(name, ForecastOptions(gate_init="chrono", seq_len=steps), hidden=64)
+    if name == "mingru":
+        kept = 1 - 1 / (1 + np.exp(-model.params["layers.0.b_z"]))  # 1 - z at a zero input
+    elif name == "gru":
+        b = model.params["layers.0.b_x"] + model.params["layers.0.b_h"]
+        kept = 1 / (1 + np.exp(-b[64:128]))  # z, the fraction of h kept
+    else:
+        dt = np.log1p(np.exp(model.params["layers.0.dt_proj.bias"]))  # softplus
+        kept = np.exp(-dt)  # A_bar of the slowest state (A = -1)
+    memory = 1 / (1 - kept)  # steps until a unit forgets (1 / its per-step loss)
+    assert memory.min() >= 1.5 and memory.max() <= steps + 1
+    assert np.ptp(memory) > steps / 3  # spread over the range, not one time scale
+    default = build(name, ForecastOptions(seq_len=steps), hidden=64)
+    assert default.params.keys() == model.params.keys()
