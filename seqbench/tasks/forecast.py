@@ -23,10 +23,10 @@ from seqbench.baselines import BASELINES
 from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
-from seqbench.io import atomic_write_text
 from seqbench.learners import build_learner
 from seqbench.metrics import regression_metrics
 from seqbench.plots import plot_predictions
+from seqbench.predictions_file import write_forecasts
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec
 from seqbench.tasks.common import common_config, common_metrics, versions
@@ -192,6 +192,6 @@ def artifact_writers(
     predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
     title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
     return {
-        "predictions.csv": lambda path: atomic_write_text(path, predictions.to_csv(index=False)),
+        "predictions.csv": lambda path: write_forecasts(path, predictions),
         "predictions.png": lambda path: plot_predictions(predictions, path, title),
     }
