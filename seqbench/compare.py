@@ -24,6 +24,7 @@ from rich.text import Text
 
 from seqbench.errors import SeqbenchError, shown
 from seqbench.io import dumps_strict
+from seqbench.predictions_file import find_forecasts
 from seqbench.runs import find_runs
 
 BASELINE_NAMES = ("persistence", "seasonal", "linear")  # a forecast's baselines, as metrics.json names them
@@ -418,13 +419,13 @@ def _cell(row: dict[str, Any], column: str) -> Text:
 
 def _dm_p(run: dict[str, Any]) -> float | None:
     """Diebold-Mariano p-value of the run's test errors: against `--against`'s run when one was attached
-    (`dm_against`), else against persistence, from metrics.json or else from predictions.csv."""
+    (`dm_against`), else against persistence, from metrics.json or else from predictions.csv (.xz)."""
     if "dm_against" in run:
         return _number(run["dm_against"])
     stored = _section(_section(run, "significance"), "persistence").get("p_value")
     if stored is not None:
         return _number(stored)
-    if "run_dir" not in run or not (Path(run["run_dir"]) / "predictions.csv").is_file():
+    if "run_dir" not in run or find_forecasts(run["run_dir"]) is None:
         return None
     from seqbench.significance import dm_vs_persistence
 

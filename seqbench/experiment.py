@@ -32,6 +32,7 @@ from seqbench.checkpoint import (
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
 from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.plots import plot_loss_curve
+from seqbench.predictions_file import FILES, PLAIN
 from seqbench.progress import TrainingBar
 from seqbench.runs import (
     append_line,
@@ -481,6 +482,7 @@ def _digest(text: str) -> str:
 # what a run folder holds besides spec.yaml, run.log, the weights, history.csv and metrics.json:
 # written after metrics.json, so that a failure here never loses the model or its scores
 ARTIFACTS = forecast.ARTIFACTS
+ARTIFACT_FORMS = {PLAIN: FILES}  # an artifact written as one of several files: predictions.csv or .csv.xz
 
 
 def artifacts_of(task: str) -> tuple[str, ...]:
@@ -549,4 +551,8 @@ def write_artifacts(
 def missing_artifacts(run_dir: Path) -> list[str]:
     """The artifacts a finished run folder should have (by its task) and does not."""
     task = str(read_metrics(run_dir).get("task") or "forecast")
-    return [name for name in artifacts_of(task) if not (run_dir / name).is_file()]
+    return [
+        name
+        for name in artifacts_of(task)
+        if not any((run_dir / form).is_file() for form in ARTIFACT_FORMS.get(name, (name,)))
+    ]

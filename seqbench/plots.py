@@ -1,13 +1,14 @@
 """Figures for a run folder and for `compare --plot`, drawn off-screen (Agg) and written atomically.
 
 Each plot has a builder that returns the Figure (`loss_curve_figure`, `predictions_figure`,
-`val_curves_figure`, for tests and for pages that embed them) and a `plot_*` function that
-builds, saves and closes it. Figures are made without pyplot, so nothing stays registered.
+`horizon_figure`, `val_curves_figure`, for tests and for pages that embed them) and a `plot_*`
+function that builds, saves and closes it. Figures are made without pyplot, so nothing stays registered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +29,15 @@ DPI = 120
 BEST_EPOCH_GID = "best-epoch"  # the gid of the vertical line at the best epoch (tests find it by it)
 ZOOM_STEPS = 60  # the recent window of predictions.png: about three months of trading days
 ROLLING_STEPS = 20  # the error panel's rolling mean: about a month of trading days
+WINDOW_GID = "window"  # the gid of a multi-step figure's window panels
+STEP_ERROR_GID = "step-error"  # the gid of its error-per-step panel
+ORIGIN_GID = "forecast-origin"  # the gid of the vertical line at a window's last input
+FORECASTER_STYLE = {  # a multi-step figure's forecasters, the same in every panel
+    "model": {"color": "tab:blue", "linewidth": 1.6},
+    "persistence": {"color": "tab:orange", "linestyle": "--", "linewidth": 1},
+    "seasonal": {"color": "tab:green", "linestyle": "-.", "linewidth": 1},
+    "linear": {"color": "tab:purple", "linestyle": ":", "linewidth": 1.3},
+}
 
 
 # --- loss curves -------------------------------------------------------------------------------
@@ -112,16 +122,23 @@ def _lr_axis(ax: Axes, history: pd.DataFrame) -> Axes | None:
 # --- predictions -------------------------------------------------------------------------------
 
 
-def plot_predictions(predictions: pd.DataFrame, path: str | Path, title: str) -> None:
-    """predictions.png: see `predictions_figure`."""
-    _write(predictions_figure(predictions, title), path)
+def plot_predictions(
+    predictions: pd.DataFrame, path: str | Path, title: str, horizon: HorizonForecasts | None = None
+) -> None:
+    """predictions.png: `horizon_figure` for a multi-step run (given its `horizon` forecasts), else
+    `predictions_figure`."""
+    if horizon is not None:
+        _write(horizon_figure(horizon, title), path, tight=False)
+    else:
+        _write(predictions_figure(predictions, title), path)
 
 
 def predictions_figure(predictions: pd.DataFrame, title: str) -> Figure:
     """The first series of the test split in four panels: the whole span (target, model,
     persistence), the last `ZOOM_STEPS` steps, the rolling absolute error of the model and of
     persistence, and the model's minus persistence's (below 0: the model is better).
-    Multi-step forecasts show step 1 and the last step, labelled by step."""
+    Multi-step forecasts show step 1 and the last step, labelled by step (a run draws this figure
+    for horizon 1, `horizon_figure` for more)."""
     frame = _first_series(predictions)
     steps = _shown_steps(frame)
     by_step = {step: _step_rows(frame, step) for step in steps}
@@ -267,6 +284,87 @@ def _series_label(frame: pd.DataFrame) -> str:
     return str(frame["series"].iloc[0]) if "series" in frame and len(frame) else "value"
 
 
+# --- multi-step forecasts ------------------------------------------------------------------------
+
+
+@dataclass
+class HorizonForecasts:
+    """What predictions.png draws for a multi-step run: a few test windows of one series, each its
+    inputs and then every forecaster's forecast over the horizon, and the error per horizon step."""
+
+    series: str  # the series of the window panels
+    input_dates: np.ndarray  # (K, L) dates of each shown window's inputs
+    inputs: np.ndarray  # (K, L) the series' last L observed values before each forecast
+    target_dates: np.ndarray  # (K, H)
+    truth: np.ndarray  # (K, H)
+    forecasts: dict[str, np.ndarray]  # forecaster (model first) -> (K, H)
+    windows: np.ndarray  # (K,) index of each shown window among the test windows
+    n_windows: int  # test windows in all
+    step_error: dict[str, np.ndarray]  # forecaster -> (H,) error at each step over every test window
+    error_name: str  # what step_error is, for the axis: "MSE (scaled)"
+    error_scope: str  # over what, for the title: "every test window and series"
+
+
+def horizon_figure(horizon: HorizonForecasts, title: str) -> Figure:
+    """A panel per shown window (two a row): the inputs, the target and each forecaster's forecast
+    over the horizon, the forecast origin marked; below, across the figure, each forecaster's error
+    per horizon step (the long-horizon papers' pictures). Laid out by hand: tight_layout on a
+    figure this size costs more than drawing it."""
+    shown = len(horizon.windows)
+    rows = (shown + 1) // 2
+    height = 3.2 * rows + 4.2  # inches: the window rows, the error panel, titles and tick labels
+    fig = _figure((12, height))
+    top = 1 - 0.85 / height  # room for the title, whatever the height
+    grid = fig.add_gridspec(
+        rows + 1, 2, height_ratios=(*[1.0] * rows, 1.15), left=0.06, right=0.8, top=top, bottom=0.55 / height,
+        hspace=0.5, wspace=0.15,
+    )  # fmt: skip
+    fig.suptitle(f"{title}: {shown} of {horizon.n_windows} test windows, {horizon.series}", y=0.995)
+    for k in range(shown):
+        ax = fig.add_subplot(grid[k // 2, k % 2], gid=WINDOW_GID)
+        _window_panel(ax, horizon, k, ylabel=horizon.series if k % 2 == 0 else "")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(0.81, top))
+    error = fig.add_subplot(grid[rows, :], gid=STEP_ERROR_GID)
+    steps = np.arange(1, len(next(iter(horizon.step_error.values()), [])) + 1)
+    for name, values in horizon.step_error.items():
+        label = f"{name} ({horizon.error_name.split()[0]} {np.mean(values):.4g})"
+        error.plot(steps, values, label=label, **FORECASTER_STYLE.get(name, {}))
+    error.set_xlim(0.5, steps[-1] + 0.5 if len(steps) else 1.5)
+    _integer_ticks(error)
+    _finish(
+        error,
+        title=f"error per horizon step over {horizon.error_scope} (in the legend: the mean over the steps)",
+        xlabel="horizon step",
+        ylabel=horizon.error_name,
+        outside=True,
+    )
+    return fig
+
+
+def _window_panel(ax: Axes, horizon: HorizonForecasts, k: int, ylabel: str) -> None:
+    """One shown window: its inputs (gray) and target (black), the horizon shaded, the forecasts over it."""
+    origin = horizon.input_dates[k, -1]
+    ax.plot(horizon.input_dates[k], horizon.inputs[k], color="0.45", linewidth=1, label="input")
+    ax.plot(horizon.target_dates[k], horizon.truth[k], color="black", linewidth=1.4, label="target")
+    ax.axvline(origin, color="black", linewidth=0.8, linestyle=":", gid=ORIGIN_GID)
+    ax.axvspan(origin, horizon.target_dates[k, -1], color="gray", alpha=0.1)
+    for name, values in horizon.forecasts.items():
+        ax.plot(horizon.target_dates[k], values[k], label=name, **FORECASTER_STYLE.get(name, {}))
+    ax.set_title(f"window {horizon.windows[k] + 1}, last input {_when(origin)}", fontsize="medium")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    _date_axis(ax, isinstance(origin, np.datetime64 | pd.Timestamp))
+
+
+def _when(date: object) -> str:
+    """A date as the title says it: with the time of day when it has one."""
+    if not isinstance(date, np.datetime64 | pd.Timestamp):
+        return f"step {date}"
+    stamp = pd.Timestamp(date)
+    return f"{stamp:%Y-%m-%d %H:%M}" if stamp != stamp.normalize() else f"{stamp:%Y-%m-%d}"
+
+
 # --- compare and sweeps ------------------------------------------------------------------------
 
 
@@ -388,8 +486,12 @@ def _figure(size: tuple[float, float]) -> Figure:
     return fig
 
 
-def _write(fig: Figure, path: str | Path) -> None:
+def _write(fig: Figure, path: str | Path, tight: bool = True) -> None:
     """PNG written to a temporary name and renamed (the name has no .png, so say the format);
-    bbox_inches='tight' keeps a legend outside the axes in the picture."""
+    bbox_inches='tight' keeps a legend outside the axes in the picture. `tight=False`: a figure
+    laid out by hand, saved as it is (each tight pass draws the whole figure once more)."""
+    if not tight:
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+        return
     fig.tight_layout()
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))

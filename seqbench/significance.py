@@ -29,8 +29,8 @@ import pandas as pd
 from scipy import stats
 
 from seqbench.errors import SeqbenchError
+from seqbench.predictions_file import find_forecasts, read_forecasts
 
-PREDICTIONS_FILE = "predictions.csv"
 KEYS = ["date", "series", "step"]  # one forecast in predictions.csv
 
 
@@ -110,22 +110,20 @@ def dm_against_baselines(
     return out
 
 
-# --- from predictions.csv ------------------------------------------------------------------------
+# --- from predictions.csv (or .csv.xz) --------------------------------------------------------
 
 
 def read_predictions(run_dir: str | Path) -> pd.DataFrame:
-    """A run's predictions.csv, with `window`: the first target date of the window each row is from.
+    """A run's predictions.csv (or .csv.xz), with `window`: the first target date of the window
+    each row is from.
 
-    Rows are written window by window (steps, then series, within a window), so a window is a
-    block of (max step x series) consecutive rows.
+    Rows are window by window (steps, then series, within a window), so a window is a block of
+    (max step x series) consecutive rows.
     """
-    path = Path(run_dir) / PREDICTIONS_FILE
-    try:
-        frame = pd.read_csv(path, dtype={"date": str, "series": str})
-    except (OSError, ValueError) as exc:
-        raise SeqbenchError(f"cannot read {path}: {exc}") from None
+    frame = read_forecasts(run_dir)
     missing = [c for c in [*KEYS, "target", "prediction"] if c not in frame.columns]
     if missing:
+        path = find_forecasts(run_dir)
         raise SeqbenchError(f"{path} has no column '{missing[0]}'; it was not written by seqbench train")
     per_window = int(frame["step"].max()) * frame["series"].nunique() if len(frame) else 1
     frame["window"] = frame["date"].to_numpy()[(np.arange(len(frame)) // per_window) * per_window]

@@ -312,3 +312,105 @@ def test_val_curves_legend_lies_outside_the_axes_and_inside_the_figure() -> None
     assert len(ax.get_lines()) == 6 and _labels(ax) == list(curves)
     assert all(x == int(x) for x in _labelled_ticks(ax.xaxis))
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "validation loss")
+
+
+# --- multi-step forecasts: what is drawn -------------------------------------------------------
+
+
+def _horizon(shown: int = 4, seq_len: int = 12, horizon: int = 6) -> plots.HorizonForecasts:
+    """`shown` hourly windows of OT out of 50, each forecaster a known offset from the truth."""
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2017-10-20", periods=200, freq="h").to_numpy()
+    values = 10 + rng.normal(size=200).cumsum()
+    origins = np.linspace(seq_len, 150, shown).astype(int)  # (K,) rows of each window's last input
+    inputs = origins[:, None] + np.arange(-seq_len + 1, 1)  # (K, L)
+    targets = origins[:, None] + np.arange(1, horizon + 1)  # (K, H)
+    names = ("model", "persistence", "seasonal", "linear")
+    return plots.HorizonForecasts(
+        series="OT",
+        input_dates=dates[inputs],
+        inputs=values[inputs],
+        target_dates=dates[targets],
+        truth=values[targets],
+        forecasts={name: values[targets] + i + 1 for i, name in enumerate(names)},
+        windows=np.linspace(0, 49, shown).round().astype(int),
+        n_windows=50,
+        step_error={name: (i + 1.0) * np.arange(1, horizon + 1) for i, name in enumerate(names)},
+        error_name="MSE (scaled)",
+        error_scope="all 50 test windows and 7 series",
+    )
+
+
+def _by_gid(fig: Figure, gid: str) -> list[Axes]:
+    return [ax for ax in fig.axes if ax.get_gid() == gid]
+
+
+def test_a_multi_step_figure_shows_windows_of_inputs_and_forecasts_and_the_error_per_step() -> None:
+    horizon = _horizon()
+    fig = plots.horizon_figure(horizon, title="etth1-96")
+    windows, (error,) = _by_gid(fig, plots.WINDOW_GID), _by_gid(fig, plots.STEP_ERROR_GID)
+    assert len(windows) == 4 and len(fig.axes) == 5
+    assert fig.get_suptitle() == "etth1-96: 4 of 50 test windows, OT"
+    for k, ax in enumerate(windows):
+        assert _labels(ax) == ["input", "target", "model", "persistence", "seasonal", "linear"]
+        assert list(_line(ax, "input").get_ydata()) == list(horizon.inputs[k])
+        assert list(_line(ax, "target").get_xdata()) == list(horizon.target_dates[k])
+        model = _line(ax, "model")
+        assert list(model.get_xdata()) == list(horizon.target_dates[k])
+        np.testing.assert_array_equal(model.get_ydata(), horizon.truth[k] + 1)
+        (origin,) = [line for line in ax.get_lines() if line.get_gid() == plots.ORIGIN_GID]
+        assert origin.get_xdata()[0] == horizon.input_dates[k, -1]
+    assert windows[0].get_title() == "window 1, last input 2017-10-20 12:00"
+    assert [ax.get_title().split(",")[0] for ax in windows] == [
+        "window 1",
+        "window 17",
+        "window 34",
+        "window 50",
+    ]
+    assert [ax.get_ylabel() for ax in windows] == ["OT", "", "OT", ""]
+    assert (error.get_xlabel(), error.get_ylabel()) == ("horizon step", "MSE (scaled)")
+    assert _labels(error) == [
+        "model (MSE 3.5)",
+        "persistence (MSE 7)",
+        "seasonal (MSE 10.5)",
+        "linear (MSE 14)",
+    ]
+    assert list(_line(error, "linear (MSE 14)").get_ydata()) == [4, 8, 12, 16, 20, 24]
+    assert "all 50 test windows and 7 series" in error.get_title()
+
+
+@pytest.mark.parametrize("shown, rows", [(1, 1), (3, 2), (4, 2)])
+def test_a_multi_step_figure_has_a_panel_per_window_two_a_row(shown: int, rows: int) -> None:
+    fig = plots.horizon_figure(_horizon(shown=shown), title="t")
+    windows = _by_gid(fig, plots.WINDOW_GID)
+    assert len(windows) == shown
+    assert len({round(ax.get_position().y0, 3) for ax in windows}) == rows
+    (error,) = _by_gid(fig, plots.STEP_ERROR_GID)
+    assert error.get_position().y1 < min(ax.get_position().y0 for ax in windows)  # below them all
+    assert error.get_position().width > 1.9 * windows[0].get_position().width  # across the figure
+
+
+def test_a_multi_step_figure_keeps_its_legends_clear_of_the_panels() -> None:
+    fig = plots.horizon_figure(_horizon(), title="t")
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == _labels(_by_gid(fig, plots.WINDOW_GID)[0])
+    right = max(ax.get_window_extent().x1 for ax in fig.axes)
+    assert legend.get_window_extent().x0 >= right
+    (error,) = _by_gid(fig, plots.STEP_ERROR_GID)
+    assert error.get_legend().get_window_extent().x0 >= error.get_window_extent().x1
+    assert error.get_legend().get_window_extent().x1 <= fig.bbox.x1
+
+
+def test_a_multi_step_predictions_png_is_laid_out_by_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tight_layout draws the whole figure once more: the multi-step figure is laid out without it."""
+
+    def no_tight_layout(self: Figure, *args: object, **kwargs: object) -> None:
+        raise AssertionError("tight_layout called")
+
+    monkeypatch.setattr(Figure, "tight_layout", no_tight_layout)
+    path = tmp_path / "predictions.png"
+    plots.plot_predictions(_predictions(), path, title="t", horizon=_horizon())
+    _assert_png_and_no_leftovers(path)

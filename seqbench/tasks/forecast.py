@@ -3,8 +3,9 @@
 Data: a frame (yahoo, csv, builtin, synthetic) split chronologically, scaled on the training rows,
 cut into windows (seqbench.data.windows). Training fits the MSE of the scaled targets. Scores:
 RMSE, MAE, R2, MAPE and direction accuracy on the test windows in original units, next to the
-persistence and linear baselines and their Diebold-Mariano p-values. Outputs: predictions.csv,
-predictions.png and the loss curve.
+persistence and linear baselines and their Diebold-Mariano p-values. Outputs: predictions.csv
+(predictions.csv.xz when large: seqbench.predictions_file), predictions.png (a multi-step run's:
+`horizon_forecasts`) and the loss curve.
 
 Every task module has this shape: `prepare`, `header`, `evaluate`, `headline`, `ARTIFACTS` and
 `artifact_writers`, `evaluation_size` (seqbench.experiment runs either through them).
@@ -23,16 +24,17 @@ from seqbench.baselines import BASELINES, fit_linear
 from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
-from seqbench.io import atomic_write_text
 from seqbench.learners import build_learner
 from seqbench.metrics import regression_metrics
-from seqbench.plots import plot_predictions
+from seqbench.plots import HorizonForecasts, plot_predictions
+from seqbench.predictions_file import write_forecasts
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec
 from seqbench.tasks.common import common_config, common_metrics, versions
 from seqbench.train import FitResult, Learner
 
 ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
+SHOWN_WINDOWS = 4  # test windows drawn in a multi-step run's predictions.png
 
 
 def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
@@ -169,14 +171,17 @@ def split_record(windows: Windows) -> dict[str, Any]:
     return record
 
 
-def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
-    """One row per test window, step and target series, in original units.
+def predictions_frame(
+    windows: Windows, forecast: np.ndarray, linear: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per test window, step and target series, in original units (`linear`: the ridge's
+    test forecast, fit here when not given).
 
     Dates are ISO 8601 in one format for the whole file: with the time of day when any
     timestamp of the series has one (`csvfile.date_format`), so they read back without guessing.
     """
     truth, last = windows.truth("test"), windows.persistence("test")
-    linear = BASELINES["linear"](windows, "test")
+    linear = BASELINES["linear"](windows, "test") if linear is None else linear
     dates = windows.target_dates("test")  # (N, H)
     n, h, t = truth.shape
     return pd.DataFrame(
@@ -192,13 +197,53 @@ def predictions_frame(windows: Windows, forecast: np.ndarray) -> pd.DataFrame:
     )
 
 
+def horizon_forecasts(
+    windows: Windows, forecasts: dict[str, np.ndarray], seq_len: int, shown: int = SHOWN_WINDOWS
+) -> HorizonForecasts:
+    """What a multi-step run's predictions.png draws: `shown` test windows spread evenly over the
+    split, of the last target series (OT on ETT), with their `seq_len` inputs; and each
+    forecaster's (N, H, T) test forecast's MSE per horizon step over every window and target
+    series, in the scaler's units (whose mean over the steps is metrics.json `scaled`), or in
+    original units under a transform."""
+    origin = windows.test.origin  # (N,)
+    picked = np.unique(np.linspace(0, len(origin) - 1, min(shown, len(origin))).round().astype(int))  # (K,)
+    inputs = origin[picked, None] + np.arange(-seq_len + 1, 1)  # (K, L) rows
+    targets = origin[picked, None] + np.arange(1, windows.horizon + 1)  # (K, H) rows
+    truth = windows.truth("test")  # (N, H, T)
+    scaled_truth = windows.to_scaled(truth)
+    step_error = {}
+    for name, forecast in forecasts.items():
+        error = forecast - truth if scaled_truth is None else windows.to_scaled(forecast) - scaled_truth
+        step_error[name] = np.mean(error**2, axis=(0, 2))  # (H,)
+    n_series = len(windows.targets)
+    return HorizonForecasts(
+        series=windows.targets[-1],
+        input_dates=windows.dates.values[inputs],
+        inputs=windows.raw_targets[inputs, -1],
+        target_dates=windows.dates.values[targets],
+        truth=truth[picked, :, -1],
+        forecasts={name: forecast[picked, :, -1] for name, forecast in forecasts.items()},
+        windows=picked,
+        n_windows=len(origin),
+        step_error=step_error,
+        error_name="MSE (original units)" if scaled_truth is None else "MSE (scaled)",
+        error_scope=f"all {len(origin)} test windows" + (f" and {n_series} series" if n_series > 1 else ""),
+    )
+
+
 def artifact_writers(
     spec: Spec, windows: Windows, learner: Learner, history: pd.DataFrame
 ) -> dict[str, Callable[[Path], None]]:
-    """predictions.csv and predictions.png (the loss curve is every task's: seqbench.experiment)."""
-    predictions = predictions_frame(windows, windows.to_original("test", learner.predict(windows.test.x)))
+    """predictions.csv (or .csv.xz) and predictions.png (the loss curve is every task's:
+    seqbench.experiment)."""
+    forecast = windows.to_original("test", learner.predict(windows.test.x))
+    baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
+    predictions = predictions_frame(windows, forecast, baselines["linear"])
+    horizon = None
+    if windows.horizon > 1:
+        horizon = horizon_forecasts(windows, {"model": forecast, **baselines}, spec.dataset.seq_len)
     title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
     return {
-        "predictions.csv": lambda path: atomic_write_text(path, predictions.to_csv(index=False)),
-        "predictions.png": lambda path: plot_predictions(predictions, path, title),
+        "predictions.csv": lambda path: write_forecasts(path, predictions),
+        "predictions.png": lambda path: plot_predictions(predictions, path, title, horizon),
     }
