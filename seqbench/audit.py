@@ -91,9 +91,7 @@ def audit_sequence(
         states = sequence(perturbed)  # (B, L, D)
         change = np.abs(states - base)
         seen = (t + 1) // segment  # the steps whose segment ends at or before row t
-        out.append(
-            (t, float(change[:, :seen].max(initial=0.0)), float(change[:, seen:].max(initial=0.0)))
-        )
+        out.append((t, float(change[:, :seen].max(initial=0.0)), float(change[:, seen:].max(initial=0.0))))
     return out
 
 

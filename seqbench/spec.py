@@ -225,11 +225,11 @@ class ModelSpec(_Section):
     hidden_size: int = Field(128, ge=1)
     n_layers: int = Field(1, ge=1)
     # a forecast model's input and head (seqbench/models/numpy/forecasting.py), for every model:
-    segment: int = Field(1, ge=1)  # rows per step: a window of seq_len rows is read as seq_len / segment steps
-    decoder: Literal["last", "segments"] = "last"  # head on the last state | a decoder step per output segment
+    segment: int = Field(1, ge=1)  # rows per step: a window is read as seq_len / segment steps
+    decoder: Literal["last", "segments"] = "last"  # head on the last state | a step per output segment
     linear_skip: bool = False  # add a linear map of the whole window to the forecast (RLinear + the model)
     dropout: float = Field(0.0, ge=0, lt=1)  # on what the head reads, in training only
-    gate_init: Literal["default", "chrono"] = "default"  # chrono: long-memory gates (time scales up to the steps)
+    gate_init: Literal["default", "chrono"] = "default"  # chrono: long-memory gates (Tallec & Ollivier)
     mamba: MambaOptions | None = None  # mamba's options; absent for the other models
     mingru: MinGRUOptions | None = None  # minGRU's options; absent for the other models
 
@@ -346,7 +346,7 @@ class Spec(_Section):
                 "for a forecast; leave them out for task lm"
             )
         if m.gate_init == "chrono" and m.mingru is not None and m.mingru.variant == "log_space":
-            raise ValueError("model.gate_init chrono sets minGRU's b_z, which variant log_space does not have")
+            raise ValueError("model.gate_init chrono sets minGRU's b_z, which variant log_space has not")
         if self.task == "forecast" and self.dataset.seq_len % m.segment:
             raise ValueError(
                 f"model.segment {m.segment} must divide dataset.seq_len {self.dataset.seq_len} (a window is "

@@ -110,7 +110,7 @@ class RecurrentStack:
         return self.hidden_size if self.is_lm else self.step_size
 
     def init_forecast_parts(self, rng: np.random.Generator) -> Params:
-        """The decoder's positions p (M, A) and the skip path's W_skip (L F, O), b_skip (O), when asked for."""
+        """The decoder's positions p (M, A) and the skip path's W_skip (L F, O), b_skip (O), if asked for."""
         f, params = self.forecast, {}
         if f.decoder == "segments":
             params["decoder.position"] = init_uniform(
@@ -244,7 +244,9 @@ class RecurrentStack:
         if f.linear_skip:
             W, b = self.params["skip.weight"], self.params["skip.bias"]
             x = x.astype(self.dtype, copy=False)
-            y = y + (skip_prefixes(x, W, b, f.segment) if return_sequence else linear(x.reshape(len(x), -1), W, b))
+            flat = x.reshape(len(x), -1)  # (B, L F)
+            skip = skip_prefixes(x, W, b, f.segment) if return_sequence else linear(flat, W, b)
+            y = y + skip  # (B, N, O) or (B, O)
         return y, caches
 
     def decode(self, x: np.ndarray, return_sequence: bool = False) -> tuple[np.ndarray, list[Any]]:

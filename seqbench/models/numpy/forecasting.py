@@ -83,8 +83,7 @@ def decoder_inputs(u: np.ndarray, position: np.ndarray) -> np.ndarray:
 
     Running the backbone over it gives, at its last step, the state after the window updated once
     with input p_m: segment m's decoder state, for all m in parallel."""
-    B, N, A = u.shape
-    M = len(position)
+    B, M = len(u), len(position)
     window = np.repeat(u, M, axis=0)  # (B M, N, A)
     return np.concatenate([window, np.tile(position, (B, 1))[:, None]], axis=1)  # (B M, N + 1, A)
 
@@ -101,7 +100,7 @@ def decoder_inputs_backward(du: np.ndarray, batch: int) -> tuple[np.ndarray, np.
 def skip_prefixes(x: np.ndarray, W: np.ndarray, b: np.ndarray, segment: int) -> np.ndarray:
     """The skip path of each prefix of the window, (B, N, O): step j reads rows up to (j + 1) S - 1
     (later rows count as 0), so step N - 1's is the skip path itself. For the causality audit."""
-    B, L, F = x.shape
+    _, L, F = x.shape
     per_row = np.einsum("blf,lfo->blo", x, W.reshape(L, F, -1))  # (B, L, O)
     return np.cumsum(per_row, axis=1)[:, segment - 1 :: segment] + b  # (B, N, O)
 

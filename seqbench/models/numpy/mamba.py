@@ -124,7 +124,7 @@ class Mamba(RecurrentStack):
         )
         dt = np.exp(rng.uniform(size=ED) * (math.log(DT_MAX) - math.log(DT_MIN)) + math.log(DT_MIN))
         dt = np.maximum(dt, DT_FLOOR)
-        if self.forecast.gate_init == "chrono":  # step 1 / u: A_bar = exp(-n / u), a memory of about u / n steps
+        if self.forecast.gate_init == "chrono":  # step 1 / u: A_bar = exp(-n / u), a memory of ~u / n steps
             dt = 1.0 / chrono_time_scales(rng, ED, self.forecast.steps)
         return {
             "norm.weight": np.ones(D, dtype=dtype),

@@ -157,7 +157,7 @@ class TorchStack(nn.Module):
         self.build_head(self.hidden_size if self.is_lm else first)
 
     def build_head(self, adapter_size: int) -> None:
-        """The head (on one output segment's values), and the decoder's positions and skip path if asked for."""
+        """The head (on one output segment's values), and the decoder's positions and skip path if asked."""
         f = self.forecast
         self.head = Linear(self.hidden_size, self.output_size // f.out_segments, dtype=self.dtype)
         if f.decoder == "segments":
@@ -215,8 +215,8 @@ class TorchStack(nn.Module):
         return y.reshape(len(x), *y.shape[1:-1], -1)  # the segment decoder's (B M, O / M) -> (B, O)
 
     def skip_prefixes(self, x: torch.Tensor) -> torch.Tensor:
-        """The skip path of each prefix of the window, (B, N, O): step j reads rows up to its segment's end."""
-        B, L, F = x.shape
+        """The skip path of each prefix of the window, (B, N, O): step j reads rows up to its segment end."""
+        _, L, F = x.shape
         per_row = torch.einsum("blf,lfo->blo", x.to(self.dtype), self.skip.weight.reshape(L, F, -1))
         return per_row.cumsum(dim=1)[:, self.forecast.segment - 1 :: self.forecast.segment] + self.skip.bias
 

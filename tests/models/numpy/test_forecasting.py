@@ -63,7 +63,8 @@ def test_the_first_layer_reads_a_segment_of_every_feature(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_a_step_sees_the_rows_up_to_its_segments_end_only(name):
-    model = build(name, ForecastOptions(segment=3, decoder="segments", linear_skip=True, seq_len=9, horizon=6))
+    options = ForecastOptions(segment=3, decoder="segments", linear_skip=True, seq_len=9, horizon=6)
+    model = build(name, options)
     x = np.random.default_rng(1).normal(size=(2, 9, 2))
     base = model.forward(x, return_sequence=True)[0]  # (B, 3, O)
     assert base.shape == (2, 3, 4)

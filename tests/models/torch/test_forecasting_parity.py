@@ -56,7 +56,7 @@ def test_same_outputs_loss_gradients_and_per_step_forecasts(name, setting):
     x, target = rng.normal(size=(3, 9, 2)), rng.normal(size=(3, 4))
 
     y_numpy, caches = numpy_model.forward(x)
-    loss_numpy, dy = mse_loss(y_numpy, target)
+    _, dy = mse_loss(y_numpy, target)
     grads_numpy = numpy_model.backward(dy, caches)
     y_torch = torch_model(torch.from_numpy(x))
     (y_torch - torch.from_numpy(target)).pow(2).mean().backward()
@@ -71,9 +71,8 @@ def test_same_outputs_loss_gradients_and_per_step_forecasts(name, setting):
 
 
 def test_dropout_acts_in_a_training_step_only():
-    learner = build_torch_learner(
-        "gru", 2, 4, hidden_size=8, dtype="float64", lr=0.0, options={"forecast": ForecastOptions(dropout=0.5)}
-    )
+    options = {"forecast": ForecastOptions(dropout=0.5)}
+    learner = build_torch_learner("gru", 2, 4, hidden_size=8, dtype="float64", lr=0.0, options=options)
     x = np.random.default_rng(4).normal(size=(32, 6, 2))
     before = learner.predict(x)
     assert not learner.model.training and np.array_equal(before, learner.predict(x))
