@@ -48,10 +48,12 @@ def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
 
 def header(spec: Spec, loaded: LoadedFrame, windows: Windows) -> list[str]:
     """The data lines a run prints first."""
+    counts = ", ".join(f"{name} {len(windows.split(name).origin)}" for name in ("train", "val", "test"))
+    if windows.independent:  # each window is a row per channel in the model's batches
+        counts += f" (x {len(windows.targets)} channels, one row each)"
     lines = [
         f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
-        f"{loaded.info['last_date']}; windows train {len(windows.train.x)}, val {len(windows.val.x)}, "
-        f"test {len(windows.test.x)}"
+        f"{loaded.info['last_date']}; windows {counts}"
     ]
     if loaded.info.get("rows_with_missing"):
         action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
