@@ -41,7 +41,9 @@ def build_learner(
             loss=loss,
         )
     else:
-        model = build_model(m, n_features, n_outputs, spec.seed, t.dtype, vocab_size, window=window)
+        model = build_model(
+            m, n_features, n_outputs, spec.seed, t.dtype, vocab_size=vocab_size, window=window
+        )
         optimizer = make_optimizer(
             t.optimizer, model.params, t.lr, weight_decay=t.weight_decay, momentum=t.momentum
         )

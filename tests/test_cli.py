@@ -169,14 +169,18 @@ def test_gradcheck_one_model():
     result = invoke("gradcheck", "--model", "gru", "--tolerance", "1e-6")
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.count("│") >= 6]
-    assert {line.split("│")[1].strip() for line in rows} == {"gru"}
-    assert len(rows) == len(all_parameter_names("gru"))
+    labels = [line.split("│")[1].strip() for line in rows]
+    assert set(labels) == {"gru", "gru (segments)"}  # as it is, and with a forecast's segments, decoder, skip
+    assert labels.count("gru") == len(all_parameter_names("gru"))
+    # the segments check adds the decoder's positions and the skip path's weight and bias
+    assert labels.count("gru (segments)") == len(all_parameter_names("gru")) + 3
 
 
 def test_gradcheck_catches_a_broken_backward(broken_gru_backward):
     result = invoke("gradcheck", "--model", "gru")
     assert result.exit_code == 1
-    assert "FAIL" in result.stdout and "gradient check failed: 2 of 10" in result.stderr
+    # layers.0.W_h and layers.1.W_h, in the plain check and in the segments check (10 + 13 rows)
+    assert "FAIL" in result.stdout and "gradient check failed: 4 of 23" in result.stderr
     assert "Traceback" not in result.output
 
 
