@@ -193,6 +193,22 @@ CASES = {
         [],
         "dataset.fill: Input should be 'none', 'ffill' or 'drop'",
     ),
+    # a forecast model's input segments and head
+    "segment not dividing seq_len": (
+        "dataset: sp500\nseq_len: 20\n",
+        ["--set", "model.segment=6"],
+        "model.segment 6 must divide dataset.seq_len 20",
+    ),
+    "segment decoder not dividing the horizon": (
+        "dataset: sp500\nseq_len: 20\nhorizon: 3\n",
+        ["--set", "model.segment=5", "--set", "model.decoder=segments"],
+        "5 must divide dataset.horizon 3",
+    ),
+    "forecast options on a language model": (
+        "dataset: notes.txt\n",
+        ["--set", "model.dropout=0.1"],
+        "are for a forecast; leave them out for task lm",
+    ),
     # names
     "unknown model": ("dataset: sp500\nmodel: lstm\n", [], "unknown model 'lstm'; choose one of: gru, "),
     "unknown backend": (
