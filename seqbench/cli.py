@@ -38,6 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ResultsDir = Annotated[Path, typer.Option("--results", help="Folder of run folders.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder of cached downloads.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace the -o file if it exists.")]
 
 
 def handles_errors(command: F) -> F:
@@ -385,6 +386,7 @@ def report(
             help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
         ),
     ] = None,
+    force: Force = False,
     results: ResultsDir = Path("results"),
 ) -> None:
     """Write one self-contained HTML page of runs: compare's table, then each run's scores, pictures and spec.
@@ -396,8 +398,9 @@ def report(
     Example: seqbench report results/sweeps/aapl-sweep -o report.html
     """
     from seqbench.report import write_report
-    from seqbench.runs import find_runs
+    from seqbench.runs import check_output, find_runs
 
+    check_output(output, force, "report.html")
     written = write_report(find_runs(list(runs or []), results), output, group)
     sweeps = f", {written.sweeps} sweep folder(s)" if written.sweeps else ""
     print(f"wrote {written.path} ({written.runs} runs{sweeps})", file=sys.stderr)
@@ -494,6 +497,9 @@ def convert(
     blocks_only: Annotated[
         bool, typer.Option("--blocks-only", help="With --to: leave out seqbench's own embed.* and head.*.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --to: replace the -o file if it exists.")
+    ] = False,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Import into this spec's model (YAML).")
     ] = None,
@@ -520,6 +526,7 @@ def convert(
     seqbench convert aapl_mamba.pt --config experiments/aapl_mamba.yaml --name aapl-mambapy
     """
     from seqbench.convert.files import export_run, import_file
+    from seqbench.runs import check_output
 
     if (to is None) == (config is None):
         raise SeqbenchError(
@@ -533,12 +540,13 @@ def convert(
             raise SeqbenchError(
                 "--set, --name and --json are for an import (--config); an export takes --to and -o"
             )
+        check_output(output, force, "weights.pt")
         names = export_run(source, to, output, own=not blocks_only)
         print(f"wrote {output} ({len(names)} tensors in {to}'s layout)", file=sys.stderr)
         return
-    if output is not None or blocks_only:
+    if output is not None or blocks_only or force:
         raise SeqbenchError(
-            "--output and --blocks-only are for an export (--to); an import writes a run folder"
+            "--output, --blocks-only and --force are for an export (--to); an import writes a run folder"
         )
     from seqbench.experiment import RunLog
     from seqbench.spec import load_spec
@@ -608,6 +616,7 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the forecast to this CSV.")
     ] = None,
+    force: Force = False,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Forecast the next `horizon` steps after the last row of the run's data (or of --data).
@@ -623,7 +632,10 @@ def predict(
 
     from seqbench.io import atomic_write_text
     from seqbench.predict import predict_run
+    from seqbench.runs import check_output
 
+    if output is not None:
+        check_output(output, force, "forecast.csv")
     forecast = predict_run(run, data, data_dir)
     print(f"forecast of {forecast.label} after its last row, {forecast.last_date} ({forecast.rows} rows):")
     table = Table()

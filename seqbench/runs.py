@@ -128,6 +128,41 @@ def check_plain_files(run_dir: Path) -> None:
         )
 
 
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is a run folder: it holds metrics.json, or spec.yaml and run.log (a run that
+    has not finished, or was killed)."""
+    folder = Path(folder)
+    return (folder / METRICS_FILE).is_file() or (
+        (folder / "spec.yaml").is_file() and (folder / "run.log").is_file()
+    )
+
+
+def check_output(path: Path, force: bool, example: str) -> None:
+    """`path` is a file that `-o` may write (convert, predict, report), or a SeqbenchError says why not.
+
+    Never inside a run folder, at any depth (its files are the run's record: a finished run folder is
+    never written again), whether by its own name or through a link; never onto a folder; and onto an
+    existing file only with `force`. `example` is a file name for the message (e.g. forecast.csv).
+    """
+    path = Path(path)
+    lexical = Path(os.path.abspath(path))  # a link named inside a run folder is replaced there
+    try:
+        real = path.resolve()  # a link (or a folder link above it) into a run folder writes there
+    except (OSError, RuntimeError):  # a loop of links
+        real = lexical
+    for where in (real, lexical):
+        run_dir = next((folder for folder in where.parents if is_run_folder(folder)), None)
+        if run_dir is not None:
+            raise SeqbenchError(
+                f"-o {shown(path, 200)} is inside the run folder {shown(run_dir, 200)}, and seqbench never "
+                f"writes into a run folder; give -o a path outside it, e.g. -o {example}"
+            )
+    if path.is_dir():
+        raise SeqbenchError(f"{shown(path, 200)} is a folder; give -o a file name, e.g. -o {path / example}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise SeqbenchError(f"{shown(path, 200)} exists; add --force to replace it, or give -o another file")
+
+
 def append_line(path: Path, text: str) -> None:
     """Append to `path` without following a symbolic link (which would write outside the folder)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -258,7 +293,7 @@ def _runs_under(path: Path) -> Found:
         if (folder / METRICS_FILE).is_file():
             found.runs.append(folder)
             continue
-        if (folder / "spec.yaml").is_file() and (folder / "run.log").is_file():
+        if is_run_folder(folder):  # (no metrics.json: a spec.yaml and run.log)
             found.unfinished.append(folder)
             continue
         try:
