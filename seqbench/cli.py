@@ -653,13 +653,15 @@ def predict(
 @handles_errors
 def sample(
     run: Annotated[Path, typer.Argument(help="An LM run folder.")],
-    prompt: Annotated[str, typer.Option(help="The text to continue.")] = "\n",
-    length: Annotated[int, typer.Option(min=1, max=1_000_000, help="Bytes to generate.")] = 500,
+    prompt: Annotated[
+        str, typer.Option(help="The text to continue (its bytes as given).", show_default="a newline")
+    ] = "\n",
+    length: Annotated[int, typer.Option(help="Bytes to generate, 1 to 1,000,000.")] = 500,
     temperature: Annotated[
-        float, typer.Option(help="Softmax temperature; 0 = always the likeliest byte.")
+        float, typer.Option(help="Softmax temperature, 0.001 or more; 0 = always the likeliest byte.")
     ] = 0.8,
     top_k: Annotated[
-        int | None, typer.Option(help="Sample among the k likeliest bytes (default: all).")
+        int, typer.Option(help="Sample among the k likeliest bytes, 1 to 256 (256: every byte).")
     ] = 40,
     seed: Annotated[int, typer.Option(min=0, help="Random seed of the sampling.")] = 0,
     data_dir: DataDir = Path("data"),
@@ -672,7 +674,8 @@ def sample(
     """
     from seqbench.sampling import sample_run
 
-    text = sample_run(run, prompt.encode("utf-8"), length, temperature, top_k, seed, data_dir)
+    given = prompt.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 came as surrogates
+    text = sample_run(run, given, length, temperature, top_k, seed, data_dir)
     sys.stdout.buffer.write(text)
     sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()

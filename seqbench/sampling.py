@@ -19,6 +19,7 @@ def sample_run(
     from seqbench.tasks import lm
     from seqbench.trained import load_weights, trained_spec
 
+    lm.check_sampling(prompt, length, temperature, top_k)  # before the run is read
     run_dir = Path(run_dir)
     spec, _ = trained_spec(run_dir, data_dir, task="lm", command="sample")
     learner = build_learner(spec, lm.VOCAB, lm.VOCAB, vocab_size=lm.VOCAB, loss="cross_entropy")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import SeqbenchError
+import numpy as np
+
+from seqbench.errors import SeqbenchError, shown
 from seqbench.runs import read_metrics
 from seqbench.spec import Spec, load_spec
 from seqbench.train import Learner
@@ -36,3 +38,9 @@ def load_weights(learner: Learner, run_dir: Path) -> None:
         learner.load(weights)
     except (OSError, ValueError) as exc:
         raise SeqbenchError(f"cannot read the weights of {run_dir}: {exc}") from None
+    damaged = next((name for name, w in learner.snapshot().items() if not np.isfinite(w).all()), None)
+    if damaged is not None:
+        raise SeqbenchError(
+            f"{weights}: weight '{shown(damaged)}' holds NaN or inf values (a damaged file); "
+            "train the run again"
+        )
