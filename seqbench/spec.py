@@ -144,8 +144,22 @@ class DatasetSpec(_Section):
     @field_validator("date_format")
     @classmethod
     def _strftime_format(cls, fmt: str | None) -> str | None:
-        if fmt is not None and "%" not in fmt and fmt not in ("unix", "unix_ms"):
-            raise ValueError(f"'{shown(fmt)}' is not a strftime format; e.g. '%Y%m%d' or '%d/%m/%Y %H:%M'")
+        """unix, unix_ms, or a format that pandas can parse dates with (its directives checked now,
+        on one placeholder value, not when the file is read)."""
+        import pandas as pd
+
+        example = "e.g. '%Y%m%d' or '%d/%m/%Y %H:%M'"
+        if fmt is None or fmt in ("unix", "unix_ms"):
+            return fmt
+        if "%" not in fmt:
+            raise ValueError(f"'{shown(fmt)}' is not a strftime format; {example}")
+        try:  # a value that does not fit is NaT here; a bad directive or a stray % raises
+            pd.to_datetime(pd.Series(["0"], dtype=object), format=fmt, errors="coerce")
+        except ValueError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "not a format"
+            reason = reason.removesuffix(f" in format '{fmt}'")
+            message = f"'{shown(fmt)}' is not a strftime format ({shown(reason)}); {example}"
+            raise ValueError(message) from None
         return fmt
 
     @model_validator(mode="after")

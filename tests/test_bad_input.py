@@ -188,6 +188,21 @@ CASES = {
         [],
         "inf.csv: 1 row has missing or infinite values (first: column 'Close' on 2015-01-07)",
     ),
+    "date_format with a bad directive": (
+        DS + "}\n",
+        ["--set", "dataset.date_format=%Q"],
+        "s.yaml: dataset.date_format: '%Q' is not a strftime format ('Q' is a bad directive)",
+    ),
+    "date_format with a stray %": (
+        DS + "}\n",
+        ["--set", "dataset.date_format=%"],
+        "s.yaml: dataset.date_format: '%' is not a strftime format (stray %)",
+    ),
+    "date_format ending in a stray %": (
+        DS + ", date_format: '%Y-%m-%d %'}\n",
+        [],
+        "s.yaml: dataset.date_format: '%Y-%m-%d %' is not a strftime format (stray %)",
+    ),
     "unknown fill policy": (
         DS + ", fill: zero}\n",
         [],
