@@ -28,7 +28,8 @@ import numpy as np
 
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import SPLITS, Windows, make_windows
-from seqbench.models.registry import MODELS, build_model, torch_installed
+from seqbench.learners import check_fits_in_memory
+from seqbench.models.registry import MODELS, build_model, count_weights, torch_installed
 from seqbench.spec import Spec
 
 TOLERANCE = 1e-12  # in float64: a state at step <= t may move by rounding, never by more
@@ -151,6 +152,7 @@ def build_forward(
     """The spec's model on `backend`, in float64 with the seed's initial weights: its forward pass
     (the one training and prediction run) as a function of NumPy arrays."""
     window = (spec.dataset.seq_len, spec.dataset.horizon)
+    check_fits_in_memory(spec, count_weights(spec.model, n_features, n_outputs, vocab_size, window))
     model = build_model(spec.model, n_features, n_outputs, spec.seed, np.float64, backend, vocab_size, window)
     if backend == "torch":
         return torch_forward(model)

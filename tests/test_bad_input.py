@@ -298,6 +298,68 @@ def test_train_refuses_bad_input_cleanly(workdir, monkeypatch, text, args, messa
     assert files_under(workdir) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "model.name=gru", "--set", "model.hidden_size=100000"],
+            "model.hidden_size 100000 and model.n_layers 1 make a gru of 30,001,000,001 weights, 447.0 GiB "
+            "to train in float32 (weights, gradients and the optimiser's state), more than this machine's "
+            "16.0 GiB of memory; lower model.hidden_size or model.n_layers",
+        ),
+        (
+            ["--set", "model.n_layers=1000000"],
+            "model.hidden_size 128 and model.n_layers 1000000 make a mingru of 33,023,967,617 weights, "
+            "492.1 GiB",
+        ),
+        (
+            ["--set", "model.name=mamba", "--set", "model.n_layers=1000000"],
+            "model.hidden_size 128 and model.n_layers 1000000 make a mamba of 116,608,000,513 weights",
+        ),
+    ],
+)
+def test_a_model_too_big_for_memory_is_refused_before_it_is_built(workdir, monkeypatch, args, message):
+    from seqbench import learners
+
+    monkeypatch.setattr(learners, "memory_bytes", lambda: 16 * 2**30)
+    monkeypatch.setattr(learners, "_build", lambda *a: pytest.fail("built a model too big for memory"))
+    config = spec(workdir / "s.yaml", DS + "}\n")
+    before = files_under(workdir)
+    result = invoke("train", "--config", config, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {message}") and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output and files_under(workdir) == before
+
+
+def test_audit_refuses_a_model_too_big_for_memory(workdir, monkeypatch):
+    from seqbench import audit, learners
+
+    monkeypatch.setattr(learners, "memory_bytes", lambda: 16 * 2**30)
+    monkeypatch.setattr(audit, "build_model", lambda *a: pytest.fail("built a model too big for memory"))
+    config = spec(workdir / "s.yaml", DS + "}\n")
+    result = invoke("audit", "-c", config, "--set", "model.name=gru", "--set", "model.hidden_size=100000")
+    assert result.exit_code == 2, result.output
+    assert "make a gru of 30,001,000,001 weights" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_running_out_of_memory_while_building_is_one_line_exit_1(workdir, monkeypatch):
+    from seqbench import learners
+
+    def build(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(learners, "_build", build)
+    config = spec(workdir / "s.yaml", DS + "}\n")
+    before = files_under(workdir)
+    result = invoke("train", "--config", config, "--set", "model.hidden_size=64")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "error: ran out of memory building the mingru model (321 weights); "
+        "lower model.hidden_size or model.n_layers\n"
+    )
+    assert files_under(workdir) == before
+
+
 def test_missing_spec_file(workdir):
     result = invoke("train", "--config", "nope.yaml")
     assert result.exit_code == 2 and result.stderr == "error: spec file not found: nope.yaml\n"

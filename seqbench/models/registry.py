@@ -115,3 +115,21 @@ def build_model(
         dtype=np.dtype(dtype),
         **options,
     )
+
+
+def count_weights(
+    model_spec: Any,
+    n_features: int,
+    n_outputs: int,
+    vocab_size: int | None = None,
+    window: tuple[int, int] | None = None,
+) -> int:
+    """The weights `build_model` would draw for these arguments, on either backend (the same names
+    and shapes), counted without building the model."""
+    cls = model_class(model_spec.name, "numpy")
+    options = model_options(model_spec, cls, vocab_size, window)
+    return int(
+        cls.count_weights(
+            n_features, n_outputs, hidden_size=model_spec.hidden_size, n_layers=model_spec.n_layers, **options
+        )
+    )

@@ -92,6 +92,46 @@ class RecurrentStack:
         self.params.update(self.init_forecast_parts(rng))
         self.dropout_rng = np.random.default_rng(rng.integers(2**63)) if self.forecast.dropout else None
 
+    @classmethod
+    def count_weights(
+        cls,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 128,
+        n_layers: int = 1,
+        vocab_size: int | None = None,
+        forecast: ForecastOptions | None = None,
+        **options: Any,
+    ) -> int:
+        """The `n_params` of the model these arguments build (the constructor's, less rng and dtype),
+        counted without drawing a weight: a model too big for memory is refused before it is built."""
+        f, D = forecast or ForecastOptions(), hidden_size
+        step = vocab_size if vocab_size is not None else input_size * f.segment
+        adapter, first_in = cls.adapter_weights(step, D, is_lm=vocab_size is not None)
+        first = cls.layer_weights(first_in, D, **options)
+        layers = first + (n_layers - 1) * cls.layer_weights(D, D, **options)
+        head_out = output_size // f.out_segments
+        head = D * head_out + head_out + cls.final_weights(D)
+        decoder = f.out_segments * first_in if f.decoder == "segments" else 0
+        skip = (f.seq_len * input_size + 1) * output_size if f.linear_skip and f.seq_len else 0
+        return adapter + layers + head + decoder + skip
+
+    @classmethod
+    def adapter_weights(cls, step_size: int, hidden_size: int, is_lm: bool) -> tuple[int, int]:
+        """The adapter's weight count and its output width (the first layer's input): an embedding
+        (V, D) for a language model, none for a forecast (the first layer reads the step's values)."""
+        return (step_size * hidden_size, hidden_size) if is_lm else (0, step_size)
+
+    @classmethod
+    def layer_weights(cls, input_size: int, hidden_size: int, **options: Any) -> int:
+        """The weights of one layer that reads `input_size` values a step (`init_layer`'s, counted)."""
+        raise NotImplementedError
+
+    @classmethod
+    def final_weights(cls, hidden_size: int) -> int:
+        """Weights between the last layer and the head (none here; Mamba's final RMSNorm)."""
+        return 0
+
     @property
     def is_lm(self) -> bool:
         """Whether this is a language model: token ids in, logits of every step out."""

@@ -28,6 +28,11 @@ from seqbench.models.numpy.layers import init_uniform, linear, sigmoid
 class GRU(RecurrentStack):
     """A stack of GRU layers with a linear head on the last state (every state: a language model)."""
 
+    @classmethod
+    def layer_weights(cls, input_size: int, hidden_size: int, **options: Any) -> int:
+        D = hidden_size
+        return input_size * 3 * D + 3 * D + D * 3 * D + 3 * D  # W_x, b_x, W_h, b_h
+
     def init_layer(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
     ) -> Params:

@@ -90,6 +90,32 @@ class Mamba(RecurrentStack):
     def adapter_size(self) -> int:
         return self.hidden_size
 
+    @classmethod
+    def final_weights(cls, hidden_size: int) -> int:
+        return hidden_size  # norm_f.weight
+
+    @classmethod
+    def adapter_weights(cls, step_size: int, hidden_size: int, is_lm: bool) -> tuple[int, int]:
+        if is_lm:
+            return super().adapter_weights(step_size, hidden_size, is_lm)
+        return step_size * hidden_size + hidden_size, hidden_size  # embed.weight, embed.bias
+
+    @classmethod
+    def layer_weights(
+        cls,
+        input_size: int,
+        hidden_size: int,
+        state_size: int = 16,
+        expand: int = 2,
+        conv_kernel: int = 4,
+        dt_rank: int | str = "auto",
+        **_: Any,
+    ) -> int:
+        D, ED, N, K = hidden_size, expand * hidden_size, state_size, conv_kernel
+        R = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
+        # norm, in_proj, conv1d weight and bias, x_proj, dt_proj weight and bias, A_log, D, out_proj
+        return D + D * 2 * ED + ED * K + ED + ED * (R + 2 * N) + R * ED + ED + ED * N + ED + ED * D
+
     def init_adapter(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
     ) -> Params:

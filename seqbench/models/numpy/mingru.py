@@ -77,6 +77,15 @@ class MinGRU(RecurrentStack):
         """The width of the recurrence: int(D * expansion), as minGRU-pytorch."""
         return int(self.hidden_size * self.expansion)
 
+    @classmethod
+    def layer_weights(
+        cls, input_size: int, hidden_size: int, variant: str = "paper", expansion: float = 1.0, **_: Any
+    ) -> int:
+        if variant == "log_space":
+            inner = int(hidden_size * expansion)
+            return 2 * input_size * inner + (inner * hidden_size if expansion != 1 else 0)  # W_z, W_h, W_out
+        return 2 * input_size * hidden_size + 2 * hidden_size  # W_z, b_z, W_h, b_h
+
     def init_layer(
         self, rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype
     ) -> Params:

@@ -89,3 +89,37 @@ def test_one_forward_pass_per_step_forecasts_and_their_gradients(name, n_layers)
             flat[j] = old
             numeric[j] = (up - down) / 2e-6
         np.testing.assert_allclose(grads[pname].reshape(-1)[: len(numeric)], numeric, rtol=1e-5, atol=1e-8)
+
+
+SIZES = [  # (model section, n_features, n_outputs, vocab_size, (seq_len, horizon))
+    ({"hidden_size": 5}, 3, 2, None, (8, 2)),
+    ({"hidden_size": 6, "n_layers": 3}, 2, 1, None, (8, 1)),
+    ({"hidden_size": 4, "n_layers": 2}, 256, 256, 256, (8, 1)),
+    ({"hidden_size": 4, "segment": 2, "decoder": "segments", "linear_skip": True}, 3, 6, None, (8, 4)),
+    ({"hidden_size": 33, "segment": 4, "gate_init": "chrono", "dropout": 0.1}, 2, 2, None, (8, 1)),
+]
+OPTIONS = {
+    "mamba": [{}, {"mamba": {"state_size": 3, "expand": 3, "conv_kernel": 2, "dt_rank": 5}}],
+    "mingru": [
+        {},
+        {"mingru": {"variant": "log_space"}},
+        {"mingru": {"variant": "log_space", "expansion": 1.5}},
+    ],
+    "gru": [{}],
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("section", "n_features", "n_outputs", "vocab", "window"), SIZES)
+def test_the_weights_counted_from_the_spec_are_the_weights_built(
+    name, section, n_features, n_outputs, vocab, window
+):
+    from seqbench.models.registry import build_model, count_weights
+    from seqbench.spec import ModelSpec
+
+    for options in OPTIONS[name]:
+        if "chrono" in section.values() and "log_space" in str(options):
+            continue  # (the log_space minGRU has no b_z for chrono to set)
+        spec = ModelSpec.model_validate({"name": name, **section, **options})
+        built = build_model(spec, n_features, n_outputs, 0, "float32", vocab_size=vocab, window=window)
+        assert count_weights(spec, n_features, n_outputs, vocab, window) == built.n_params, options
