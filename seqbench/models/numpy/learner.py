@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.io import atomic_path
+from seqbench.io import atomic_path, read_npz
 from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.memory import keep_freed_memory
@@ -105,9 +105,8 @@ class NumpyLearner:
             np.savez(f, **self.model.params)
 
     def load(self, path: Path) -> None:
-        """Weights saved by `save`; never unpickles (an object array is a ValueError)."""
-        with np.load(path, allow_pickle=False) as saved:
-            weights = {k: saved[k] for k in saved.files}
+        """Weights saved by `save`; never unpickles (an object array, or a damaged file, is a ValueError)."""
+        weights = read_npz(path)
         check_weights(self.model.params, weights)
         self.restore(weights)
 

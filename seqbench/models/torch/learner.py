@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from seqbench.errors import SeqbenchError
-from seqbench.io import atomic_path
+from seqbench.io import atomic_path, read_npz
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.models.registry import model_class
 from seqbench.models.torch.base import TorchStack, load_numpy, to_numpy
@@ -193,8 +193,7 @@ def read_weights(path: str | Path) -> dict[str, Any]:
     """The named weights in a `model.pt` (weights_only) or `model.npz` (no pickle) file."""
     path = Path(path)
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as saved:
-            return {k: saved[k] for k in saved.files}
+        return read_npz(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
