@@ -817,6 +817,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
     parser.add_argument("--fresh", action="store_true", help="run every cell again (ignore the .json)")
     parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: write the page and picture from the cells the .json has (others: not measured)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run (< 1 min): one run of the first file at hand and the first model, 96 -> 96, "
@@ -907,6 +912,8 @@ def main(argv: list[str] | None = None) -> int:
         if store.get(c.key, {}).get("status") != "completed"
         or store[c.key].get("config_id") != spec_id(specs[c.key])
     ]
+    if args.render:
+        todo = []
     meta = describe(args, found, places, overrides, reused=len(cells) - len(todo), total=len(cells))
     log(meta["shown"]["runs"])
     write_all(store, cells, meta, args, picture=False)
