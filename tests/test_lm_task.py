@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from cli_helpers import files_of
+from cli_helpers import one_line_error as shared_one_line_error
 from typer.testing import CliRunner
 
 from seqbench.cli import app
@@ -232,15 +234,8 @@ def lm_run(tmp_path_factory):
     return run_dir
 
 
-def files_of(folder):
-    files = sorted(path for path in folder.rglob("*") if path.is_file())
-    return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
-
-
 def one_line_error(result, message):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
-    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    shared_one_line_error(result, message)
     assert result.stdout == ""
 
 

@@ -6,6 +6,7 @@ Each refusal is one `error:` line, exit 2, and leaves every file as it was (byte
 import os
 
 import pytest
+from cli_helpers import files_of, one_line_error
 from typer.testing import CliRunner
 
 from seqbench.cli import app
@@ -42,18 +43,6 @@ def run_dir(tmp_path_factory):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def files_of(folder):
-    """Every file under `folder`: its bytes and mtime."""
-    files = sorted(path for path in folder.rglob("*") if path.is_file())
-    return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
-
-
-def one_line_error(result, message):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
-    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("command", COMMANDS)
