@@ -68,8 +68,10 @@ class RecurrentStack:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.dtype = np.dtype(dtype)
         self.forecast = forecast or ForecastOptions()
-        if vocab_size is not None and self.forecast.as_kwargs() != ForecastOptions().as_kwargs():
-            raise ValueError("segment, decoder, linear_skip and dropout are options of a forecast model")
+        if vocab_size is not None and self.forecast != ForecastOptions():
+            raise ValueError(
+                "segment, decoder, linear_skip, dropout and gate_init are options of a forecast model"
+            )
         if vocab_size is not None:
             if output_size != vocab_size:
                 raise ValueError(

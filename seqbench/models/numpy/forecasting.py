@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,9 +65,6 @@ class ForecastOptions:
     def steps(self) -> int:
         """The steps the model reads per window: seq_len / segment."""
         return self.seq_len // self.segment
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def to_segments(x: np.ndarray, segment: int) -> np.ndarray:
