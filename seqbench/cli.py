@@ -39,6 +39,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 ResultsDir = Annotated[Path, typer.Option("--results", help="Folder of run folders.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder of cached downloads.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace the -o file if it exists.")]
+Junit = Annotated[
+    Path | None,
+    typer.Option("--junit", help="Write the checks as JUnit XML (one test case each) to this file."),
+]
 
 
 def handles_errors(command: F) -> F:
@@ -118,6 +122,11 @@ def train(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print metrics.json to stdout (a list with several seeds).")
     ] = False,
+    expect: Annotated[
+        list[str] | None,
+        typer.Option("--expect", help="Judge the result: --expect 'skill > 0' (exit 1 when one fails)."),
+    ] = None,
+    junit: Junit = None,
     results: ResultsDir = Path("results"),
     data_dir: DataDir = Path("data"),
 ) -> None:
@@ -128,8 +137,13 @@ def train(
     the current batch (status interrupted, exit 130); `--resume RUN_DIR` continues it to the same
     result as an uninterrupted run.
 
+    `--expect 'METRIC OP NUMBER'` (and a spec's `expect:` list) is judged after the run, on the
+    mean over seeds: a compare column (skill, rmse, bits_per_byte, ...) or a metrics.json path
+    (scaled.model.mse). A failed one is exit 1; `--junit FILE` writes each as a JUnit test case.
+
     Example: seqbench train --config experiments/quickstart.yaml --set train.epochs=5
     """
+    from seqbench.ci.checks import conclude_train, train_expectations
     from seqbench.spec import load_spec
 
     overrides = list(set_ or [])
@@ -147,8 +161,12 @@ def train(
             "missing --config SPEC (or --resume RUN_DIR); e.g. seqbench train -c experiments/quickstart.yaml"
         )
     spec = load_spec(config, overrides, data_dir) if config is not None else None  # before the slow imports
+    checks = [*(spec.expect or [] if spec else []), *(expect or [])]
+    train_expectations(checks, spec.task if spec else None, junit)
     if spec is not None and spec.seeds is not None and len(spec.seeds) > 1:
-        _train_seeds(spec, results, data_dir, quiet, as_json)
+        _train_seeds(
+            spec, results, data_dir, quiet, as_json, lambda runs: conclude_train(runs, checks, junit)
+        )
         return
 
     from seqbench.experiment import RunLog, resume_experiment, run_experiment
@@ -166,10 +184,19 @@ def train(
     else:
         stdout.print(result_table(result.metrics))
         stdout.print(f"run folder: {result.run_dir}")
+    if result.status != "interrupted":
+        conclude_train([result.metrics], checks, junit)
     result.raise_for_status()
 
 
-def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json: bool) -> None:
+def _train_seeds(
+    spec: Any,
+    results: Path,
+    data_dir: Path,
+    quiet: bool,
+    as_json: bool,
+    conclude: Callable[[list[Any]], None],
+) -> None:
     """`train` with several seeds: one run each, in turn; then each seed's result and mean ± std."""
     from seqbench.errors import RunFailed
     from seqbench.experiment import RunLog, run_seeds
@@ -193,6 +220,8 @@ def _train_seeds(spec: Any, results: Path, data_dir: Path, quiet: bool, as_json:
         stdout.print(rich_group_table([row], min(stdout.width, 120)))  # the seeds' table has the rest
         stdout.print(f"seeds beating persistence: {row['beats_persistence']}/{row['n']}")
     last = done[-1]
+    if last.status != "interrupted":
+        conclude([result.metrics for result in done])
     if last.status == "interrupted":
         not_started = ", ".join(str(seed) for seed in seeds[len(done) :])
         if not_started:
@@ -227,11 +256,24 @@ def compare(
     ] = None,
     against: Annotated[
         str | None,
-        typer.Option(help="dm_p against this run's test forecasts instead of persistence (a run folder)."),
+        typer.Option(
+            help="dm_p against this run's test forecasts instead of persistence (a run folder or a "
+            "reference file from seqbench reference)."
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse (exit 2) runs on different data or splits.")
     ] = False,
+    fail_if_worse: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-if-worse",
+            help="Exit 1 when a run is worse than --against by more than this (2%) and significantly "
+            "(Diebold-Mariano test).",
+        ),
+    ] = None,
+    level: Annotated[float, typer.Option(help="--fail-if-worse: the DM test's significance level.")] = 0.05,
+    junit: Junit = None,
     results: ResultsDir = Path("results"),
 ) -> None:
     """Put runs side by side, every score next to the persistence and linear baselines.
@@ -246,8 +288,14 @@ def compare(
     Runs of the same config (same spec but for the seed) become one row with mean ± std and n
     when some config has several runs, or with --group; --no-group keeps one row per run.
 
+    The regression gate: `--against REF --fail-if-worse 2%` fails (exit 1) a run whose test score
+    (RMSE; an LM's bits per byte) is worse than REF's by more than 2% and whose test losses differ
+    from REF's significantly (Diebold-Mariano p < --level). REF is a run folder or a file from
+    `seqbench reference`; a REF on other data or splits is refused (exit 2).
+
     Example: seqbench compare results/aapl-mingru --sort rmse --format md
     """
+    from seqbench.ci.checks import compare_gate, uses_reference
     from seqbench.compare import (
         TASK_COLUMNS,
         by_task,
@@ -275,9 +323,16 @@ def compare(
             "or use --format json"
         )
     _check_sort_key(sort, tasks)
+    if fail_if_worse is not None and against is None:
+        raise SeqbenchError("--fail-if-worse needs --against REF: a reference file or a run folder")
+    gate = (
+        compare_gate(loaded, against, fail_if_worse, level, junit, results)
+        if uses_reference(against, fail_if_worse)
+        else None
+    )
     records: list[Any] = []
     for task, task_runs in tasks.items():
-        _pin_and_test(task_runs, against if task == "forecast" else None, strict, results)
+        _pin_and_test(task_runs, against if task == "forecast" and gate is None else None, strict, results)
         key = sort if sort and sort.lstrip("-+") in _sortable(task) else None
         if len(tasks) > 1 and fmt in ("table", "md"):
             stdout.print(f"{task} runs" if fmt == "table" else f"\n### {task} runs\n")
@@ -302,6 +357,12 @@ def compare(
     if plot:
         plot_val_curves(load_val_curves(loaded), plot)
         print(f"wrote {plot}", file=sys.stderr)
+    if gate is not None:
+        print(
+            f"dm_p: Diebold-Mariano p-value against {gate.reference.label} ({gate.reference.source})",
+            file=sys.stderr,
+        )
+        gate.conclude()
 
 
 def _note_hidden(hidden: list[str]) -> None:
@@ -479,6 +540,35 @@ def _sweep_progress(plan: Any) -> Callable[[Any], None]:
         print(outcome_line(outcome, ended[0], len(plan.tasks)), file=sys.stderr, flush=True)
 
     return on_outcome
+
+
+@app.command()
+@handles_errors
+def reference(
+    run: Annotated[Path, typer.Argument(help="A completed run folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The reference file to write (.json).")],
+    force: Force = False,
+) -> None:
+    """Write a run's scores and test losses to a small, diff-able file for the regression gate.
+
+    Commit the file; in CI, `seqbench compare NEW_RUN --against ref.json --fail-if-worse 2%`
+    gates a new run against it without the reference's run folder. It holds the run's metrics
+    (data fingerprint and split included: a run on other data is refused) and its test losses,
+    one line per test window (an LM: per block of held-out bytes).
+
+    Example: seqbench reference results/smoke/RUN -o smoke-reference.json
+    """
+    from seqbench.ci.reference import reference_from_run, write_reference
+    from seqbench.runs import check_output
+
+    check_output(output, force, "reference.json")
+    made = reference_from_run(run)
+    write_reference(made, output)
+    print(
+        f"wrote {output}: {made.label}, {made.headline[0]} {made.headline[1]:.6g}, "
+        f"{len(made.losses)} test losses",
+        file=sys.stderr,
+    )
 
 
 @app.command()

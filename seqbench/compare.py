@@ -76,9 +76,9 @@ def load_val_curves(runs: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
     for run in runs:
         path = Path(run.get("run_dir", ".")) / "history.csv"
         try:
-            curves[_run_label(run)] = pd.read_csv(path)
+            curves[run_label(run)] = pd.read_csv(path)
         except (OSError, ValueError) as err:
-            warnings.warn(f"no validation curve for {_run_label(run)}: {err}", stacklevel=2)
+            warnings.warn(f"no validation curve for {run_label(run)}: {err}", stacklevel=2)
     return curves
 
 
@@ -129,7 +129,7 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
     best = best_baseline(baselines)
     scaled = _section(run, "scaled")  # None for a run before ETT, or under a transform
     return {
-        "run": _run_label(run),
+        "run": run_label(run),
         "model": _text(run.get("model")),
         "backend": _text(run.get("backend")),
         "dataset": _text(run.get("dataset")),
@@ -173,7 +173,7 @@ def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
     held = _section(run, _section(run, "headline").get("split") or "test")
     baselines = _section(run, "baselines")
     return {
-        "run": _run_label(run),
+        "run": run_label(run),
         "model": _text(run.get("model")),
         "backend": _text(run.get("backend")),
         "dataset": _text(run.get("dataset")),
@@ -193,7 +193,7 @@ def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_label(run: dict[str, Any]) -> str:
+def run_label(run: dict[str, Any]) -> str:
     return shown(f"{run.get('name') or '?'}/{run.get('run_id') or '?'}", 200)
 
 
@@ -501,7 +501,7 @@ def _mismatch(kind: str, groups: dict[str, list[dict[str, Any]]], other: str, de
     def side(fingerprint: str) -> str:
         members = groups[fingerprint]
         more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
-        return f"{_run_label(members[0])}{more} [{describe(members[0], fingerprint)}]"
+        return f"{run_label(members[0])}{more} [{describe(members[0], fingerprint)}]"
 
     return f"{kind}: {side(next(iter(groups)))} vs {side(other)}"
 

@@ -80,12 +80,13 @@ def run_task(
 ) -> Outcome:
     """Run (or resume) one task in this process; any failure becomes the outcome's status."""
     from seqbench.experiment import RunLog, resume_experiment, run_experiment
+    from seqbench.learners import thread_limit
 
     start = time.perf_counter()
     if cwd and Path(cwd).is_dir():
         os.chdir(cwd)  # relative paths in the spec (a CSV file) mean what they meant to the sweep
     try:
-        with _thread_limit(threads):
+        with thread_limit(threads):
             if task.resume_dir and Path(task.resume_dir).is_dir():
                 finished = _finished(task, Path(task.resume_dir), start)
                 if finished is not None:  # it ended since the sweep was planned (a worker left running)
@@ -132,21 +133,6 @@ def _finished(task: SweepTask, run_dir: Path, start: float) -> Outcome | None:
     if status == "diverged" or (status == "completed" and not missing_artifacts(run_dir)):
         return _outcome(task, run_dir, metrics, "", start)
     return None
-
-
-@contextlib.contextmanager
-def _thread_limit(threads: int | None) -> Iterator[None]:
-    """At most `threads` BLAS/OpenMP threads per run, so that parallel runs share the cores."""
-    if threads is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-        yield
-        return
-    with threadpool_limits(limits=threads):
-        yield
 
 
 def run_remote_task(task: SweepTask, sweep_dir: str, data_dir: str, cwd: str | None = None) -> Outcome:

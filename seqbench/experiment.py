@@ -31,6 +31,7 @@ from seqbench.checkpoint import (
 )
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
 from seqbench.io import atomic_write_json, atomic_write_text
+from seqbench.learners import thread_limit
 from seqbench.plots import plot_loss_curve
 from seqbench.predictions_file import FILES, PLAIN
 from seqbench.progress import TrainingBar
@@ -349,6 +350,20 @@ def _train(
     resume: Checkpoint | None = None,
 ) -> RunResult:
     """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
+    with thread_limit(spec.train.threads):
+        return _train_pinned(spec, run_dir, loaded, windows, learner, log, stop, resume)
+
+
+def _train_pinned(
+    spec: Spec,
+    run_dir: Path,
+    loaded: Any,
+    windows: Any,
+    learner: Learner,
+    log: RunLog,
+    stop: StopRequest,
+    resume: Checkpoint | None = None,
+) -> RunResult:
     digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": loaded.info["sha256"]}
     n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1

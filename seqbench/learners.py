@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +109,16 @@ def memory_bytes() -> int | None:
         if text.isdigit():
             limits.append(int(text))
     return min(limits)
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """At most `threads` BLAS/OpenMP threads inside (None: as they are). `train.threads` pins them
+    for a run, so that its numbers repeat bit for bit; a sweep's workers share the cores with it."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # scikit-learn brings threadpoolctl
+
+    with threadpool_limits(limits=threads):
+        yield

@@ -324,6 +324,7 @@ class Spec(_Section):
     name: str = "run"  # run-name prefix; default: the spec's file name
     seed: int = Field(0, ge=0, le=MAX_SEED)
     seeds: list[int] | None = None  # one run per seed (instead of `seed`); an integer N means 0 .. N-1
+    expect: list[str] | None = None  # judged after the run, e.g. ["skill > 0"] (seqbench.ci.expect)
     task: Literal["forecast", "lm"] = "forecast"  # a text dataset implies lm
     dataset: DatasetSpec
     model: ModelSpec = ModelSpec()
@@ -416,6 +417,12 @@ class Spec(_Section):
             )
         return self
 
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_expectation(cls, expect: Any) -> Any:
+        """A string is one expectation (`train` parses them: seqbench.ci.expect)."""
+        return [expect] if isinstance(expect, str) else expect
+
     @field_validator("name", mode="before")
     @classmethod
     def _number_as_name(cls, name: Any) -> Any:
@@ -436,7 +443,7 @@ class Spec(_Section):
 LM_DATASET_DEFAULTS = {"seq_len": 256, "split": [0.9, 0.05, 0.05]}
 
 SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "train": TrainSpec}
-TOP_LEVEL_KEYS = ("name", "seed", "seeds", "task")
+TOP_LEVEL_KEYS = ("name", "seed", "seeds", "task", "expect")
 
 
 def valid_keys() -> list[str]:
@@ -710,6 +717,8 @@ def dump_spec(spec: Spec) -> str:
     `seeds` has no `seed`, so that either reads back as it was.
     """
     exclude: dict[str, Any] = {"seeds" if spec.seeds is None else "seed": True}
+    if spec.expect is None:
+        exclude["expect"] = True
     absent = {name: True for name in MODEL_OPTIONS if getattr(spec.model, name) is None}
     if absent:
         exclude["model"] = absent
@@ -723,7 +732,7 @@ def seed_specs(spec: Spec) -> list[Spec]:
     return [spec.model_copy(update={"seed": seed, "seeds": None}) for seed in spec.seeds]
 
 
-CONFIG_ID_EXCLUDES = {"name", "seed", "seeds"}
+CONFIG_ID_EXCLUDES = {"name", "seed", "seeds", "expect"}  # expect: a check, not a setting
 # dataset keys that only the named source reads
 SOURCE_KEYS = {
     "yahoo": {"ticker", "interval"},

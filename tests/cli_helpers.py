@@ -1,4 +1,6 @@
-"""Checks that several CLI test files share: what a folder holds, and a clean one-line error."""
+"""What several CLI test files share: what a folder holds, a clean one-line error, a text to learn."""
+
+import numpy as np
 
 
 def files_of(folder):
@@ -12,3 +14,15 @@ def one_line_error(result, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def make_text(n: int = 24_000, seed: int = 0) -> bytes:
+    """Words from a small vocabulary in a seeded order: structure beyond the bytes' frequencies."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "king", "queen", "shall", "speak", "now", "and", "thou", "art", "my", "lord", "good"]
+    out, total = [], 0
+    while total < n:
+        line = " ".join(rng.choice(words, size=rng.integers(3, 9))).capitalize() + ".\n"
+        out.append(line)
+        total += len(line)
+    return "".join(out).encode()[:n]

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from cli_helpers import files_of
+from cli_helpers import files_of, make_text
 from cli_helpers import one_line_error as shared_one_line_error
 from typer.testing import CliRunner
 
@@ -24,18 +24,6 @@ BACKENDS = ["numpy", "torch"] if torch_installed() else ["numpy"]
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def make_text(n: int = 24_000, seed: int = 0) -> bytes:
-    """Words from a small vocabulary in a seeded order: structure beyond the bytes' frequencies."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "king", "queen", "shall", "speak", "now", "and", "thou", "art", "my", "lord", "good"]
-    out, total = [], 0
-    while total < n:
-        line = " ".join(rng.choice(words, size=rng.integers(3, 9))).capitalize() + ".\n"
-        out.append(line)
-        total += len(line)
-    return "".join(out).encode()[:n]
 
 
 @pytest.fixture

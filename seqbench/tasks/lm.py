@@ -34,6 +34,7 @@ SAMPLE_PROMPT_BYTES = 64  # samples.txt: the prompt is the held-out part's first
 SAMPLE = {"length": 500, "temperature": 0.8, "top_k": 40}  # samples.txt's generation settings
 MAX_SAMPLE_LENGTH = 1_000_000  # bytes one `seqbench sample` generates, at most
 MIN_TEMPERATURE = 1e-3  # below it sampling is greedy in all but name: use 0
+LOSS_BLOCK, MAX_BLOCKS = 64, 4096  # heldout_losses.csv: nats per block of at least 64 bytes
 
 
 @dataclass
@@ -82,6 +83,7 @@ class TextTraining:
     train: ByteWindows
     val: HeldOutText
     loaded: LoadedText
+    held_out_losses: np.ndarray | None = None  # nats per block of the held-out part, once scored
 
 
 class HeldOutText:
@@ -101,6 +103,20 @@ def score_text(
 
     `before` is the text preceding `text` (at least one byte); `learner` has `initial_state`
     and `forward_state` (outputs at every step: next-byte logits).
+    """
+    return score_text_blocks(learner, before, text, seq_len, streams)[0]
+
+
+def block_size(n: int) -> int:
+    """Bytes per block of a held-out part of n bytes: at least LOSS_BLOCK, at most ~MAX_BLOCKS blocks."""
+    return max(LOSS_BLOCK, -(-n // MAX_BLOCKS))
+
+
+def score_text_blocks(
+    learner: Any, before: np.ndarray, text: np.ndarray, seq_len: int, streams: int = STREAMS, block: int = 0
+) -> tuple[float, np.ndarray]:
+    """`score_text`, and with `block` > 0 the nats summed over each block of `block` bytes of `text`
+    ((ceil(N / block),), the last block shorter), in memory bounded by a chunk; else an empty array.
     """
     n = len(text)
     if n == 0:
@@ -123,13 +139,19 @@ def score_text(
     if warm:
         _, state = learner.forward_state(inputs[:, :warm], state)
     total = 0.0
+    n_blocks = -(-n // block) if block > 0 else 0
+    block_nats = np.zeros(n_blocks)  # (n_blocks,)
     for c in range(0, m, seq_len):
         logits, state = learner.forward_state(inputs[:, warm + c : warm + c + seq_len], state)  # (S, C, V)
         log_p = log_softmax(logits)
         chunk_targets = targets[:, c : c + seq_len]
         picked = np.take_along_axis(log_p, chunk_targets[..., None], axis=-1)[..., 0]  # (S, C)
-        total -= float(np.sum(picked, where=valid[:, c : c + seq_len]))
-    return total / n
+        chunk_valid = valid[:, c : c + seq_len]  # (S, C)
+        total -= float(np.sum(picked, where=chunk_valid))
+        if n_blocks:
+            position = starts[:, None] + c + np.arange(picked.shape[1])  # (S, C) index into `text`
+            block_nats -= np.bincount(position[chunk_valid] // block, picked[chunk_valid], minlength=n_blocks)
+    return total / n, block_nats
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -186,7 +208,7 @@ def training_data(spec: Spec, loaded: LoadedText) -> tuple[ByteWindows, HeldOutT
     )
 
 
-ARTIFACTS = ("samples.txt", "loss_curve.png")
+ARTIFACTS = ("samples.txt", "loss_curve.png", "heldout_losses.csv")
 
 
 def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedText, TextTraining, Any]:
@@ -210,7 +232,29 @@ def artifact_writers(spec: Spec, training: TextTraining, learner: Any, history: 
     def write(path: Path) -> None:
         atomic_write_bytes(path, samples_text(spec, training.loaded, learner))
 
-    return {"samples.txt": write}
+    def write_losses(path: Path) -> None:
+        atomic_write_bytes(path, held_out_losses_csv(spec, training, learner).encode("utf-8"))
+
+    return {"samples.txt": write, "heldout_losses.csv": write_losses}
+
+
+def held_out_losses_csv(spec: Spec, training: TextTraining, learner: Any) -> str:
+    """heldout_losses.csv: the held-out part in blocks (`block_size`), each block's first byte,
+    its length and its mean nats per byte: what a Diebold-Mariano test of two runs pairs."""
+    loaded = training.loaded
+    start, end = loaded.parts[loaded.held_out]
+    block = block_size(end - start)
+    block_nats = training.held_out_losses
+    if block_nats is None:  # e.g. a resumed run writing its missing files: score the part again
+        before, text = loaded.data[:start], loaded.part(loaded.held_out)
+        block_nats = score_text_blocks(learner, before, text, spec.dataset.seq_len, block=block)[1]
+    starts = np.arange(len(block_nats)) * block  # (n_blocks,)
+    lengths = np.minimum(starts + block, end - start) - starts
+    rows = "".join(
+        f"{s},{b},{nats / b!r}\n"
+        for s, b, nats in zip(starts.tolist(), lengths.tolist(), block_nats.tolist(), strict=True)
+    )
+    return "start,bytes,nats\n" + rows
 
 
 def header(spec: Spec, loaded: LoadedText, training: TextTraining | None = None) -> list[str]:
@@ -233,14 +277,19 @@ def held_out_scores(spec: Spec, loaded: LoadedText, learner: Any, trained: bool)
 
     seq_len = spec.dataset.seq_len
     out: dict[str, Any] = {}
+    held = loaded.held_out
     for name in ("val", "test"):
         start, end = loaded.parts[name]
         if end > start and trained:
-            nats = score_text(learner, loaded.data[:start], loaded.part(name), seq_len)
+            block = block_size(end - start) if name == held else 0
+            nats, block_nats = score_text_blocks(
+                learner, loaded.data[:start], loaded.part(name), seq_len, block=block
+            )
+            if name == held:
+                out["block_nats"] = block_nats
             out[name] = {**scores(nats), "bytes": end - start}
         else:
             out[name] = None
-    held = loaded.held_out
     start, end = loaded.parts[held]
     if held == "test":
         train, val = loaded.part("train"), loaded.part("val")
@@ -260,6 +309,7 @@ def evaluate(
 
     trained = fit_result.trained
     held = held_out_scores(spec, loaded, learner, trained)
+    training.held_out_losses = held.pop("block_nats", None)  # for heldout_losses.csv
     metrics = common_metrics(spec, learner, fit_result, run_id)
     metrics["config"] = {
         **common_config(spec),

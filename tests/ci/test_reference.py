@@ -1,0 +1,100 @@
+"""`seqbench reference`: a small, diff-able file, read back exactly; damaged files refused."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from ci_helpers import copy_run, invoke
+from cli_helpers import files_of, one_line_error
+
+from seqbench.ci.reference import read_reference, reference_from_run
+
+
+def test_a_reference_reads_back_as_the_run_it_came_from(smoke_runs, tmp_path):
+    path = tmp_path / "ref.json"
+    result = invoke("reference", smoke_runs["ref"], "-o", path)
+    assert result.exit_code == 0 and "219 test losses" in result.stderr
+    made, read = reference_from_run(smoke_runs["ref"]), read_reference(path)
+    assert read.losses == made.losses and read.metrics == made.metrics and read.h == made.h == 1
+    assert read.headline == made.headline and read.headline[0] == "rmse"
+    lines = path.read_text().splitlines()
+    assert sum(line.lstrip().startswith('["') for line in lines) == len(made.losses) == 219  # one per line
+    assert path.stat().st_size < 40_000
+
+
+def test_a_window_loss_is_the_mean_squared_error_of_its_forecasts(smoke_runs):
+    """The losses the gate pairs: per test window, the mean over its steps and series."""
+    frame = pd.read_csv(smoke_runs["ref"] / "predictions.csv", dtype={"date": str})
+    losses = reference_from_run(smoke_runs["ref"]).losses
+    expected = ((frame["prediction"] - frame["target"]) ** 2).to_numpy()
+    assert np.allclose(list(losses.values()), expected) and list(losses) == list(frame["date"])
+
+
+def test_the_lm_blocks_add_up_to_the_held_out_score(lm_runs):
+    blocks = pd.read_csv(lm_runs["good"] / "heldout_losses.csv")
+    metrics = json.loads((lm_runs["good"] / "metrics.json").read_text())
+    assert blocks["bytes"].sum() == metrics["test"]["bytes"] and (blocks["start"].diff().dropna() == 64).all()
+    mean = (blocks["nats"] * blocks["bytes"]).sum() / blocks["bytes"].sum()
+    assert mean == pytest.approx(metrics["test"]["nats"], rel=1e-12)
+
+
+def test_reference_needs_force_and_never_writes_into_a_run(smoke_runs, tmp_path):
+    path = tmp_path / "ref.json"
+    path.write_text("keep")
+    one_line_error(invoke("reference", smoke_runs["ref"], "-o", path), "exists; add --force")
+    assert path.read_text() == "keep"
+    assert invoke("reference", smoke_runs["ref"], "-o", path, "--force").exit_code == 0
+    before = files_of(smoke_runs["ref"])
+    one_line_error(
+        invoke("reference", smoke_runs["ref"], "-o", smoke_runs["ref"] / "r.json"), "never writes into"
+    )
+    assert files_of(smoke_runs["ref"]) == before
+
+
+def test_a_run_that_did_not_complete_is_no_reference(smoke_runs, tmp_path):
+    run_dir = copy_run(smoke_runs["ref"], tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "diverged"}))
+    one_line_error(
+        invoke("reference", run_dir, "-o", tmp_path / "r.json"), "only a completed run can be a reference"
+    )
+    assert not (tmp_path / "r.json").exists()
+
+
+def set_rows(rows):
+    return lambda ref: ref["losses"].update(rows=rows)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("not json", "cannot read the reference"),
+        ('{"seqbench_reference": 99}', "is not a seqbench reference file"),
+        ("[1, 2]", "is not a seqbench reference file"),
+        (set_rows([["2015-01-01", float("nan")]]), "is not a seqbench reference file"),
+        (set_rows([["2015-01-01"]]), "is not a seqbench reference file"),
+        (set_rows([["2015-01-01", True]]), "is not a seqbench reference file"),
+        (lambda ref: ref["losses"].update(h=0), "is not a seqbench reference file"),
+        (lambda ref: ref.pop("metrics"), "is not a seqbench reference file"),
+    ],
+)
+def test_a_damaged_reference_is_one_line_exit_2(smoke_runs, tmp_path, damage, message):
+    path = tmp_path / "damaged.json"
+    assert invoke("reference", smoke_runs["ref"], "-o", path).exit_code == 0
+    if callable(damage):
+        reference = json.loads(path.read_text())
+        damage(reference)
+        damage = json.dumps(reference)
+    path.write_text(damage)
+    one_line_error(invoke("compare", smoke_runs["ref"], "--against", path, "--fail-if-worse", "5%"), message)
+
+
+def test_a_huge_or_missing_reference_is_refused_before_reading(smoke_runs, tmp_path):
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(200 * 2**20)  # sparse: no disk used
+    one_line_error(invoke("compare", smoke_runs["ref"], "--against", huge), "larger than 64 MB")
+    one_line_error(
+        invoke("compare", smoke_runs["ref"], "--against", tmp_path / "no.json"), "is not a reference file"
+    )
