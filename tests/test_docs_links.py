@@ -120,7 +120,7 @@ def test_no_page_sends_users_to_a_folder_they_do_not_have():
         ("Quickstart", "quickstart"),
         ("Language models (task: lm)", "language-models-task-lm"),
         ("Beyond chance: the Diebold-Mariano test (`dm_p`)", "beyond-chance-the-diebold-mariano-test-dm_p"),
-        ("Results on ETTh1 (`benchmarks/results/ett.md`, `ett.png`)", "results-on-etth1-benchmarksresultsettmd-ettpng"),
+        ("Results on ETTh1 (`results/ett.md`, `ett.png`)", "results-on-etth1-resultsettmd-ettpng"),
         ("What metrics.json records", "what-metricsjson-records"),
         ("Seeds and sweeps", "seeds-and-sweeps"),
         ("seqbench in CI", "seqbench-in-ci"),
