@@ -1,11 +1,13 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename; and .npz files
-read back without trusting them."""
+"""Atomic file writes: write to a temporary name in the same folder, then rename; files from anyone
+read back with bounds (regular files of a limited size, checked before reading); and .npz files read
+back without trusting them."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from seqbench.errors import SeqbenchError, shown
 
 
 @contextmanager
@@ -49,6 +53,52 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FileRefused(SeqbenchError):
+    """A file that is not read: not a regular file (a pipe would block), or over its kind's size limit."""
+
+
+@contextmanager
+def regular_file_fd(path: str | Path) -> Iterator[tuple[int, int]]:
+    """`(fd, size)` of the regular file at `path`, open for reading; a FileRefused for anything else.
+
+    Opened without blocking (a FIFO's open waits for a writer) and checked with `fstat` on the open
+    file, so nothing swapped in after a check is read. A missing file is `open`'s OSError.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+            raise FileRefused(f"{shown(path, 300)} is not a regular file ({kind})")
+        yield fd, info.st_size
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
+    """The bytes of the regular file at `path`, refused (FileRefused) when it holds over `limit`
+    bytes, before any is read; `kind` names such a file in the message (e.g. "a metrics.json")."""
+    with regular_file_fd(path) as (fd, size):
+        if size > limit:
+            raise FileRefused(
+                f"{shown(path, 300)} is {size:,} bytes, over the limit of {limit:,} for {kind}"
+            )
+        return _read_fd(fd, limit)
+
+
+def read_head(path: str | Path, limit: int) -> tuple[bytes, int]:
+    """The first `limit` bytes of the regular file at `path` (FileRefused for anything else), and
+    its size."""
+    with regular_file_fd(path) as (fd, size):
+        return _read_fd(fd, limit), size
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """At most `limit` bytes (a file that grew since its size was checked is cut there)."""
+    with open(fd, "rb", closefd=False) as f:
+        return f.read(limit)
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -6,6 +6,11 @@ folder the runs came from (its sweep plots and summary.md); then each run: its s
 every baseline (`seqbench.tables.score_rows`), its pictures (loss_curve.png, predictions.png and
 any other image in its folder), an LM's samples.txt and its resolved spec.yaml. Images are inline
 data: URIs and a Content-Security-Policy forbids any request, so the file opens offline, anywhere.
+
+The page is bounded whatever the runs hold: every file it reads is a regular file of bounded size
+(a pipe or an oversized file is named, with a warning), each folder embeds at most a few pictures,
+and the page at most `MAX_PAGE_IMAGE_BYTES` of pictures and `MAX_PAGE_TEXT_CHARS` of text; the
+files left out are named where they would be, and a note at the top says so.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from seqbench.compare import (
 )
 from seqbench.errors import SeqbenchError
 from seqbench.groups import LAYOUTS, display_rows, group_caption, group_rows, group_runs, has_repeats
-from seqbench.io import atomic_write_text
+from seqbench.io import FileRefused, atomic_write_text, read_head, read_regular
 from seqbench.report_page import Cell
 from seqbench.runs import load_runs
 from seqbench.sweep import SUMMARY_FILE, SWEEP_FILE
@@ -41,8 +46,11 @@ from seqbench.tables import forecast_caption, score_rows
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # shown as \xNN; newline and tab stay
 FIRST_PICTURES = ("loss_curve.png", "predictions.png")  # then any other image, by name
-MAX_IMAGE_BYTES = 8_000_000
-MAX_TEXT_CHARS = 100_000
+MAX_IMAGE_BYTES = 8_000_000  # one picture; a larger file is named, not read
+MAX_TEXT_CHARS = 100_000  # one text (samples.txt, spec.yaml, summary.md): cut there
+MAX_PAGE_IMAGE_BYTES = 16_000_000  # every picture on the page together (about 21 MB as base64)
+MAX_PAGE_TEXT_CHARS = 4_000_000  # every text on the page together
+MAX_PICTURES_PER_FOLDER = 8  # a run's loss curve and predictions, and a few more
 LM_SCORES_CAPTION = "held-out bytes, every byte scored once; zlib and lzma: compressed size of the same bytes"
 
 
@@ -73,15 +81,17 @@ def report_html(runs: list[dict[str, Any]], sweeps: list[Path], group: bool | No
     for index, run in enumerate(runs):
         run["_anchor"] = f"run-{index + 1}"
     tasks = by_task(runs)
+    budget = Budget(MAX_PAGE_IMAGE_BYTES, MAX_PAGE_TEXT_CHARS)
     body = []
     for task, members in tasks.items():
         body += [html.heading(2, f"{task} runs" if len(tasks) > 1 else "Runs side by side")]
         body += compare_section(task, members, group)
     for sweep_dir in sweeps:
-        body += sweep_section(sweep_dir)
+        body += sweep_section(sweep_dir, budget)
     body += [html.heading(2, "Each run")]
     for run in runs:
-        body += run_section(run)
+        body += run_section(run, budget)
+    body = budget.note() + body
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     sweeps_said = f", {len(sweeps)} sweep folder(s)" if sweeps else ""
     subtitle = f"{len(runs)} run(s){sweeps_said}; seqbench {seqbench.__version__}, {when}"
@@ -158,17 +168,12 @@ def sweep_folders(runs: list[dict[str, Any]]) -> list[Path]:
     return list(found)
 
 
-def sweep_section(sweep_dir: Path) -> list[str]:
+def sweep_section(sweep_dir: Path, budget: Budget) -> list[str]:
     """A sweep folder: its plots (sweep_<key>.png), summary.md and sweep.yaml."""
     parts = [html.heading(2, f"Sweep {sweep_dir.name}"), html.paragraph(str(sweep_dir), "meta")]
-    plots = sorted(sweep_dir.glob("sweep_*.png"))
-    parts.append(
-        html.pictures([_picture(path) for path in plots])
-        if plots
-        else html.paragraph("no sweep plots in this folder", "note")
-    )
+    parts += _gallery(sorted(sweep_dir.glob("sweep_*.png")), budget, "no sweep plots in this folder")
     for name in (SUMMARY_FILE, SWEEP_FILE):
-        text = _read_text(sweep_dir / name)
+        text = _read_text(sweep_dir / name, budget)
         if text is not None:
             parts.append(html.preformatted(text, name))
     return parts
@@ -177,7 +182,7 @@ def sweep_section(sweep_dir: Path) -> list[str]:
 # --- one run -----------------------------------------------------------------------------------
 
 
-def run_section(run: dict[str, Any]) -> list[str]:
+def run_section(run: dict[str, Any], budget: Budget) -> list[str]:
     """One run: what it is, its scores next to every baseline, its pictures, samples and spec."""
     run_dir = Path(run.get("run_dir", "."))
     label = compare_rows([run])[0]["run"]
@@ -186,14 +191,11 @@ def run_section(run: dict[str, Any]) -> list[str]:
         html.paragraph(_facts(run), "meta"),
     ]
     parts += _scores(run)
-    pictures = _pictures(run_dir)
-    parts.append(
-        html.pictures(pictures) if pictures else html.paragraph("no pictures in this run folder", "note")
-    )
-    samples = _read_text(run_dir / "samples.txt")
+    parts += _pictures(run_dir, budget)
+    samples = _read_text(run_dir / "samples.txt", budget)
     if samples is not None:
         parts += [html.heading(4, "samples.txt"), html.preformatted(samples)]
-    spec = _read_text(run_dir / "spec.yaml")
+    spec = _read_text(run_dir / "spec.yaml", budget)
     parts.append(html.preformatted(spec, "spec.yaml (the resolved spec)") if spec is not None else
                  html.paragraph("no spec.yaml in this run folder", "note"))  # fmt: skip
     return [*parts, "</section>"]
@@ -230,36 +232,98 @@ def _scores(run: dict[str, Any]) -> list[str]:
     return [html.table(header, cells, header[:1], caption)]
 
 
-def _pictures(run_dir: Path) -> list[str]:
+def _pictures(run_dir: Path, budget: Budget) -> list[str]:
     """The run's images, loss curve and predictions first."""
     images = [p for p in run_dir.iterdir() if p.suffix in html.IMAGE_TYPES] if run_dir.is_dir() else []
     order = {name: i for i, name in enumerate(FIRST_PICTURES)}
     images.sort(key=lambda p: (order.get(p.name, len(order)), p.name))
-    return [_picture(path) for path in images]
+    return _gallery(images, budget, "no pictures in this run folder")
 
 
-def _picture(path: Path) -> str:
-    """An image inline, or a note saying why it is not."""
+# --- files on the page, within its budget --------------------------------------------------------
+
+
+@dataclass
+class Budget:
+    """What the page may still embed (bytes of pictures, characters of text), and how many files it
+    named instead."""
+
+    image_bytes: int
+    text_chars: int
+    left_out: int = 0
+
+    def note(self) -> list[str]:
+        """The page's note on what it left out, if anything."""
+        if not self.left_out:
+            return []
+        return [
+            html.paragraph(
+                f"{self.left_out} file(s) are not embedded in this page, which holds at most "
+                f"{MAX_PAGE_IMAGE_BYTES:,} bytes of pictures, {MAX_PAGE_TEXT_CHARS:,} characters of text and "
+                f"{MAX_PICTURES_PER_FOLDER} pictures per folder; each section names the ones it left out, "
+                "which are in its folder",
+                "note",
+            )
+        ]
+
+
+def _gallery(paths: list[Path], budget: Budget, empty: str) -> list[str]:
+    """These pictures inline, as many as the budget holds; a note names the others."""
+    if not paths:
+        return [html.paragraph(empty, "note")]
+    tried = paths[:MAX_PICTURES_PER_FOLDER]
+    figures = [_picture(path, budget) for path in tried]
+    left = [p.name for p, f in zip(tried, figures, strict=True) if f is None] + [
+        p.name for p in paths[len(tried) :]
+    ]
+    parts = [html.pictures([f for f in figures if f is not None])] if len(left) < len(paths) else []
+    if left:
+        budget.left_out += len(left)
+        names = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        where = f"not embedded, to keep the page small: {names} (in {paths[0].parent})"
+        parts.append(html.paragraph(where, "note"))
+    return parts
+
+
+def _picture(path: Path, budget: Budget) -> str | None:
+    """An image inline, or a note saying why it is not; None when the page has no room left for it."""
     if path.is_symlink():
         return html.paragraph(f"{path.name}: a symbolic link, not shown", "note")
+    if budget.image_bytes <= 0:
+        return None
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_IMAGE_BYTES, "a picture in a report")
+    except FileRefused as err:
+        warnings.warn(f"{err}; left out of the report", stacklevel=2)
+        return html.paragraph(f"{path.name}: not shown ({err})", "note")
     except OSError as err:
         return html.paragraph(f"{path.name}: cannot read it ({err.strerror or err})", "note")
-    if len(data) > MAX_IMAGE_BYTES:
-        return html.paragraph(f"{path.name}: {len(data)} bytes, too large to inline", "note")
     if path.suffix == ".png" and not data.startswith(html.PNG_MAGIC):
         return html.paragraph(f"{path.name}: not a PNG file, not shown", "note")
+    if len(data) > budget.image_bytes:
+        return None
+    budget.image_bytes -= len(data)
     return html.image(data, path.suffix, path.name)
 
 
-def _read_text(path: Path) -> str | None:
-    """A text file of a run or sweep folder (cut to MAX_TEXT_CHARS); None when it has none."""
-    if not path.is_file() or path.is_symlink():
+def _read_text(path: Path, budget: Budget) -> str | None:
+    """A text file of a run or sweep folder, cut to MAX_TEXT_CHARS (and to what the page has left);
+    None when it has none."""
+    if path.is_symlink():
         return None
+    chars = min(MAX_TEXT_CHARS, budget.text_chars)
     try:
-        text = path.read_bytes().decode("utf-8", errors="backslashreplace")
+        data, size = read_head(path, 4 * chars)  # at most 4 bytes a character
+    except FileRefused as err:
+        warnings.warn(f"{err}; left out of the report", stacklevel=2)
+        return f"[not shown: {err}]"
     except OSError:
         return None
-    text = text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "\n[... cut]"
+    if chars <= 0:
+        budget.left_out += 1
+        return f"[not embedded, to keep the page small: {path.name}, {size:,} bytes, is in {path.parent}]"
+    text = data.decode("utf-8", errors="backslashreplace")
+    if len(text) > chars or size > len(data):
+        text = text[:chars] + f"\n[... cut: the file is {size:,} bytes]"
+    budget.text_chars -= min(len(text), chars)
     return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)  # e.g. a sample's NUL byte

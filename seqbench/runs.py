@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import RunFailed, SeqbenchError, shown
+from seqbench.io import FileRefused, read_regular
 from seqbench.spec import NAME_PATTERN
 
 METRICS_FILE = "metrics.json"
+MAX_METRICS_BYTES = 16 * 2**20  # a run's metrics.json is a few KB; a larger file is not one
 QUICKSTART = "seqbench train --config experiments/quickstart.yaml"
 
 LOCK_FILE = ".lock"
@@ -171,12 +173,19 @@ def append_line(path: Path, text: str) -> None:
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:
-    """The run's metrics.json as a dict; {} when it has none (yet) or it is unreadable."""
+    """The run's metrics.json as a dict; {} when it has none (yet) or it is unreadable; a FileRefused
+    when it is not a regular file or is too large to be one."""
     try:
-        metrics: Any = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        metrics = _metrics_json(Path(run_dir))
     except (OSError, ValueError):
         return {}
     return metrics if isinstance(metrics, dict) else {}
+
+
+def _metrics_json(run_dir: Path) -> Any:
+    """The parsed metrics.json of `run_dir`, read only if it is a regular file of bounded size."""
+    data = read_regular(run_dir / METRICS_FILE, MAX_METRICS_BYTES, f"a {METRICS_FILE}")
+    return json.loads(data.decode("utf-8"))
 
 
 def read_status(run_dir: Path) -> str | None:
@@ -328,9 +337,11 @@ def load_run(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's metrics.json as a dict, plus `run_dir` (and `test_model_space` from an older run's
     `test_scaled`); None (with a warning) if unreadable."""
     run_dir = Path(run_dir)
-    path = run_dir / METRICS_FILE
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
+        metrics = _metrics_json(run_dir)
+    except FileRefused as err:
+        warnings.warn(f"skipping {run_dir}: {err}", stacklevel=2)
+        return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         warnings.warn(f"skipping {run_dir}: cannot read {METRICS_FILE} ({err})", stacklevel=2)
         return None

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seqbench.errors import SpecError, brief, shown
+from seqbench.io import FileRefused, read_regular
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")  # 1e-3, 3E5, .5 (not quoted)
@@ -30,6 +31,7 @@ MAX_SEED = 2**32 - 1  # what every backend's generator takes
 MAX_SEEDS = 1000  # `seeds: N` runs N seeds one after another
 MAX_VALUES = 10_000  # a spec is a few dozen keys; more (e.g. a YAML alias bomb) is refused
 MAX_DEPTH = 20  # nesting of mappings and lists
+MAX_SPEC_BYTES = 2**20  # a spec is a few hundred bytes; a larger file is refused before it is read
 
 
 class _Section(BaseModel):
@@ -647,10 +649,12 @@ def _keep_window_keys(dataset: dict[str, Any]) -> dict[str, Any]:
 def read_yaml(path: Path) -> Any:
     """Read YAML with the safe loader; a missing file or bad YAML is a one-line SpecError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_SPEC_BYTES, "a spec file").decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"spec file not found: {path}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except FileRefused as exc:
+        raise SpecError(f"cannot read spec file: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     try:
         raw = parse_yaml(text)

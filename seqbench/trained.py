@@ -17,7 +17,7 @@ NEEDS = {"lm": "a language model (task: lm)", "forecast": "a forecast run (task:
 
 def trained_spec(run_dir: Path, data_dir: Path, task: str, command: str) -> tuple[Spec, dict[str, Any]]:
     """The spec.yaml and metrics.json of the `task` run in `run_dir`, for `seqbench {command}`."""
-    if not (run_dir / "spec.yaml").is_file():
+    if not (run_dir / "spec.yaml").exists():
         runs = sorted(p.parent for p in run_dir.glob("*/spec.yaml")) if run_dir.is_dir() else []
         hint = f"; it holds {len(runs)} run folder(s), e.g. {runs[-1]} (the latest)" if runs else ""
         raise SeqbenchError(f"{run_dir} is not a run folder (it has no spec.yaml){hint}")

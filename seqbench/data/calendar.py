@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import (
     AbstractHolidayCalendar,
@@ -54,7 +55,7 @@ def next_dates(dates: pd.DatetimeIndex, n: int) -> pd.DatetimeIndex:
     or else step by the median gap between rows.
     """
     dates = pd.DatetimeIndex(dates)
-    step = pd.Series(dates).diff().median()
+    step = row_step(dates)
     if step == pd.Timedelta(days=1) and not (dates.day_of_week >= WEEKEND).any():
         return pd.date_range(dates[-1], periods=n + 1, freq=_trading_day(dates))[1:]
     freq = None
@@ -80,3 +81,32 @@ def _trading_day(dates: pd.DatetimeIndex) -> CustomBusinessDay:
     if len(missing) and missing.isin(in_span).mean() >= MATCH and in_span.isin(missing).mean() >= MATCH:
         return CustomBusinessDay(holidays=holidays)
     return CustomBusinessDay()
+
+
+NAMED_STEPS = {
+    "1-minute": pd.Timedelta(minutes=1),
+    "hourly": pd.Timedelta(hours=1),
+    "daily": pd.Timedelta(days=1),
+    "weekly": pd.Timedelta(days=7),
+    "monthly": pd.Timedelta(days=30.44),
+    "quarterly": pd.Timedelta(days=91.31),
+    "yearly": pd.Timedelta(days=365.25),
+}
+NAMED_WITHIN = 1.6  # a step within this factor of a named one has its name: trading days are daily
+UNITS = {"day": pd.Timedelta(days=1), "hour": pd.Timedelta(hours=1), "minute": pd.Timedelta(minutes=1)}
+
+
+def row_step(dates: pd.DatetimeIndex) -> pd.Timedelta:
+    """The median gap between consecutive rows."""
+    return pd.Series(pd.DatetimeIndex(dates)).diff().median()
+
+
+def step_name(step: pd.Timedelta) -> str:
+    """A step between rows as an adjective: "hourly", "daily" (trading days too), or e.g. "15-minute"."""
+    for name, named in NAMED_STEPS.items():
+        if 1 / NAMED_WITHIN <= step / named <= NAMED_WITHIN:
+            return name
+    unit, size = next(
+        ((u, size) for u, size in UNITS.items() if step >= size), ("second", pd.Timedelta(seconds=1))
+    )
+    return f"{np.format_float_positional(step / size, precision=3, fractional=False, trim='-')}-{unit}"

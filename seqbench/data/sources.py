@@ -41,6 +41,16 @@ class LoadedFrame:
     features: list[str]
     targets: list[str]
     info: dict[str, Any] = field(default_factory=dict)  # source, label, rows, dates, columns, sha256, ...
+    dropped_at_end: DroppedTail | None = None  # rows after the last one kept, dropped for gaps
+
+
+@dataclass(frozen=True)
+class DroppedTail:
+    """The rows at the end of the data that `dataset.fill: drop` removed: after the last full row."""
+
+    rows: int
+    last_date: str  # the data's own last row
+    columns: list[str]  # the columns with a gap in those rows
 
 
 @dataclass
@@ -63,12 +73,12 @@ def load_frame(
     _require(raw.frame, targets, "dataset.target", label)
     _require(raw.frame, features, "dataset.features", label)
     frame = _between(raw.frame, ds, label)
-    frame = _numeric(frame[_unique(features + targets)], label)
-    frame, missing = _fill(frame, ds.fill, label)
+    numeric = _numeric(frame[_unique(features + targets)], label)
+    frame, missing = _fill(numeric, ds.fill, label)
     if len(frame) < MIN_ROWS:
         raise DataError(f"{label}: only {len(frame)} rows left to use; need at least {MIN_ROWS}")
     info = {**raw.info, **_describe(frame), "fill": ds.fill, "rows_with_missing": missing}
-    return LoadedFrame(frame=frame, features=features, targets=targets, info=info)
+    return LoadedFrame(frame, features, targets, info, _dropped_at_end(numeric, frame))
 
 
 def list_datasets(data_dir: Path = Path("data")) -> list[dict[str, Any]]:
@@ -274,6 +284,15 @@ def _fill(frame: pd.DataFrame, policy: str, label: str) -> tuple[pd.DataFrame, i
             f"on {_when(frame.index, row)}); set dataset.fill: ffill | drop"
         )
     return FILLS[policy](frame), int(bad.sum())
+
+
+def _dropped_at_end(before: pd.DataFrame, after: pd.DataFrame) -> DroppedTail | None:
+    """The rows of `before` after the last row `_fill` kept, and their columns with gaps; None if none."""
+    tail = before[before.index > after.index[-1]]
+    if tail.empty:
+        return None
+    gaps = ~np.isfinite(tail.to_numpy(dtype=np.float64)).all(axis=0)  # (C,)
+    return DroppedTail(len(tail), _when(before.index, -1), [str(c) for c in tail.columns[gaps]])
 
 
 FILLS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {

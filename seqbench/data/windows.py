@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from seqbench.data.csvfile import date_format
-from seqbench.errors import DataError, shown
+from seqbench.errors import DataError, brief, shown
 from seqbench.spec import DatasetSpec, RowSplit
 
 SPLITS = ("train", "val", "test")
@@ -65,16 +65,19 @@ class Scaling:
 
     @classmethod
     def from_record(cls, record: Any) -> Scaling:
-        """The Scaling a `record()` wrote; ValueError when it is not one."""
-        if not isinstance(record, dict) or not isinstance(record.get("columns"), list):
-            raise ValueError("no scaler record")
-        columns = [str(c) for c in record["columns"]]
-        center = np.asarray(record.get("center"), dtype=np.float64)
-        scale = np.asarray(record.get("scale"), dtype=np.float64)
-        if center.shape != (len(columns),) or scale.shape != (len(columns),):
-            raise ValueError("the scaler record's center and scale do not match its columns")
-        if not (np.isfinite(center).all() and np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError("the scaler record holds a non-finite value or a scale <= 0")
+        """The Scaling a `record()` wrote; a ValueError naming the field that is not as `record()`
+        writes it (the record is a metrics.json's `scaling`, which anyone may have edited)."""
+        if not isinstance(record, dict):
+            raise ValueError(f"scaling is {brief(record)}, expected a mapping of columns, center and scale")
+        columns = record.get("columns")
+        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+            raise ValueError(f"scaling.columns is {brief(columns)}, expected a list of column names")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"scaling.columns is {brief(columns)}, expected each column once")
+        center = _numbers(record.get("center"), "scaling.center", len(columns))
+        scale = _numbers(record.get("scale"), "scaling.scale", len(columns))
+        if not (scale > 0).all():
+            raise ValueError(f"scaling.scale is {brief(record['scale'])}, expected numbers > 0")
         return cls(columns, center, scale)
 
     def apply(self, transformed: np.ndarray) -> np.ndarray:
@@ -85,6 +88,19 @@ class Scaling:
         """(center, scale) of `columns`."""
         idx = [self.columns.index(c) for c in columns]
         return self.center[idx], self.scale[idx]
+
+
+def _numbers(value: Any, field: str, n: int) -> np.ndarray:
+    """`value` as (n,) finite float64s (one per scaling column); a ValueError naming `field` if not."""
+    numbers = isinstance(value, list) and len(value) == n
+    numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    try:
+        array = np.asarray(value, dtype=np.float64) if numbers else None
+    except OverflowError:  # an integer beyond float64
+        array = None
+    if array is None or not np.isfinite(array).all():
+        raise ValueError(f"{field} is {brief(value)}, expected {n} finite number(s), one per scaling.columns")
+    return array
 
 
 @dataclass
