@@ -2,7 +2,7 @@
 
 Every line of a ```bash or ```console block of README.md that starts with `seqbench ` (after a `$ `
 prompt) runs in order, in-process (typer's CliRunner), in one scratch folder holding what a fresh
-clone holds that the examples read (experiments/ and README.md), with the network cut off:
+clone holds that the examples read (experiments/, examples/ and README.md), with the network cut off:
 `seqbench download AAPL` gets a fake Yahoo Finance (yfinance.download replaced by seeded prices).
 `RUN` in a path stands for the newest run folder under the path before it, as the README says.
 The Quickstart's own `seqbench train` runs first, and prints the table the README shows.
@@ -99,6 +99,7 @@ def clone(tmp_path_factory):
     """A scratch folder with what the examples read from a fresh clone, after the Quickstart ran there."""
     folder = tmp_path_factory.mktemp("clone")
     shutil.copytree(REPO / "experiments", folder / "experiments")
+    shutil.copytree(REPO / "examples", folder / "examples")
     shutil.copy(README, folder / "README.md")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)

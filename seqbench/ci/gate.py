@@ -76,7 +76,7 @@ def gate(run: dict[str, Any], reference: Reference, margin: float, level: float)
     """One run against the reference (see the module doc)."""
     check_same_data(run, reference)
     metric, ref_value = reference.headline
-    name = f"{metric} no worse than the reference by {margin:.4g}"
+    name = f"{metric} at most {margin:.1%} worse than the reference"
     (row,) = compare_rows([run])
     value = row[metric]
     if value is None or ref_value is None:

@@ -4,7 +4,7 @@ The date column is found by name (`date`, `Datetime`, `timestamp`, `trade_date`,
 or, failing that, an unnamed first column (a saved pandas index) that parses as dates;
 `date_column` overrides both. Every problem is a one-line `DataError` naming the file.
 
-How dates are read (README, "Dates and time zones"):
+How dates are read (docs/data.md, "Dates as people store them"):
 - strings in one ISO-like format, else each as it comes (`format="mixed"`); `date_format`
   (strftime, e.g. `%d/%m/%Y`) reads them with exactly that format instead;
 - integers of 8 digits are YYYYMMDD (19790101); other numbers are refused unless
