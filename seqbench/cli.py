@@ -39,6 +39,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 ResultsDir = Annotated[Path, typer.Option("--results", help="Folder of run folders.")]
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Folder of cached downloads.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace the -o file if it exists.")]
+Group = Annotated[
+    bool | None,
+    typer.Option(
+        "--group/--no-group",
+        help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
+    ),
+]
 Junit = Annotated[
     Path | None,
     typer.Option("--junit", help="Write the checks as JUnit XML (one test case each) to this file."),
@@ -247,13 +254,7 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")] = "table",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write validation curves overlaid to this PNG.")] = None,
-    group: Annotated[
-        bool | None,
-        typer.Option(
-            "--group/--no-group",
-            help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
-        ),
-    ] = None,
+    group: Group = None,
     against: Annotated[
         str | None,
         typer.Option(
@@ -440,13 +441,7 @@ def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
         "report.html"
     ),
-    group: Annotated[
-        bool | None,
-        typer.Option(
-            "--group/--no-group",
-            help="One row per config, mean ± std over its seeds (default: when a config has several runs).",
-        ),
-    ] = None,
+    group: Group = None,
     force: Force = False,
     results: ResultsDir = Path("results"),
 ) -> None:

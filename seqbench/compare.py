@@ -121,7 +121,6 @@ def by_task(runs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def _row(run: dict[str, Any]) -> dict[str, Any]:
     if task_of(run) == "lm":
         return _lm_row(run)
-    config = _section(run, "config")
     test = _section(run, "test")
     baselines = _section(run, "baselines")
     rmse = _number(test.get("rmse"))
@@ -129,16 +128,7 @@ def _row(run: dict[str, Any]) -> dict[str, Any]:
     best = best_baseline(baselines)
     scaled = _section(run, "scaled")  # None for a run before ETT, or under a transform
     return {
-        "run": run_label(run),
-        "model": _text(run.get("model")),
-        "backend": _text(run.get("backend")),
-        "dataset": _text(run.get("dataset")),
-        "data": data_fingerprint(run),
-        "hidden": _number(config.get("hidden_size", run.get("hidden_size"))),
-        "lr": _number(config.get("lr", run.get("lr"))),
-        "params": _number(run.get("params")),
-        "epochs": _number(run.get("epochs_run")),
-        "s/epoch": _number(run.get("seconds_per_epoch")),
+        **_identity(run),
         "rmse": rmse,
         "mae": _number(test.get("mae")),
         "r2": _number(test.get("r2")),
@@ -167,22 +157,29 @@ def best_baseline(baselines: dict[str, Any]) -> str | None:
     return min(present, key=lambda name: present[name]) if present else None
 
 
-def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
-    """An LM run's row: its held-out scores (test, or val for a split without test) and baselines."""
+def _identity(run: dict[str, Any]) -> dict[str, Any]:
+    """The columns every task's row starts with: which run, model and data, its size and speed."""
     config = _section(run, "config")
-    held = _section(run, _section(run, "headline").get("split") or "test")
-    baselines = _section(run, "baselines")
     return {
         "run": run_label(run),
         "model": _text(run.get("model")),
         "backend": _text(run.get("backend")),
         "dataset": _text(run.get("dataset")),
         "data": data_fingerprint(run),
-        "hidden": _number(config.get("hidden_size")),
-        "lr": _number(config.get("lr")),
+        "hidden": _number(config.get("hidden_size", run.get("hidden_size"))),  # top level: older runs
+        "lr": _number(config.get("lr", run.get("lr"))),
         "params": _number(run.get("params")),
         "epochs": _number(run.get("epochs_run")),
         "s/epoch": _number(run.get("seconds_per_epoch")),
+    }
+
+
+def _lm_row(run: dict[str, Any]) -> dict[str, Any]:
+    """An LM run's row: its held-out scores (test, or val for a split without test) and baselines."""
+    held = _section(run, _section(run, "headline").get("split") or "test")
+    baselines = _section(run, "baselines")
+    return {
+        **_identity(run),
         "bits_per_byte": _number(held.get("bits_per_byte")),
         "nats": _number(held.get("nats")),
         "perplexity": _number(held.get("perplexity")),

@@ -133,7 +133,7 @@ def run_experiment(
             raise ValueError(f"run_experiment runs one seed, got seeds {spec.seeds}; use run_seeds")
         spec = seed_specs(spec)[0]
     loaded, windows, learner = _prepare_logged(spec, data_dir, log)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, thread_limit(spec.train.threads):
         run_dir, _ = create_run_dir(results_dir, spec.name)
         with writes_into(run_dir), run_lock(run_dir):
             log.attach(run_dir / "run.log")
@@ -228,7 +228,8 @@ def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog 
             raise RunInterrupted(f"stopped by {stop.signal} before resuming; {run_dir} is unchanged")
         log.attach(run_dir / "run.log", append=True)
         log(f"resume {run_dir} after epoch {checkpoint.epoch} of {spec.train.epochs}")
-        return _train(spec, run_dir, loaded, windows, learner, log, stop, resume=checkpoint)
+        with thread_limit(spec.train.threads):
+            return _train(spec, run_dir, loaded, windows, learner, log, stop, resume=checkpoint)
 
 
 def _finish_artifacts(run_dir: Path, data_dir: Path, log: RunLog) -> RunResult:
@@ -350,20 +351,6 @@ def _train(
     resume: Checkpoint | None = None,
 ) -> RunResult:
     """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
-    with thread_limit(spec.train.threads):
-        return _train_pinned(spec, run_dir, loaded, windows, learner, log, stop, resume)
-
-
-def _train_pinned(
-    spec: Spec,
-    run_dir: Path,
-    loaded: Any,
-    windows: Any,
-    learner: Learner,
-    log: RunLog,
-    stop: StopRequest,
-    resume: Checkpoint | None = None,
-) -> RunResult:
     digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": loaded.info["sha256"]}
     n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1
