@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 import seqbench
+from seqbench.cli_syntax import Command, Group
 from seqbench.errors import SeqbenchError
 from seqbench.io import dumps_strict
 
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    cls=Group,
 )
 # a pipe or CI log gets a wide table rather than one squeezed into 80 columns
 stdout = Console(width=None if sys.stdout.isatty() else 200)
@@ -108,12 +110,13 @@ def main_options(
     state["debug"] = debug
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment spec (YAML).")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=3e-3.")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a key: --set train.lr=3e-3."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Run-name prefix (default: the spec's).")] = None,
     backend: Annotated[str | None, typer.Option(help="numpy or torch.")] = None,
@@ -131,7 +134,11 @@ def train(
     ] = False,
     expect: Annotated[
         list[str] | None,
-        typer.Option("--expect", help="Judge the result: --expect 'skill > 0' (exit 1 when one fails)."),
+        typer.Option(
+            "--expect",
+            metavar="CHECK",
+            help="Judge the result: --expect 'skill > 0' (exit 1 when one fails).",
+        ),
     ] = None,
     junit: Junit = None,
     results: ResultsDir = Path("results"),
@@ -244,7 +251,7 @@ def _train_seeds(
         )
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def compare(
     runs: Annotated[
@@ -432,7 +439,7 @@ def _optional_columns(task: str) -> list[str]:
     return LM_OPTIONAL_COLUMNS if task == "lm" else OPTIONAL_COLUMNS
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def report(
     runs: Annotated[
@@ -447,7 +454,8 @@ def report(
 ) -> None:
     """Write one self-contained HTML page of runs: compare's table, then each run's scores, pictures and spec.
 
-    The table (sortable: click a header) is compare's; each run adds its scores next to every
+    The table (sortable: click a header) is compare's, its key columns first (score, skill,
+    skill_best, dm_p, status) and its rows by dataset, then score; each run adds its scores next to every
     baseline, its loss curves and predictions, an LM's samples and its resolved spec.yaml; a sweep
     folder adds its sweep plots. Images are inline and the page makes no network request.
 
@@ -462,16 +470,23 @@ def report(
     print(f"wrote {written.path} ({written.runs} runs{sweeps})", file=sys.stderr)
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def sweep(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="The base spec (YAML).")] = None,
     grid: Annotated[
         list[str] | None,
-        typer.Option("--grid", help="A swept key and its values: --grid train.lr=1e-3,3e-3 (repeatable)."),
+        typer.Option(
+            "--grid",
+            metavar="KEY=V1,V2",
+            help="A swept key and its values: --grid train.lr=1e-3,3e-3 (repeatable).",
+        ),
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key of the base spec: --set train.epochs=5.")
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a key of the base spec: --set train.epochs=5."
+        ),
     ] = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="Seeds 0..N-1 per grid point (default: the spec's).")
@@ -537,7 +552,7 @@ def _sweep_progress(plan: Any) -> Callable[[Any], None]:
     return on_outcome
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def reference(
     run: Annotated[Path, typer.Argument(help="A completed run folder.")],
@@ -566,7 +581,7 @@ def reference(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def convert(
     source: Annotated[
@@ -588,7 +603,9 @@ def convert(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Import into this spec's model (YAML).")
     ] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key of the spec.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a key of the spec.")
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Run-name prefix of the new run (default: the spec's).")
     ] = None,
@@ -649,7 +666,7 @@ def convert(
         stdout.print(f"run folder: {result.run_dir}")
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def download(
     ticker: Annotated[
@@ -690,7 +707,7 @@ def download(
     print(path)
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="A forecast run folder.")],
@@ -734,7 +751,7 @@ def predict(
         print(f"wrote {output}", file=sys.stderr)
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def sample(
     run: Annotated[Path, typer.Argument(help="An LM run folder.")],
@@ -766,7 +783,7 @@ def sample(
     sys.stdout.flush()
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def datasets(data_dir: DataDir = Path("data")) -> None:
     """List the built-in datasets and cached downloads.
@@ -779,7 +796,7 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
     stdout.print(datasets_table(list_datasets(data_dir)))
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def gradcheck(
     model: Annotated[str | None, typer.Option(help="Check only this model (default: every model).")] = None,
@@ -811,12 +828,13 @@ def gradcheck(
         raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")
 
 
-@app.command()
+@app.command(cls=Command)
 @handles_errors
 def audit(
     config: Annotated[Path, typer.Option("--config", "-c", help="Experiment spec (YAML).")],
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key: --set model.name=mamba.")
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a key: --set model.name=mamba."),
     ] = None,
     data_dir: DataDir = Path("data"),
 ) -> None:

@@ -64,16 +64,16 @@ def loss_curve_figure(history: pd.DataFrame, min_delta: float = 0.0) -> Figure:
     ax = axes[0]
     for (epochs, loss), label in zip(series, ("train", "validation"), strict=True):
         if len(loss):
-            ax.plot(epochs, loss, marker="o", markersize=3, label=label)
+            ax.plot(epochs, loss, label=label, zorder=3, **_points(len(loss)))  # above the best-epoch star
     _loss_scale(ax, (loss for _, loss in series))
-    _integer_ticks(ax)
+    _integer_ticks(ax, np.concatenate([epochs for epochs, _ in series]))
     if best is not None:
         _mark_best(ax, *best)
     lr_ax = _lr_axis(ax, history)
     _finish(ax, title="Loss per epoch", xlabel="" if own_panel else "epoch", ylabel="loss", also=lr_ax)
     if own_panel:
         val = axes[1]
-        val.plot(*series[1], marker="o", markersize=3, color="tab:orange", label="validation")
+        val.plot(*series[1], color="tab:orange", label="validation", zorder=3, **_points(len(series[1][1])))
         _linear_ticks(val)
         if best is not None:
             _mark_best(val, *best)
@@ -112,7 +112,8 @@ def _lr_axis(ax: Axes, history: pd.DataFrame) -> Axes | None:
     if not len(lr):
         return None
     twin = ax.twinx()
-    twin.plot(epochs, lr, color="tab:purple", linestyle="--", linewidth=1, label="learning rate")
+    lone = {"marker": "_", "markersize": 14, "markeredgewidth": 1.5} if len(lr) == 1 else {}  # one epoch
+    twin.plot(epochs, lr, color="tab:purple", linestyle="--", linewidth=1, label="learning rate", **lone)
     twin.set_ylim(0, float(lr.max()) * 1.15 or 1.0)
     twin.set_ylabel("learning rate")
     twin.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
@@ -378,14 +379,15 @@ def val_curves_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     to the right of the axes so that it never covers a curve."""
     fig = _figure((10, 5))
     ax = fig.subplots()
-    losses = []
+    losses, all_epochs = [], []
     for label, history in curves.items():
         epochs, loss = _curve(history, "val_loss")
         if len(loss):
-            ax.plot(epochs, loss, label=label)
+            ax.plot(epochs, loss, label=label, **({} if len(loss) > 1 else _points(1)))
             losses.append(loss)
+            all_epochs.append(epochs)
     _loss_scale(ax, losses)
-    _integer_ticks(ax)
+    _integer_ticks(ax, np.concatenate(all_epochs or [np.array([])]))
     _finish(ax, title="Validation loss per epoch", xlabel="epoch", ylabel="validation loss", outside=True)
     return fig
 
@@ -452,9 +454,20 @@ def _linear_ticks(ax: Axes) -> None:
     ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
 
 
-def _integer_ticks(ax: Axes) -> None:
-    """Epochs are whole numbers: no tick at 2.5."""
+def _points(n: int) -> dict[str, object]:
+    """Markers on a curve of `n` points: small dots along a line; a lone point (a run of one
+    epoch draws no line) large enough to be seen."""
+    return {"marker": "o", "markersize": 3 if n > 1 else 7}
+
+
+def _integer_ticks(ax: Axes, epochs: np.ndarray | None = None) -> None:
+    """Epochs are whole numbers: no tick at 2.5; when every curve has the same single epoch, that
+    epoch is the one tick, in the middle (MaxNLocator falls back to fractions below two integers)."""
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    shown = np.unique(epochs) if epochs is not None else np.array([])
+    if len(shown) == 1:
+        ax.set_xlim(shown[0] - 1, shown[0] + 1)
+        ax.set_xticks(shown)
 
 
 def _finish(

@@ -1,7 +1,9 @@
 """`seqbench report`: one self-contained HTML page of runs, their scores and their pictures.
 
 The page holds, per task, compare's table (`seqbench.compare` rows, or `seqbench.groups` rows as
-mean ± std when a config has several runs), sortable by a click on a header; then each sweep
+mean ± std when a config has several runs), sortable by a click on a header, the columns that
+matter first (`FIRST_COLUMNS`: they fit a 1280-pixel screen), its rows by dataset, then by score,
+and data warnings between the runs of one dataset only; then each sweep
 folder the runs came from (its sweep plots and summary.md); then each run: its scores next to
 every baseline (`seqbench.tables.score_rows`), its pictures (loss_curve.png, predictions.png and
 any other image in its folder), an LM's samples.txt and its resolved spec.yaml. Images are inline
@@ -52,6 +54,14 @@ MAX_PAGE_IMAGE_BYTES = 16_000_000  # every picture on the page together (about 2
 MAX_PAGE_TEXT_CHARS = 4_000_000  # every text on the page together
 MAX_PICTURES_PER_FOLDER = 8  # a run's loss curve and predictions, and a few more
 LM_SCORES_CAPTION = "held-out bytes, every byte scored once; zlib and lzma: compressed size of the same bytes"
+# the columns a table opens with, so that they fit the first screen (1280 px); the rest follow in
+# compare's order: which run, on what, its headline score, whether it beats the baselines, and
+# beyond chance, and whether it completed
+FIRST_COLUMNS = {
+    "forecast": ["run", "config", "model", "dataset", "n", "rmse", "skill", "skill_best", "dm_p",
+                 "beats_persistence", "status"],
+    "lm": ["run", "config", "model", "dataset", "n", "bits_per_byte", "ngram_bpb", "beats_ngram", "status"],
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,10 @@ def report_html(runs: list[dict[str, Any]], sweeps: list[Path], group: bool | No
 
 
 def compare_section(task: str, runs: list[dict[str, Any]], group: bool | None = None) -> list[str]:
-    """Compare's table of one task's runs (grouped as compare groups them), and its data warnings."""
-    notes = check_pinned(runs)
+    """Compare's table of one task's runs (grouped as compare groups them), and the data warnings
+    of the runs it puts side by side: those of one dataset (a run on sp500 and one on weather are
+    not a comparison anyone asked for; two downloads of AAPL over different years are)."""
+    notes = [line for members in by_dataset(runs).values() for line in check_pinned(members)]
     for line in notes:
         warnings.warn(line, stacklevel=2)
     grouped = group is True or (group is None and has_repeats(runs))
@@ -116,8 +128,8 @@ def _run_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[l
     """One row per run (compare's rows), by the task's headline score; the run links to its section.
     Columns that no run has a value in (the scaled scores of runs without them) are left out."""
     rows = [{**compare_rows([run])[0], "_anchor": run["_anchor"]} for run in runs]
-    rows = sort_rows(rows, HEADLINE[task], TASK_COLUMNS[task])
-    columns = shown_columns(rows, TASK_COLUMNS[task])
+    rows = _by_dataset_then(sort_rows(rows, HEADLINE[task], TASK_COLUMNS[task]))
+    columns = _first(task, shown_columns(rows, TASK_COLUMNS[task]))
     cells = [
         [_cell(column, row.get(column), row.get(column), row["_anchor"] if column == "run" else None)
          for column in columns]
@@ -128,13 +140,13 @@ def _run_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[l
 
 
 def _group_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list[list[Cell]], str]:
-    """One row per config (mean ± std over its seeds), by its mean headline score; sorted by the means."""
+    """One row per config (mean ± std over its seeds), by dataset, then by its mean headline score."""
     layout = LAYOUTS[task]
     groups = group_runs(runs)
     rows = [{**group_rows(members)[0], "_anchor": members[0]["_anchor"]} for members in groups]
-    rows = sort_rows(rows, HEADLINE[task], layout.data_columns)
+    rows = _by_dataset_then(sort_rows(rows, HEADLINE[task], layout.data_columns))
     texts = display_rows(rows)
-    columns = shown_columns(texts, layout.columns)
+    columns = _first(task, shown_columns(texts, layout.columns))
     cells = []
     for row, shown in zip(rows, texts, strict=True):
         line = []
@@ -144,6 +156,26 @@ def _group_table(task: str, runs: list[dict[str, Any]]) -> tuple[list[str], list
             line.append(_cell(column, shown.get(column), sort, link))
         cells.append(line)
     return columns, cells, group_caption(rows, layout)
+
+
+def by_dataset(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Runs by the name of their dataset (compare's `dataset` column), in order of that name."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        out.setdefault(compare_rows([run])[0].get("dataset") or "", []).append(run)
+    return dict(sorted(out.items()))
+
+
+def _by_dataset_then(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sorted rows kept in their order within each dataset, the datasets by name: a table of runs
+    on several datasets ranks each dataset's runs, never an RMSE in dollars against one in degrees."""
+    return sorted(rows, key=lambda row: row.get("dataset") or "")
+
+
+def _first(task: str, columns: list[str]) -> list[str]:
+    """`columns` with the task's FIRST_COLUMNS (those present) at the front, the rest in order."""
+    first = [column for column in FIRST_COLUMNS[task] if column in columns]
+    return first + [column for column in columns if column not in first]
 
 
 def _cell(column: str, value: Any, sort: Any, link: str | None = None) -> Cell:

@@ -166,6 +166,44 @@ def test_loss_curve_has_labelled_axes_and_integer_epoch_ticks() -> None:
     assert ax.get_lines()[0].get_xdata().tolist() == [1, 2, 3, 4]
 
 
+def _pixels_of(fig: Figure, color: str) -> int:
+    """How many pixels of the figure, saved as PNG without its legends and read back, are `color`."""
+    import io
+
+    from matplotlib import colors, image
+
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=plots.DPI)
+    png.seek(0)
+    rgb = image.imread(png)[..., :3]
+    return int((np.abs(rgb - colors.to_rgb(color)).max(axis=-1) < 0.08).sum())
+
+
+def test_a_one_epoch_loss_curve_shows_its_points_and_one_epoch_tick() -> None:
+    """One epoch draws no line: the train and validation points are markers large enough to see
+    (the validation one above the best-epoch star), the learning rate a short bar."""
+    history = _history(epochs=1)
+    ticks = _labelled_ticks(_panels(plots.loss_curve_figure(history))[0].xaxis)
+    assert ticks == {1.0: "1"}
+    fig = plots.loss_curve_figure(history)
+    assert _pixels_of(fig, "tab:blue") >= 60  # a 3-point dot was about 20 pixels
+    fig = plots.loss_curve_figure(history)
+    assert _pixels_of(fig, "tab:orange") >= 60  # was hidden under the star: 0
+    fig = plots.loss_curve_figure(history)
+    assert _pixels_of(fig, "tab:purple") >= 15  # a line of one point: 0
+
+
+def test_one_epoch_validation_curves_show_each_run_as_a_point() -> None:
+    one = _history(epochs=1)
+    curves = {"a": one, "b": one.assign(val_loss=0.5)}
+    assert _labelled_ticks(plots.val_curves_figure(curves).axes[0].xaxis) == {1.0: "1"}
+    assert _pixels_of(plots.val_curves_figure(curves), "tab:blue") >= 60
+    assert _pixels_of(plots.val_curves_figure(curves), "tab:orange") >= 60
+
+
 def test_loss_curve_marks_the_best_epoch() -> None:
     history = _history().assign(val_loss=[3.0, 2.0, 1.5, 1.6, 1.7])
     fig = plots.loss_curve_figure(history)

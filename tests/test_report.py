@@ -7,6 +7,7 @@ import base64
 import html
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,55 @@ def test_an_ett_like_run_next_to_an_old_one_shows_scaled_columns_and_negative_sk
         "0.433",
     )
     assert (rows["ett/2026-ett"]["best_scaled_mse"], rows["old/2026-old"]["scaled_mse"]) == ("0.388", "")
+
+
+def header(page: str, table_id: str) -> list[str]:
+    table = re.search(rf'<table[^>]* id="{table_id}">(.*?)</thead>', page, re.S)
+    return [html.unescape(th) for th in re.findall(r"<th(?: [^>]*)?>(.*?)</th>", table.group(1))]
+
+
+def test_the_tables_open_with_the_columns_that_matter(page, report_results):
+    first = ["config", "model", "dataset", "n", "rmse", "skill", "skill_best", "dm_p", "beats_persistence"]
+    assert header(page, "compare-forecast")[:10] == [*first, "status"]
+    assert header(page, "compare-lm")[:6] == [
+        "run",
+        "model",
+        "dataset",
+        "bits_per_byte",
+        "ngram_bpb",
+        "status",
+    ]
+    one_per_run = report_html(load_runs(find_runs([], report_results)), [], group=False)
+    assert header(one_per_run, "compare-forecast")[:8] == [
+        "run", "model", "dataset", "rmse", "skill", "skill_best", "dm_p", "status",
+    ]  # fmt: skip
+    assert set(header(one_per_run, "compare-forecast")) >= {"backend", "data", "mae", "persistence_rmse"}
+
+
+def _on(tmp_path: Path, name: str, dataset: str, rmse: float, sha: str | None = None) -> dict:
+    data = {"source": "builtin", "name": dataset, "sha256": (sha or dataset * 8)[:64]}
+    return _old_run(tmp_path, name, rmse, dataset=dataset, data=data, split_id="s1")
+
+
+def test_runs_are_ranked_within_their_dataset_and_not_warned_about_across_datasets(tmp_path):
+    runs = [
+        _on(tmp_path, "a", "sp500", 20.0), _on(tmp_path, "b", "weather", 2.0),
+        _on(tmp_path, "c", "sp500", 19.0), _on(tmp_path, "d", "weather", 3.0),
+    ]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = report_html(runs, [])
+    rows = body_rows(page, "compare-forecast")
+    assert [(row["dataset"], row["rmse"]) for row in rows] == [
+        ("sp500", "19"), ("sp500", "20"), ("weather", "2"), ("weather", "3"),
+    ]  # fmt: skip
+    assert "different data" not in page and not caught
+
+
+def test_runs_on_one_dataset_with_different_data_are_still_warned_about(tmp_path):
+    runs = [_on(tmp_path, "a", "aapl", 20.0, sha="1" * 64), _on(tmp_path, "b", "aapl", 19.0, sha="2" * 64)]
+    runs.append(_on(tmp_path, "c", "weather", 2.0))
+    with pytest.warns(UserWarning, match="different data: a/2026-a .* vs b/2026-b") as caught:
+        page = report_html(runs, [])
+    assert len(caught) == 1 and page.count("warning: different data") == 1
+    assert "weather" not in page.split("warning: different data")[1].split("</p>")[0]

@@ -128,3 +128,29 @@ def test_a_page_that_asks_the_network_fails_the_check(browser, report, tmp_path)
     problems = open_page(browser, tmp_path / "bad.html")
     assert any("Content Security Policy" in p for p in problems), problems
     assert "image not shown: remote" in problems and any("undefinedThing" in p for p in problems)
+
+
+def test_the_first_screen_shows_skill_dm_p_and_status_without_scrolling(
+    browser, report, report_results, tmp_path
+):
+    """At 1280 x 800 the compare table's headline columns are in view: no horizontal scroll to
+    reach skill, skill_best, dm_p or status, of the grouped table or of the one-row-per-run one."""
+    one_per_run = tmp_path / "runs.html"
+    write_report(find_runs([], report_results), one_per_run, group=False)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        for page in (report, one_per_run):
+            open_page(browser, page)
+            for name in ("rmse", "skill", "skill_best", "dm_p", "status"):
+                box = browser.execute_script(
+                    "var r = document.querySelector(arguments[0]).getBoundingClientRect();"
+                    "return [r.left, r.right, r.bottom, window.innerWidth, window.innerHeight];",
+                    f"#compare-forecast th[title={name}]",
+                )
+                left, right, bottom, width, height = box
+                assert left >= 0 and right <= width and bottom <= height, (page.name, name, box)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -210,3 +210,23 @@ def test_the_ett_specs_run_unchanged_on_15_minute_rows(tmp_path, model):
     m = result.metrics
     assert m["splits"]["test"]["rows"] == [4 * 600, 4 * 720]
     assert m["test_windows"] == 4 * 120 - 96 + 1 and m["config"]["season"] == 96
+
+
+def test_the_log_counts_windows_as_the_docs_do_and_says_the_channels_fold_into_rows():
+    """docs/forecasting.md says 8,449 / 2,785 / 2,785 windows at input and horizon 96; a run with
+    channels independent feeds the model 7 rows per window (59,143 training rows): its log says both."""
+    from types import SimpleNamespace
+
+    from seqbench.tasks.forecast import header
+
+    cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    df = frame(n=14_400, columns=cols)
+    kw = {"seq_len": 96, "horizon": 96, "split": ETT_SPLIT, "normalize": "instance"}
+    run = SimpleNamespace(dataset=SimpleNamespace(label="ETTh1", fill="ffill"))
+    loaded = SimpleNamespace(frame=df, info={"first_date": "2020-01-01", "last_date": "2021-08-22"})
+    folded = make_windows(df, cols, cols, spec(**kw, channels="independent"))
+    assert len(folded.train.x) == 59_143
+    (line,) = header(run, loaded, folded)
+    assert line.endswith("windows train 8449, val 2785, test 2785 (x 7 channels, one row each)")
+    (line,) = header(run, loaded, make_windows(df, cols, cols, spec(**kw)))
+    assert line.endswith("windows train 8449, val 2785, test 2785")
