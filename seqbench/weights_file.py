@@ -21,7 +21,7 @@ import pickle
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from seqbench.errors import SeqbenchError, shown
 NPZ_SUFFIX = ".npz"
 CHUNK = 1 << 20  # bytes read at a time
 MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}  # deflate expands 1032x at most
+MAX_PICKLE = 16 << 20  # a .pt's data.pkl: names and storage references, ~100 bytes a tensor
 HEADERS = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
 
 
@@ -53,10 +54,6 @@ class Stored:
     reads: set[str]  # the names of its file read so far
     finite: bool = True
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self.load()
         self.reads.add(self.name)
@@ -74,7 +71,7 @@ class WeightsFile(Mapping[str, Stored]):
 
     path: Path
     tensors: dict[str, Stored]
-    reads: set[str] = field(default_factory=set)
+    reads: set[str]  # shared with its tensors
 
     def __getitem__(self, name: str) -> Stored:
         return self.tensors[name]
@@ -252,20 +249,35 @@ def torch_module() -> Any:
 
 def _torch_load(torch: Any, path: Path) -> Any:
     """torch.load of a zip file (torch.save's format since PyTorch 1.6): weights only, memory-mapped."""
-    with open(path, "rb") as f:
-        if not zipfile.is_zipfile(f):
-            raise _not_weights(path, "not a zip archive (torch.save's format since PyTorch 1.6)")
+    _check_torch_zip(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc.__context__ or exc)  # torch's own message advises weights_only=False
-        if "GLOBAL" in reason:
+        if "GLOBAL" in reason or "allowlist" in reason:
             raise WeightsFileError(
                 f"{path} is not a plain weights file (it holds Python objects); seqbench loads weights only"
             ) from None
         raise _not_weights(path, reason) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise _not_weights(path, str(exc)) from None
+
+
+def _check_torch_zip(path: Path) -> None:
+    """A zip archive (torch.save's format since PyTorch 1.6) whose pickle is of a state dict's size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [info for info in archive.infolist() if info.filename.endswith("data.pkl")]
+    except zipfile.BadZipFile:
+        raise _not_weights(
+            path, "not a zip archive (torch.save's format since PyTorch 1.6: re-save an older file)"
+        ) from None
+    big = next((info for info in pickles if info.file_size > MAX_PICKLE), None)
+    if big is not None:
+        raise WeightsFileError(
+            f"{path}: its {shown(big.filename)} is {big.file_size} bytes, far more than a state dict's "
+            "names need; a damaged or crafted file"
+        )
 
 
 def _not_weights(path: Path, reason: str) -> WeightsFileError:

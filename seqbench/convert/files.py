@@ -8,7 +8,7 @@ names and layout (linear weights (in, out)): OWN below. Export writes them, impo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,10 @@ def with_own(model: Any, peer_state: Arrays) -> Arrays:
     return {**peer_state, **own}
 
 
-def convert_in(state: WeightsFile, model: Any, peer_name: str) -> tuple[Arrays, list[str]]:
+def convert_in(state: Mapping[str, Any], model: Any, peer_name: str) -> tuple[Arrays, list[str]]:
     """Every weight of `model` from `state`: the peer's blocks, then seqbench's own (OWN) where the
     file has them, each read once its shape is checked. Returns the weights and the OWN names the
-    model has and the file lacks; a tensor the model does not use is a ConversionError."""
+    model has and the file lacks."""
     params = peer(peer_name).load(state, model)
     absent = []
     for name in OWN:
@@ -108,7 +108,6 @@ def convert_in(state: WeightsFile, model: Any, peer_name: str) -> tuple[Arrays, 
                 f"{params[name].shape} (seqbench's layout: (in, out))"
             )
         params[name] = np.asarray(state[name]).astype(params[name].dtype)
-    check_all_read(state, model)
     return params, absent
 
 
@@ -195,6 +194,7 @@ def import_file(
 
     def convert(model: Any) -> Arrays:
         params, missing = convert_in(state, model, peer_name)
+        check_all_read(state, model)
         absent.extend(missing)
         if missing:
             log.warn(
