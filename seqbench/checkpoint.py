@@ -11,7 +11,7 @@ Two files in the run folder, neither of them pickled:
 `checkpoint.json` is written last and names its .npz, and each epoch's .npz has a new name,
 so a run killed at any moment leaves a complete pair: the JSON and the arrays it names (older
 .npz files are removed once the new JSON is in place). Loading checks the sha256 and never
-unpickles (`np.load(..., allow_pickle=False)`).
+unpickles (`seqbench.weights_file`: each member's size checked against its bytes before it is read).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from seqbench.errors import SeqbenchError
 from seqbench.io import atomic_path, atomic_write_json
 from seqbench.train import Checkpoint, EpochRecord, FitResult
+from seqbench.weights_file import open_weights
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = 1
@@ -82,8 +83,7 @@ def read_checkpoint(run_dir: Path) -> tuple[Checkpoint, dict[str, Any]]:
         data = npz_path.read_bytes()
         if hashlib.sha256(data).hexdigest() != state["sha256"]:
             raise ValueError(f"{npz_path.name} does not match its sha256 in {CHECKPOINT_FILE}")
-        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
-            arrays = {key: saved[key] for key in saved.files}
+        arrays = open_weights(npz_path, finite=False, data=data).arrays()
         progress = dict(state["progress"])
         history = [EpochRecord(**record) for record in progress.pop("history")]
         best_val_loss = progress.pop("best_val_loss")

@@ -75,7 +75,7 @@ def test_object_arrays_are_refused(tmp_path):
 
     record["sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
     (tmp_path / CHECKPOINT_FILE).write_text(json.dumps(record))
-    with pytest.raises(SeqbenchError, match="allow_pickle=False"):
+    with pytest.raises(SeqbenchError, match="holds object values, not real numbers"):
         read_checkpoint(tmp_path)
 
 
@@ -97,7 +97,7 @@ def test_remove(tmp_path):
 
 
 def test_saved_weights_are_never_unpickled(tmp_path):
-    """model.npz is read with allow_pickle=False: an object array is refused, its payload never runs."""
+    """model.npz is read without unpickling: an object array is refused, its payload never runs."""
     from seqbench.learners import build_learner
     from seqbench.spec import Spec
 
@@ -113,7 +113,7 @@ def test_saved_weights_are_never_unpickled(tmp_path):
     spec = Spec.model_validate(
         {"dataset": {"source": "synthetic", "name": "sine"}, "model": {"hidden_size": 2}}
     )
-    with pytest.raises(ValueError, match="allow_pickle=False"):
+    with pytest.raises(ValueError, match="holds object values, not real numbers"):
         build_learner(spec, 1, 1).load(tmp_path / "model.npz")
     assert not sentinel.exists()
 

@@ -227,7 +227,8 @@ def test_a_checkpoint_is_never_unpickled(interrupted_run, workdir):
     point_checkpoint_at(interrupted_run, "checkpoint-0009.npz")
     result = invoke("train", "--resume", interrupted_run)
     assert result.exit_code == 2
-    assert "unreadable checkpoint (Object arrays cannot be loaded when allow_pickle=False)" in result.stderr
+    assert "unreadable checkpoint (" in result.stderr
+    assert "holds object values, not real numbers" in result.stderr
     assert not (workdir / "pwned").exists()
 
 

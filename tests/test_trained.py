@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.io import read_npz
+from seqbench.weights_file import open_weights
 
 runner = CliRunner()
 
@@ -82,14 +82,14 @@ def test_a_damaged_model_npz_is_one_line_naming_it(runs, tmp_path, command, dama
     assert files_of(run_dir) == before
 
 
-def test_read_npz_refuses_what_is_not_plain_arrays(tmp_path):
+def test_open_weights_refuses_what_is_not_plain_arrays(tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(3))
     np.savez(tmp_path / "objects.npz", a=np.array([{"x": 1}], dtype=object))
     np.savez(tmp_path / "good.npz", a=np.arange(3))
-    with pytest.raises(ValueError, match=r"one\.npy is not a readable \.npz file"):
-        read_npz(tmp_path / "one.npy")
-    with pytest.raises(ValueError, match=r"objects\.npz is not a readable \.npz file"):
-        read_npz(tmp_path / "objects.npz")
+    with pytest.raises(ValueError, match=r"one\.npy is not a weights file"):
+        open_weights(tmp_path / "one.npy")
+    with pytest.raises(ValueError, match=r"objects\.npz: 'a' holds object values, not real numbers"):
+        open_weights(tmp_path / "objects.npz")
     with pytest.raises(FileNotFoundError):
-        read_npz(tmp_path / "absent.npz")
-    assert read_npz(tmp_path / "good.npz")["a"].tolist() == [0, 1, 2]
+        open_weights(tmp_path / "absent.npz")
+    assert open_weights(tmp_path / "good.npz").arrays()["a"].tolist() == [0, 1, 2]

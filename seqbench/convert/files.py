@@ -8,10 +8,7 @@ names and layout (linear weights (in, out)): OWN below. Export writes them, impo
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,12 @@ from seqbench.convert.common import ConversionError, params_of
 from seqbench.convert.mambapy import from_mambapy, to_mamba_ssm, to_mambapy
 from seqbench.convert.mingru_pytorch import from_mingru_pytorch, to_mingru_pytorch
 from seqbench.errors import SeqbenchError, shown
-from seqbench.io import atomic_path
+from seqbench.io import atomic_path, file_sha256
+from seqbench.weights_file import NPZ_SUFFIX, WeightsFile, open_weights, torch_module
 
 Arrays = dict[str, np.ndarray]
 OWN = ("embed.weight", "embed.bias", "head.weight", "head.bias")  # seqbench's names, its layout
-TORCH_SUFFIXES, NPZ_SUFFIX = (".pt", ".pth"), ".npz"
+TORCH_SUFFIXES = (".pt", ".pth")
 
 
 @dataclass(frozen=True)
@@ -61,41 +59,12 @@ def peer_for_model(model_name: str) -> str:
     return PEER_OF_MODEL[model_name]
 
 
-def _torch() -> Any:
-    from seqbench.models.registry import TORCH_HINT, torch_installed
-
-    if not torch_installed():
-        raise SeqbenchError(f"reading or writing a .pt file needs PyTorch: {TORCH_HINT}; or use a .npz file")
-    import torch
-
-    return torch
-
-
-def read_state(path: Path) -> Arrays:
-    """The named arrays in a .pt/.pth (weights_only) or .npz (no pickle) file."""
+def read_state(path: Path) -> WeightsFile:
+    """The named tensors in a .pt/.pth or .npz file, by their headers (each is read once checked)."""
     path = Path(path)
     if not path.is_file():
         raise SeqbenchError(f"{path}: no such file")
-    try:
-        if path.suffix == NPZ_SUFFIX:
-            with np.load(path, allow_pickle=False) as saved:
-                return {k: saved[k] for k in saved.files}
-        torch = _torch()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqbenchError(
-            f"{path} is not a state dict of tensors (torch.save of a dict, or .npz): {shown(reason, 160)}"
-        ) from None
-    if not isinstance(state, dict):
-        raise SeqbenchError(f"{path} holds a {type(state).__name__}, not a dictionary of named tensors")
-    bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
-    if bad is not None:
-        raise SeqbenchError(
-            f"{path}: '{shown(bad)}' is a {type(state[bad]).__name__}, not a tensor "
-            "(save model.state_dict(), not a checkpoint that wraps it)"
-        )
-    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+    return open_weights(path)
 
 
 def write_state(path: Path, arrays: Arrays) -> None:
@@ -107,7 +76,7 @@ def write_state(path: Path, arrays: Arrays) -> None:
         return
     if path.suffix not in TORCH_SUFFIXES:
         raise SeqbenchError(f"{path}: the output must end in .pt, .pth or .npz")
-    torch = _torch()
+    torch = torch_module()
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
     with atomic_path(path) as tmp:
         torch.save(tensors, tmp)
@@ -121,9 +90,10 @@ def with_own(model: Any, peer_state: Arrays) -> Arrays:
     return {**peer_state, **own}
 
 
-def convert_in(state: Arrays, model: Any, peer_name: str) -> tuple[Arrays, list[str]]:
+def convert_in(state: Mapping[str, Any], model: Any, peer_name: str) -> tuple[Arrays, list[str]]:
     """Every weight of `model` from `state`: the peer's blocks, then seqbench's own (OWN) where the
-    file has them. Returns the weights and the OWN names the model has and the file lacks."""
+    file has them, each read once its shape is checked. Returns the weights and the OWN names the
+    model has and the file lacks."""
     params = peer(peer_name).load(state, model)
     absent = []
     for name in OWN:
@@ -141,6 +111,17 @@ def convert_in(state: Arrays, model: Any, peer_name: str) -> tuple[Arrays, list[
     return params, absent
 
 
+def check_all_read(state: WeightsFile, model: Any) -> None:
+    """Every tensor of the file went into `model`: one that did not is refused, unread."""
+    unused = state.unread()
+    if unused:
+        used = sorted(set(state) - set(unused))
+        raise ConversionError(
+            f"{state.path} has {len(unused)} tensor(s) this {type(model).__name__} does not use: "
+            f"{shown(', '.join(unused), 160)}; it uses {shown(', '.join(used), 200)}"
+        )
+
+
 # ---- a run folder's model, rebuilt from its spec and weights (no data needed) -------------------
 
 
@@ -149,6 +130,7 @@ def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
     backend trained it; the sizes come from the weights, so the data need not be there)."""
     from seqbench.models.numpy.learner import check_weights
     from seqbench.models.registry import build_model
+    from seqbench.runs import read_status
     from seqbench.spec import load_spec
 
     run_dir = Path(run_dir)
@@ -157,6 +139,12 @@ def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
     files = [run_dir / name for name in ("model.npz", "model.pt") if (run_dir / name).is_file()]
     if not files:
         raise SeqbenchError(f"{run_dir} has no trained weights (model.npz or model.pt)")
+    status = read_status(run_dir)
+    if status != "completed":
+        raise SeqbenchError(
+            f"{run_dir} is {status or 'unfinished (its metrics.json has no status)'}; "
+            "`seqbench convert` exports completed runs only"
+        )
     spec = load_spec(run_dir / "spec.yaml", [], data_dir)
     weights = read_state(files[0])
     vocab = 256 if spec.task == "lm" else None
@@ -173,7 +161,7 @@ def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
     except (KeyError, StopIteration, ValueError) as exc:
         raise SeqbenchError(f"{files[0]} does not fit the model of {run_dir / 'spec.yaml'}: {exc}") from None
     for name, value in weights.items():
-        model.params[name][...] = value
+        model.params[name][...] = np.asarray(value)
     return spec, model
 
 
@@ -206,6 +194,7 @@ def import_file(
 
     def convert(model: Any) -> Arrays:
         params, missing = convert_in(state, model, peer_name)
+        check_all_read(state, model)
         absent.extend(missing)
         if missing:
             log.warn(
@@ -217,6 +206,6 @@ def import_file(
     source = {
         "file": str(path),
         "peer": peer_name,
-        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "sha256": file_sha256(path),
     }
     return import_experiment(spec, convert, source, results_dir, data_dir, log), absent

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.convert.common import Rule, as_array, check_layers, give, load_params, same, take, transposed
+from seqbench.convert.common import Rule, check_layers, give, load_params, same, take, transposed
 
 HINT = "hidden_size, expand, state_size, conv_kernel and dt_rank"
 
@@ -49,9 +49,9 @@ def block_rules(i: int) -> list[Rule]:
 OUTER = [same("norm_f.weight", "norm_f.weight"), same("embed.weight", "embedding.weight")]
 
 
-def _strip_prefix(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The state dict with mamba_ssm's `backbone.` prefix removed (mambapy has none)."""
-    return {k.removeprefix("backbone."): as_array(v) for k, v in state.items()}
+def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The state dict with mamba_ssm's `backbone.` prefix removed (mambapy has none); unread."""
+    return {k.removeprefix("backbone."): v for k, v in state.items()}
 
 
 def from_mambapy(state: Mapping[str, Any], model: Any) -> dict[str, np.ndarray]:

@@ -20,7 +20,6 @@ import numpy as np
 from seqbench.convert.common import (
     ConversionError,
     Rule,
-    as_array,
     check_layers,
     give,
     load_params,
@@ -66,11 +65,10 @@ def check_log_space(model: Any) -> None:
         )
 
 
-def _with_prefix(state: Mapping[str, Any], model: Any) -> dict[str, np.ndarray]:
-    """The state dict by `layers.{i}.` names: a single layer's (no prefix) becomes layer 0's."""
-    state = {k: as_array(v) for k, v in state.items()}
+def _with_prefix(state: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """The state dict by `layers.{i}.` names: a single layer's (no prefix) becomes layer 0's; unread."""
     if not any(k in state for k in SINGLE):
-        return state
+        return dict(state)
     if model.n_layers != 1:
         raise ConversionError(
             f"the state dict is one minGRU layer's ('to_hidden_and_gate.weight' without a prefix), "

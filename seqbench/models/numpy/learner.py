@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqbench.io import atomic_path, read_npz
+from seqbench.io import atomic_path
 from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.optim import Optimizer, clip_grad_norm
+from seqbench.weights_file import open_weights
 
 
 class NumpyLearner:
@@ -105,13 +107,14 @@ class NumpyLearner:
             np.savez(f, **self.model.params)
 
     def load(self, path: Path) -> None:
-        """Weights saved by `save`; never unpickles (an object array, or a damaged file, is a ValueError)."""
-        weights = read_npz(path)
+        """Weights saved by `save`, each read once its name and shape are the model's; never unpickles
+        (a damaged or crafted file is a WeightsFileError, a misfit a ValueError)."""
+        weights = open_weights(path)
         check_weights(self.model.params, weights)
-        self.restore(weights)
+        self.restore(weights.arrays())
 
 
-def check_weights(expected: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> None:
+def check_weights(expected: Mapping[str, np.ndarray], given: Mapping[str, Any]) -> None:
     """`given` has exactly the names and shapes of `expected`, or a ValueError says which differs."""
     missing = sorted(set(expected) - set(given))
     extra = sorted(set(given) - set(expected))

@@ -15,6 +15,7 @@ on the same layers; states are lists of tensors, one entry per layer, laid out a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ def check_weights(expected: dict[str, tuple[int, ...]], given: dict[str, tuple[i
             )
 
 
-def load_numpy(model: nn.Module, params: dict[str, Any]) -> None:
+def load_numpy(model: nn.Module, params: Mapping[str, Any]) -> None:
     """Copy weights (NumPy arrays or tensors, by name) into `model`, in its dtype and device.
 
     The names and shapes must be exactly the model's; otherwise a ValueError names the first

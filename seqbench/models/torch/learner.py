@@ -14,7 +14,6 @@ state_dict of CPU tensors that `torch.load(..., weights_only=True)` reads.
 from __future__ import annotations
 
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,12 @@ import numpy as np
 import torch
 
 from seqbench.errors import SeqbenchError
-from seqbench.io import atomic_path, read_npz
+from seqbench.io import atomic_path
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.models.registry import model_class
 from seqbench.models.torch.base import TorchStack, load_numpy, to_numpy
 from seqbench.models.torch.layers import mse_loss
+from seqbench.weights_file import open_weights
 
 Arrays = dict[str, np.ndarray]
 
@@ -185,22 +185,9 @@ class TorchLearner:
             torch.save(state, tmp)
 
     def load(self, path: Path) -> None:
-        """Weights saved by `save` (or a NumPy model's .npz); never unpickles arbitrary objects."""
-        load_numpy(self.model, read_weights(path))
-
-
-def read_weights(path: str | Path) -> dict[str, Any]:
-    """The named weights in a `model.pt` (weights_only) or `model.npz` (no pickle) file."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        return read_npz(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path} is not a weights file saved by seqbench: {exc}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a dictionary of named weights")
-    return state
+        """Weights saved by `save` (or a NumPy model's .npz), each read once its name and shape are
+        the model's; never unpickles arbitrary objects."""
+        load_numpy(self.model, open_weights(path))
 
 
 # ---- building a learner from spec values ---------------------------------------------------------

@@ -10,10 +10,11 @@ from seqbench.models.numpy.learner import NumpyLearner  # noqa: E402
 from seqbench.models.registry import model_class, model_names  # noqa: E402
 from seqbench.models.torch.base import load_numpy, to_numpy  # noqa: E402
 from seqbench.models.torch.layers import cross_entropy_loss as torch_cross_entropy  # noqa: E402
-from seqbench.models.torch.learner import build_torch_learner, read_weights  # noqa: E402
+from seqbench.models.torch.learner import build_torch_learner  # noqa: E402
 from seqbench.optim import make_optimizer  # noqa: E402
 from seqbench.spec import TrainSpec  # noqa: E402
 from seqbench.train import fit, mse  # noqa: E402
+from seqbench.weights_file import open_weights  # noqa: E402
 
 MODELS = model_names()
 # small sizes for Mamba's options, so that every check stays quick
@@ -335,7 +336,7 @@ def test_model_pt_loads_with_weights_only_and_reproduces_predictions(name, tmp_p
     # the same file, read as plain arrays, loads into the NumPy twin
     numpy_model = model_class(name, "numpy")(2, 1, hidden_size=6, **OPTIONS.get(name, {}))
     on_numpy = NumpyLearner(numpy_model, make_optimizer("adam", numpy_model.params, 1e-3), 1.0)
-    on_numpy.restore({k: v.numpy() for k, v in read_weights(path).items()})
+    on_numpy.restore(open_weights(path).arrays())
     np.testing.assert_allclose(on_numpy.predict(x), learner.predict(x), rtol=1e-5, atol=1e-6)
 
 
