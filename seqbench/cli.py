@@ -58,8 +58,9 @@ def handles_errors(command: F) -> F:
     """Run a command with its failures said in one or two lines, and its exit code.
 
     SeqbenchError: its message and exit code (2 bad input, 1 failed run, 130 interrupted);
-    Ctrl-C outside a run: exit 130; any other failed read or write (OSError): exit 1. Warnings
-    are one `warning: ...` line each. `--debug` lets the exception and its traceback through.
+    Ctrl-C outside a run: exit 130; any other failed read or write (OSError), or running out of
+    memory where no layer below said why: exit 1. Warnings are one `warning: ...` line each.
+    `--debug` lets the exception and its traceback through.
     """
 
     @functools.wraps(command)
@@ -79,6 +80,11 @@ def handles_errors(command: F) -> F:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
+        except MemoryError:  # where no layer below named the setting to lower (a run's stages do)
+            if state["debug"]:
+                raise
+            print("error: ran out of memory; free memory or give the command less to hold", file=sys.stderr)
+            raise typer.Exit(1) from None
         except OSError as exc:  # a failed read or write that no layer below turned into a message
             if state["debug"]:
                 raise

@@ -47,6 +47,7 @@ from seqbench.runs import (
 from seqbench.signals import StopRequest, stop_on_signals
 from seqbench.spec import Spec, dump_spec, load_spec, seed_specs
 from seqbench.tasks import forecast, task_module
+from seqbench.tasks.common import failed_metrics
 from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
 
@@ -171,8 +172,9 @@ def import_experiment(
         log(f"run {run_dir}: weights converted from {source.get('file')} ({source.get('peer')}), no training")
         _log_header(spec, loaded, windows, learner, log)
         learner.save(run_dir / learner.weights_file)  # type: ignore[attr-defined]
-        with _evaluation_memory(spec, windows, run_dir, log):
-            metrics = task_module(spec.task).evaluate(
+        failure = MemoryFailure(spec, run_dir, loaded, windows, learner, log, fit_result)
+        with failure.catch("evaluating"):
+            metrics = failure.metrics = task_module(spec.task).evaluate(
                 spec, loaded, windows, learner, fit_result, run_dir.name
             )
             metrics["converted_from"] = source
@@ -262,9 +264,10 @@ def writes_into(run_dir: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise write_error(run_dir, exc) from exc
-    except MemoryError:
+    except MemoryError:  # outside training and evaluation (MemoryFailure): reading the data, a write
         raise RunFailed(
-            f"ran out of memory; lower train.batch_size or model.hidden_size (kept what it had in {run_dir})"
+            f"ran out of memory reading the data or writing the run folder; free memory and try again "
+            f"(kept what it had in {run_dir})"
         ) from None
 
 
@@ -354,7 +357,15 @@ def _train(
     digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": loaded.info["sha256"]}
     n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1
-    with _progress_bar(log, spec.train.epochs, n_batches, first_epoch) as bar:
+    failure = MemoryFailure(
+        spec, run_dir, loaded, windows, learner, log, resume.progress if resume else FitResult()
+    )
+
+    def on_checkpoint(checkpoint: Checkpoint) -> None:
+        save_checkpoint(run_dir, checkpoint, digests)
+        failure.progress = checkpoint.progress  # what metrics.json says if the next epoch runs out of memory
+
+    with failure.catch("training"), _progress_bar(log, spec.train.epochs, n_batches, first_epoch) as bar:
 
         def on_epoch(record: EpochRecord, improved: bool) -> None:
             mark = " *" if improved else ""
@@ -375,12 +386,15 @@ def _train(
                 on_epoch,
                 on_batch=bar.on_batch if bar is not None else None,
                 should_stop=stop,
-                on_checkpoint=lambda checkpoint: save_checkpoint(run_dir, checkpoint, digests),
+                on_checkpoint=on_checkpoint,
                 resume=resume,
             )
     learner.save(run_dir / learner.weights_file)
-    with _evaluation_memory(spec, windows, run_dir, log):
-        metrics = task_module(spec.task).evaluate(spec, loaded, windows, learner, fit_result, run_dir.name)
+    failure.progress = fit_result
+    with failure.catch("evaluating"):
+        metrics = failure.metrics = task_module(spec.task).evaluate(
+            spec, loaded, windows, learner, fit_result, run_dir.name
+        )
         if metrics["status"] == "completed" and not math.isfinite(_headline(spec, metrics)):
             metrics["status"] = fit_result.status = "diverged"  # finite training loss, NaN forecasts
         write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
@@ -392,23 +406,62 @@ def _train(
     return RunResult(run_dir, metrics, message)
 
 
-@contextlib.contextmanager
-def _evaluation_memory(spec: Spec, windows: Any, run_dir: Path, log: RunLog) -> Iterator[None]:
-    """Out of memory while predicting: a hint at the evaluation batch (not train.batch_size), in run.log."""
-    try:
-        yield
-    except (MemoryError, RuntimeError) as exc:
-        if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower():
-            raise
-        what = task_module(spec.task).evaluation_size(spec, windows)
+@dataclass
+class MemoryFailure:
+    """A run that runs out of memory while training or evaluating: its hint (the task's, naming what
+    fills the memory in that stage) said on stderr and in run.log, and metrics.json with status
+    `failed` and what the run knows (the epochs finished, the scores if it has them, the error)."""
+
+    spec: Spec
+    run_dir: Path
+    loaded: Any
+    windows: Any
+    learner: Learner
+    log: RunLog
+    progress: FitResult  # the last finished epoch's (training), or the finished fit (evaluating)
+    metrics: dict[str, Any] | None = None  # the scores, once evaluated
+
+    @contextlib.contextmanager
+    def catch(self, stage: str) -> Iterator[None]:
+        """Out of memory inside (MemoryError, or a device's "out of memory" RuntimeError) becomes
+        `fail(stage)`, raised after the handler, so the arrays the traceback held are freed first."""
+        try:
+            yield
+            return
+        except (MemoryError, RuntimeError) as exc:
+            if not out_of_memory(exc):
+                raise
+        raise self.fail(stage) from None
+
+    def fail(self, stage: str) -> RunFailed:
+        """Write metrics.json (status failed) and history.csv, say the hint; the RunFailed to raise."""
+        hint = task_module(self.spec.task).memory_hint(self.spec, self.windows, stage)
+        epochs = self.progress.epochs_run
+        if stage == "training":
+            what = f"training, in epoch {epochs + 1}"
+            kept = f"the checkpoint of epoch {epochs}" if epochs else "the checkpoint of its initial weights"
+        else:
+            what, kept = stage, "the trained weights"
+        if has_checkpoint(self.run_dir):
+            kept += f" (with more memory free: seqbench train --resume {self.run_dir})"
         message = (
-            f"ran out of memory while evaluating ({what}, "
-            f"{spec.train.eval_batch_size} per forward pass); lower train.eval_batch_size "
-            f"(e.g. --set train.eval_batch_size={max(spec.train.eval_batch_size // 8, 1)}), which changes "
-            f"no score (train.batch_size does not matter here); the trained weights are in {run_dir}"
+            f"ran out of memory while {what} ({hint})\n"
+            f"kept metrics.json (status failed) and {kept} in {self.run_dir}"
         )
-        log(f"error: {message}")
-        raise RunFailed(message) from None
+        one_line = message.replace("\n", "; ")
+        self.log(f"error: {one_line}")
+        metrics = self.metrics or failed_metrics(
+            self.spec, self.loaded, self.learner, self.progress, self.run_dir.name
+        )
+        metrics.update(status="failed", error=one_line, failed_while=stage)
+        atomic_write_text(self.run_dir / "history.csv", history_frame(self.progress).to_csv(index=False))
+        atomic_write_json(self.run_dir / "metrics.json", metrics)
+        return RunFailed(message)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or a RuntimeError that says "out of memory" (torch's on a GPU)."""
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ from seqbench.io import atomic_path
 
 MAX_BYTES = 2 * 1024**3  # 2 GiB: larger text is not what a byte-level benchmark here reads into memory
 CHUNK = 1024**2  # bytes read and written at a time while downloading
+COUNT_CHUNK = 2**18  # bytes `byte_counts` counts at a time (np.bincount copies them as int64)
 TIMEOUT_S = 60.0  # the default fetch's socket timeout (connect and each read)
 PARTS = ("train", "val", "test")
 
@@ -109,6 +110,15 @@ def read_text_bytes(path: Path) -> np.ndarray:
         return np.fromfile(path, dtype=np.uint8, count=size)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def byte_counts(data: np.ndarray) -> np.ndarray:
+    """(256,) int64 occurrences of each byte value in the uint8 `data`, COUNT_CHUNK bytes at a time
+    (np.bincount of the whole array would first copy it as 8-byte integers)."""
+    counts = np.zeros(256, dtype=np.int64)  # (256,)
+    for i in range(0, len(data), COUNT_CHUNK):
+        counts += np.bincount(data[i : i + COUNT_CHUNK], minlength=256)
+    return counts
 
 
 def _regular_file_size(path: Path) -> int:

@@ -60,3 +60,18 @@ def common_config(spec: Spec) -> dict[str, Any]:
         "optimizer": spec.train.optimizer,
         "seq_len": spec.dataset.seq_len,
     }
+
+
+def failed_metrics(
+    spec: Spec, loaded: Any, learner: Learner, progress: FitResult, run_id: str
+) -> dict[str, Any]:
+    """metrics.json of a run that failed before it had scores (out of memory): who, what, the epochs
+    finished and the data; `test` and `val` null. The caller adds status, error and failed_while."""
+    return {
+        **common_metrics(spec, learner, progress, run_id),
+        "config": common_config(spec),
+        "test": None,
+        "val": None,
+        "data": loaded.info,
+        "versions": versions(),
+    }

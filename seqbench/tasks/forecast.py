@@ -8,7 +8,7 @@ persistence and linear baselines and their Diebold-Mariano p-values. Outputs: pr
 `horizon_forecasts`) and the loss curve.
 
 Every task module has this shape: `prepare`, `header`, `evaluate`, `headline`, `ARTIFACTS` and
-`artifact_writers`, `evaluation_size` (seqbench.experiment runs either through them).
+`artifact_writers`, `memory_hint` (seqbench.experiment runs either through them).
 """
 
 from __future__ import annotations
@@ -62,9 +62,19 @@ def header(spec: Spec, loaded: LoadedFrame, windows: Windows) -> list[str]:
     return lines
 
 
-def evaluation_size(spec: Spec, windows: Windows) -> str:
-    """What evaluation reads, for an out-of-memory message."""
-    return f"{len(windows.test.x)} test windows of {windows.test.x.shape[1]} steps"
+def memory_hint(spec: Spec, windows: Windows, stage: str) -> str:
+    """What fills the memory while `stage` ("training" or "evaluating") and the setting to lower."""
+    t, steps = spec.train, windows.train.x.shape[1]
+    if stage == "training":
+        return (
+            f"batches of {t.batch_size} windows of {steps} steps through a model of hidden size "
+            f"{spec.model.hidden_size}; lower train.batch_size or model.hidden_size"
+        )
+    return (
+        f"{len(windows.test.x)} test windows of {steps} steps, {t.eval_batch_size} per forward pass; lower "
+        f"train.eval_batch_size (e.g. --set train.eval_batch_size={max(t.eval_batch_size // 8, 1)}), which "
+        "changes no score (train.batch_size does not matter here)"
+    )
 
 
 def headline(metrics: dict[str, Any]) -> float | None:

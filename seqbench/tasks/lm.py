@@ -14,6 +14,10 @@ contiguous streams, scored side by side; each stream first reads the `seq_len` b
 bytes in chunks of `seq_len` with the recurrent state carried from chunk to chunk. Reported:
 nats per byte, bits per byte (nats / ln 2) and perplexity (exp(nats)), next to the baselines
 of `seqbench.tasks.lm_baselines` on the same bytes.
+
+Memory: the text is held once, a uint8 per byte; training adds a batch of windows, scoring a
+chunk of every stream (gathered from the text as it is read), the baselines bounded counts:
+none of them grows with the text.
 """
 
 from __future__ import annotations
@@ -116,42 +120,56 @@ def score_text_blocks(
     learner: Any, before: np.ndarray, text: np.ndarray, seq_len: int, streams: int = STREAMS, block: int = 0
 ) -> tuple[float, np.ndarray]:
     """`score_text`, and with `block` > 0 the nats summed over each block of `block` bytes of `text`
-    ((ceil(N / block),), the last block shorter), in memory bounded by a chunk; else an empty array.
+    ((ceil(N / block),), the last block shorter), else an empty array.
+
+    Memory is bounded by a chunk (streams x seq_len bytes, and the model's outputs on them), never
+    by the text: each chunk's inputs and targets are gathered from `before` and `text` as it is read.
     """
     n = len(text)
     if n == 0:
         raise ValueError("nothing to score: the held-out text is empty")
-    full = np.concatenate([before[-(seq_len + 1) :], text]).astype(np.int64)  # (W + N,)
-    lead = len(full) - n  # bytes before the first scored one
+    if len(before) == 0:
+        raise ValueError("nothing before the held-out text: the first byte has no input to predict it")
+    lead_bytes = before[-(seq_len + 1) :]  # (W,) the bytes before `text` a stream may read
+    lead = len(lead_bytes)  # positions below `lead` are in lead_bytes, the others in `text`
+
+    def read(positions: np.ndarray) -> np.ndarray:
+        """int64 bytes at `positions` of lead_bytes + text (clipped to its end), without joining them."""
+        return _gather(lead_bytes, text, np.minimum(positions, lead + n - 1))
+
     S = max(1, min(streams, n // max(seq_len, 1)))
     m = -(-n // S)  # targets per stream; the last stream is padded and masked
     starts = np.arange(S) * m  # (S,) first target of each stream, in `text` coordinates
     warm = min(seq_len, lead - 1)  # warm-up bytes read before a stream's first input byte
-    # the input predicting text[i] is full[lead + i - 1]; a stream reads warm bytes before that
+    # the input predicting text[i] is at lead + i - 1; a stream reads warm bytes before that
     first_input = lead + starts - 1 - warm  # (S,)
-    span = warm + m  # bytes each stream reads
-    index = first_input[:, None] + np.arange(span)  # (S, span)
-    target_index = lead + starts[:, None] + np.arange(m)  # (S, m)
-    valid = target_index < len(full)  # (S, m) padding of the last stream
-    inputs = full[np.minimum(index, len(full) - 1)]
-    targets = full[np.minimum(target_index, len(full) - 1)]
     state = learner.initial_state(S)
     if warm:
-        _, state = learner.forward_state(inputs[:, :warm], state)
+        _, state = learner.forward_state(read(first_input[:, None] + np.arange(warm)), state)  # (S, warm)
     total = 0.0
     n_blocks = -(-n // block) if block > 0 else 0
     block_nats = np.zeros(n_blocks)  # (n_blocks,)
     for c in range(0, m, seq_len):
-        logits, state = learner.forward_state(inputs[:, warm + c : warm + c + seq_len], state)  # (S, C, V)
+        steps = np.arange(c, min(c + seq_len, m))  # (C,) this chunk's steps of every stream
+        position = starts[:, None] + steps  # (S, C) the targets' index into `text`
+        logits, state = learner.forward_state(read(first_input[:, None] + warm + steps), state)  # (S, C, V)
         log_p = log_softmax(logits)
-        chunk_targets = targets[:, c : c + seq_len]
+        chunk_targets = read(lead + position)  # (S, C)
         picked = np.take_along_axis(log_p, chunk_targets[..., None], axis=-1)[..., 0]  # (S, C)
-        chunk_valid = valid[:, c : c + seq_len]  # (S, C)
+        chunk_valid = position < n  # (S, C) padding of the last stream
         total -= float(np.sum(picked, where=chunk_valid))
         if n_blocks:
-            position = starts[:, None] + c + np.arange(picked.shape[1])  # (S, C) index into `text`
             block_nats -= np.bincount(position[chunk_valid] // block, picked[chunk_valid], minlength=n_blocks)
     return total / n, block_nats
+
+
+def _gather(head: np.ndarray, text: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """int64 bytes at `positions` (each below len(head) + len(text)) of head followed by text."""
+    k = len(head)
+    in_head = positions < k
+    return np.where(in_head, head[np.minimum(positions, k - 1)], text[np.maximum(positions - k, 0)]).astype(
+        np.int64
+    )
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -173,7 +191,7 @@ def load_text(spec: Spec, data_dir: Path) -> LoadedText:
     """The spec's text (a file, or a downloaded corpus cached in data_dir) and its parts."""
     import hashlib
 
-    from seqbench.data.text import download_corpus, read_text_bytes, split_bytes
+    from seqbench.data.text import byte_counts, download_corpus, read_text_bytes, split_bytes
 
     ds = spec.dataset
     source = {
@@ -189,9 +207,9 @@ def load_text(spec: Spec, data_dir: Path) -> LoadedText:
     info = {
         **source,
         "label": ds.label,
-        "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),  # the array's own buffer: no copy
         "bytes": len(data),
-        "distinct_bytes": len(np.unique(data)),
+        "distinct_bytes": int(np.count_nonzero(byte_counts(data))),
         "parts": {name: list(span) for name, span in parts.items()},
     }
     return LoadedText(data, parts, info)
@@ -220,9 +238,22 @@ def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedText, TextTraining, Any]:
     return loaded, TextTraining(*training_data(spec, loaded), loaded), learner
 
 
-def evaluation_size(spec: Spec, training: TextTraining) -> str:
-    """What evaluation reads, for an out-of-memory message."""
-    return f"{STREAMS} streams of the held-out text in chunks of {spec.dataset.seq_len} bytes"
+def memory_hint(spec: Spec, training: TextTraining, stage: str) -> str:
+    """What fills the memory while `stage` ("training" or "evaluating") and what to lower. The text is
+    held once, a byte per byte; training adds a batch, scoring a chunk of every stream and the
+    baselines' bounded counts (`seqbench.tasks.lm_baselines`): neither grows with the text."""
+    L, text = spec.dataset.seq_len, f"a text of {training.loaded.info['bytes']:,} bytes held in memory"
+    if stage == "training":
+        return (
+            f"{text}, batches of {spec.train.batch_size} windows of {L} bytes through a model of hidden size "
+            f"{spec.model.hidden_size}; lower train.batch_size, dataset.seq_len or model.hidden_size"
+        )
+    start, end = training.loaded.parts[training.loaded.held_out]
+    return (
+        f"{text}, its {end - start:,} held-out bytes scored {STREAMS} streams x {L} bytes at a time, "
+        "and the n-gram baseline's counts; use a shorter text (a part of the file) or a lower "
+        "dataset.seq_len (train.batch_size and train.eval_batch_size do not matter here)"
+    )
 
 
 def artifact_writers(spec: Spec, training: TextTraining, learner: Any, history: Any) -> dict[str, Any]:

@@ -12,6 +12,13 @@ Every baseline scores each held-out byte exactly once, in nats per byte and bits
 - zlib / lzma: the size of the held-out bytes compressed alone (zlib level 9, lzma preset
   9 | PRESET_EXTREME), as bits per held-out byte.
 
+Memory does not grow with the text: the n-gram counts the last `NGRAM_FIT_BYTES` (2 MiB) of
+train and picks its order on the first `NGRAM_ORDER_BYTES` (1 MiB) of val (a text of random
+bytes needs about 400 bytes of counts per byte counted; metrics.json records both sizes as
+`fit_bytes` and `order_bytes`); every baseline then scores all of the held-out bytes, and the
+unigram counts all of train, a chunk of `CHUNK` bytes at a time (a compressor is fed the same
+chunks and gives the same size as on the whole part at once).
+
 The n-gram model of order n interpolates levels m = n-1, n-2, ..., 0: for a context h of m
 bytes, its shortening h' (the oldest byte dropped) and the next byte w, as in Chen & Goodman's
 equation (17),
@@ -42,14 +49,22 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-MAX_ORDER = 8  # a gram of 8 bytes fills one uint64; also the default max_order
+from seqbench.data.text import byte_counts
 
-COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
-    "zlib": lambda data: zlib.compress(data, 9),
-    "lzma": lambda data: lzma.compress(data, preset=9 | lzma.PRESET_EXTREME),
+MAX_ORDER = 8  # a gram of 8 bytes fills one uint64; also the default max_order
+NGRAM_FIT_BYTES = 2 * 2**20  # the n-gram counts at most the last 2 MiB of train
+NGRAM_ORDER_BYTES = 2**20  # and chooses its order on at most the first 1 MiB of val
+CHUNK = 2**20  # bytes scored or compressed at a time
+
+COMPRESSORS: dict[
+    str, Callable[[], Any]
+] = {  # a fresh streaming compressor, as zlib.compress / lzma.compress
+    "zlib": lambda: zlib.compressobj(9),
+    "lzma": lambda: lzma.LZMACompressor(preset=9 | lzma.PRESET_EXTREME),
 }
 
 
@@ -61,6 +76,8 @@ class LMScore:
     n_bytes: int
     order: int | None = None
     val_bits_per_byte: list[float] | None = None  # per order 1..max_order, for an n-gram model
+    fit_bytes: int | None = None  # train bytes an n-gram model counted
+    order_bytes: int | None = None  # val bytes that chose its order
 
     @property
     def bits_per_byte(self) -> float:
@@ -77,6 +94,9 @@ class LMScore:
             out["order"] = int(self.order)
         if self.val_bits_per_byte is not None:
             out["val_bits_per_byte"] = [float(b) for b in self.val_bits_per_byte]
+        for key in ("fit_bytes", "order_bytes"):
+            if getattr(self, key) is not None:
+                out[key] = int(getattr(self, key))
         return out
 
 
@@ -92,9 +112,15 @@ def as_bytes(text: np.ndarray | bytes, name: str, allow_empty: bool = True) -> n
     return text
 
 
-def score(log_probs: np.ndarray, **extra) -> LMScore:
-    """The LMScore of per-byte natural-log probabilities."""
-    return LMScore(nats=float(-np.mean(log_probs)), n_bytes=len(log_probs), **extra)
+def last_bytes(k: int, *parts: np.ndarray) -> np.ndarray:
+    """(<= k,) the last k bytes of the parts joined, without joining more than those."""
+    tail: list[np.ndarray] = []
+    for part in reversed(parts):
+        need = k - sum(len(t) for t in tail)
+        if need <= 0:
+            break
+        tail.insert(0, part[max(0, len(part) - need) :])
+    return np.concatenate(tail) if tail else np.zeros(0, dtype=np.uint8)
 
 
 # --- unigram ---------------------------------------------------------------------------------
@@ -102,15 +128,16 @@ def score(log_probs: np.ndarray, **extra) -> LMScore:
 
 def unigram_probs(train: np.ndarray) -> np.ndarray:
     """(256,) add-one smoothed byte frequencies: (c(w) + 1) / (len(train) + 256)."""
-    counts = np.bincount(train, minlength=256).astype(np.float64)  # (256,)
+    counts = byte_counts(train).astype(np.float64)  # (256,)
     return (counts + 1.0) / (len(train) + 256.0)
 
 
 def unigram(train: np.ndarray | bytes, held_out: np.ndarray | bytes) -> LMScore:
-    """Add-one smoothed byte frequencies fit on train, scored on held_out."""
+    """Add-one smoothed byte frequencies fit on train, scored on held_out (by its byte counts)."""
     train = as_bytes(train, "train")
     held_out = as_bytes(held_out, "held_out", allow_empty=False)
-    return score(np.log(unigram_probs(train)[held_out]))
+    nats = -float(byte_counts(held_out) @ np.log(unigram_probs(train))) / len(held_out)
+    return LMScore(nats=nats, n_bytes=len(held_out))
 
 
 # --- n-gram counts ---------------------------------------------------------------------------
@@ -259,6 +286,15 @@ def ngram_log_probs(
     return np.log(interpolate(model, order, grams, valid))
 
 
+def ngram_nats(model: NGramModel, order: int, context: np.ndarray, target: np.ndarray) -> float:
+    """Mean -ln P_order of the target bytes (as `ngram_log_probs`), scored CHUNK bytes at a time."""
+    total = 0.0
+    for i in range(0, len(target), CHUNK):
+        history = last_bytes(order - 1, context, target[:i])  # (<= order - 1,)
+        total -= float(np.sum(ngram_log_probs(model, order, history, target[i : i + CHUNK])))
+    return total / len(target)
+
+
 def next_byte_probs(model: NGramModel, order: int, context: np.ndarray | bytes) -> np.ndarray:
     """(256,) P_order(w | context) for every byte w: they sum to 1."""
     _check_order(order, model)
@@ -278,19 +314,26 @@ def ngram(
     val: np.ndarray | bytes,
     held_out: np.ndarray | bytes,
     max_order: int = MAX_ORDER,
+    fit_bytes: int = NGRAM_FIT_BYTES,
+    order_bytes: int = NGRAM_ORDER_BYTES,
 ) -> LMScore:
-    """The n-gram model fit on train, its order the best on val (the smallest on a tie), scored on
-    held_out; val sees the end of train as its left context, held_out the end of train + val."""
+    """The n-gram model fit on the last `fit_bytes` of train, its order the best on the first
+    `order_bytes` of val (the smallest on a tie), scored on all of held_out; val sees the end of
+    train as its left context, held_out the end of train + val."""
     train = as_bytes(train, "train")
     val = as_bytes(val, "val", allow_empty=False)
     held_out = as_bytes(held_out, "held_out", allow_empty=False)
-    model = fit_ngram(train, max_order)
-    val_nats = [score(ngram_log_probs(model, n, train, val)).nats for n in range(1, max_order + 1)]
+    model = fit_ngram(train[max(0, len(train) - fit_bytes) :], max_order)
+    choose = val[:order_bytes]  # (<= order_bytes,)
+    val_nats = [ngram_nats(model, n, train, choose) for n in range(1, max_order + 1)]
     order = int(np.argmin(val_nats)) + 1
-    return score(
-        ngram_log_probs(model, order, np.concatenate([train, val]), held_out),
+    return LMScore(
+        nats=ngram_nats(model, order, last_bytes(max_order - 1, train, val), held_out),
+        n_bytes=len(held_out),
         order=order,
         val_bits_per_byte=[nats / math.log(2) for nats in val_nats],
+        fit_bytes=min(len(train), fit_bytes),
+        order_bytes=len(choose),
     )
 
 
@@ -298,11 +341,14 @@ def ngram(
 
 
 def compressed(held_out: np.ndarray | bytes, method: str) -> float:
-    """Bits per byte of held_out compressed alone: compressed size * 8 / len(held_out)."""
+    """Bits per byte of held_out compressed alone: compressed size * 8 / len(held_out), fed to the
+    compressor CHUNK bytes at a time."""
     held_out = as_bytes(held_out, "held_out", allow_empty=False)
     if method not in COMPRESSORS:
         raise ValueError(f"unknown compressor {method!r}: choose one of {', '.join(COMPRESSORS)}")
-    return len(COMPRESSORS[method](held_out.tobytes())) * 8 / len(held_out)
+    compressor = COMPRESSORS[method]()
+    size = sum(len(compressor.compress(held_out[i : i + CHUNK])) for i in range(0, len(held_out), CHUNK))
+    return (size + len(compressor.flush())) * 8 / len(held_out)
 
 
 def lm_baselines(
@@ -315,6 +361,6 @@ def lm_baselines(
     n-gram counts are fit on train alone; val only picks the n-gram's order."""
     out = {
         "unigram": unigram(train, held_out).as_dict(),
-        "ngram": ngram(train, val, held_out, max_order).as_dict(),
+        "ngram": ngram(train, val, held_out, max_order, NGRAM_FIT_BYTES, NGRAM_ORDER_BYTES).as_dict(),
     }
     return out | {method: {"bits_per_byte": compressed(held_out, method)} for method in COMPRESSORS}
