@@ -46,7 +46,8 @@ from seqbench.runs import (
 )
 from seqbench.signals import StopRequest, stop_on_signals
 from seqbench.spec import Spec, dump_spec, load_spec, seed_specs
-from seqbench.tasks import forecast, task_module
+from seqbench.tasks import task_class, task_for
+from seqbench.tasks.base import Task
 from seqbench.tasks.common import failed_metrics
 from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
 
@@ -115,7 +116,9 @@ def prepare(spec: Spec, data_dir: Path) -> tuple[Any, Any, Learner]:
     (loaded data, training data with `.train` and `.val`, learner), by the spec's task: a forecast's
     (LoadedFrame, Windows, learner), an LM's (LoadedText, TextTraining, learner).
     """
-    return task_module(spec.task).prepare(spec, data_dir)
+    task = task_for(spec, data_dir)
+    learner = task.prepare()
+    return task.loaded, task.data, learner
 
 
 def run_experiment(
@@ -133,15 +136,16 @@ def run_experiment(
         if len(spec.seeds) > 1:
             raise ValueError(f"run_experiment runs one seed, got seeds {spec.seeds}; use run_seeds")
         spec = seed_specs(spec)[0]
-    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+    task = task_for(spec, data_dir)
+    learner = _prepare_logged(task, log)
     with stop_on_signals() as stop, thread_limit(spec.train.threads):
         run_dir, _ = create_run_dir(results_dir, spec.name)
         with writes_into(run_dir), run_lock(run_dir):
             log.attach(run_dir / "run.log")
             atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
             log(f"run {run_dir}")
-            _log_header(spec, loaded, windows, learner, log)
-            return _train(spec, run_dir, loaded, windows, learner, log, stop)
+            _log_header(task, learner, log)
+            return _train(task, run_dir, learner, log, stop)
 
 
 def import_experiment(
@@ -162,7 +166,8 @@ def import_experiment(
     log = log or RunLog(None)
     if spec.seeds is not None:
         spec = seed_specs(spec)[0]
-    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
+    task = task_for(spec, data_dir)
+    learner = _prepare_logged(task, log)
     learner.restore(convert(learner.model))  # type: ignore[attr-defined]
     fit_result = FitResult(weights_given=True)
     run_dir, _ = create_run_dir(results_dir, spec.name)
@@ -170,15 +175,13 @@ def import_experiment(
         log.attach(run_dir / "run.log")
         atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
         log(f"run {run_dir}: weights converted from {source.get('file')} ({source.get('peer')}), no training")
-        _log_header(spec, loaded, windows, learner, log)
+        _log_header(task, learner, log)
         learner.save(run_dir / learner.weights_file)  # type: ignore[attr-defined]
-        failure = MemoryFailure(spec, run_dir, loaded, windows, learner, log, fit_result)
+        failure = MemoryFailure(task, run_dir, learner, log, fit_result)
         with failure.catch("evaluating"):
-            metrics = failure.metrics = task_module(spec.task).evaluate(
-                spec, loaded, windows, learner, fit_result, run_dir.name
-            )
+            metrics = failure.metrics = task.evaluate(learner, fit_result, run_dir.name)
             metrics["converted_from"] = source
-            write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
+            write_outputs(run_dir, task, learner, fit_result, metrics, log)
     return RunResult(run_dir, metrics)
 
 
@@ -224,14 +227,15 @@ def resume_experiment(run_dir: Path, data_dir: Path = Path("data"), log: RunLog 
         _check_resumable(run_dir)
         spec = load_spec(run_dir / "spec.yaml", [], data_dir)
         checkpoint, record = read_checkpoint(run_dir)
-        loaded, windows, learner = _prepare_logged(spec, data_dir, log)
-        _check_checkpoint_fits(run_dir, spec, loaded, learner, checkpoint, record)
+        task = task_for(spec, data_dir)
+        learner = _prepare_logged(task, log)
+        _check_checkpoint_fits(run_dir, task, learner, checkpoint, record)
         if stop.requested:
             raise RunInterrupted(f"stopped by {stop.signal} before resuming; {run_dir} is unchanged")
         log.attach(run_dir / "run.log", append=True)
         log(f"resume {run_dir} after epoch {checkpoint.epoch} of {spec.train.epochs}")
         with thread_limit(spec.train.threads):
-            return _train(spec, run_dir, loaded, windows, learner, log, stop, resume=checkpoint)
+            return _train(task, run_dir, learner, log, stop, resume=checkpoint)
 
 
 def _finish_artifacts(run_dir: Path, data_dir: Path, log: RunLog) -> RunResult:
@@ -239,8 +243,9 @@ def _finish_artifacts(run_dir: Path, data_dir: Path, log: RunLog) -> RunResult:
     missing = missing_artifacts(run_dir)
     metrics = read_metrics(run_dir)
     spec = load_spec(run_dir / "spec.yaml", [], data_dir)
-    loaded, windows, learner = _prepare_logged(spec, data_dir, log)
-    if (metrics.get("data") or {}).get("sha256") != loaded.info["sha256"]:
+    task = task_for(spec, data_dir)
+    learner = _prepare_logged(task, log)
+    if (metrics.get("data") or {}).get("sha256") != task.data_sha256:
         raise SeqbenchError(
             f"cannot finish {run_dir}: the data of {spec.dataset.label} changed since the run was trained"
         )
@@ -251,7 +256,7 @@ def _finish_artifacts(run_dir: Path, data_dir: Path, log: RunLog) -> RunResult:
         raise SeqbenchError(f"cannot finish {run_dir}: {exc}") from None
     log.attach(run_dir / "run.log", append=True)
     log(f"finish {run_dir}: writing {', '.join(missing)}")
-    failed = write_artifacts(run_dir, spec, windows, learner, history, log, only=missing)
+    failed = write_artifacts(run_dir, task, learner, history, log, only=missing)
     remove_checkpoint(run_dir)
     message = f"could not write {', '.join(failed)} (see the warnings above)" if failed else ""
     return RunResult(run_dir, metrics, message)
@@ -271,23 +276,23 @@ def writes_into(run_dir: Path) -> Iterator[None]:
         ) from None
 
 
-def _prepare_logged(spec: Spec, data_dir: Path, log: RunLog) -> tuple[Any, Any, Learner]:
-    """`prepare`, with the data's warnings (e.g. dates sorted) said in the run's log."""
+def _prepare_logged(task: Task, log: RunLog) -> Learner:
+    """`task.prepare()`, with the data's warnings (e.g. dates sorted) said in the run's log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        prepared = prepare(spec, data_dir)
+        learner = task.prepare()
     for warning in caught:
         if issubclass(warning.category, UserWarning) and not issubclass(warning.category, FutureWarning):
             log.warn(str(warning.message))
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return prepared
+    return learner
 
 
-def _log_header(spec: Spec, loaded: Any, windows: Any, learner: Learner, log: RunLog) -> None:
-    for line in task_module(spec.task).header(spec, loaded, windows):
+def _log_header(task: Task, learner: Learner, log: RunLog) -> None:
+    for line in task.header():
         log(line)
-    log(f"model {spec.model.name} ({spec.model.backend}), {learner.n_params} parameters")
+    log(f"model {task.spec.model.name} ({task.spec.model.backend}), {learner.n_params} parameters")
 
 
 def _check_resumable(run_dir: Path) -> None:
@@ -308,20 +313,16 @@ def _check_resumable(run_dir: Path) -> None:
 
 
 def _check_checkpoint_fits(
-    run_dir: Path,
-    spec: Spec,
-    loaded: Any,
-    learner: Learner,
-    checkpoint: Checkpoint,
-    record: dict[str, Any],
+    run_dir: Path, task: Task, learner: Learner, checkpoint: Checkpoint, record: dict[str, Any]
 ) -> None:
     """The checkpoint was made by this spec, on this data, for this model."""
+    spec = task.spec
     if record.get("spec_sha256") != _spec_digest(run_dir):
         raise SeqbenchError(
             f"cannot resume {run_dir}: its spec.yaml changed since the run started; "
             "a resumed run must be the run that was started (start a new run for a new spec)"
         )
-    if record.get("data_sha256") != loaded.info["sha256"]:
+    if record.get("data_sha256") != task.data_sha256:
         raise SeqbenchError(
             f"cannot resume {run_dir}: the data of {spec.dataset.label} changed since the run started; "
             "start a new run on the new data"
@@ -344,22 +345,20 @@ def _check_checkpoint_fits(
 
 
 def _train(
-    spec: Spec,
+    task: Task,
     run_dir: Path,
-    loaded: Any,
-    windows: Any,
     learner: Learner,
     log: RunLog,
     stop: StopRequest,
     resume: Checkpoint | None = None,
 ) -> RunResult:
-    """Fit (checkpointing every epoch), then write the outputs; the checkpoint stays if interrupted."""
-    digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": loaded.info["sha256"]}
-    n_batches = -(-_n_samples(windows.train) // spec.train.batch_size)
+    """Fit (checkpointing every epoch), evaluate, then write the outputs; the checkpoint stays if
+    interrupted."""
+    spec, data = task.spec, task.data
+    digests = {"spec_sha256": _spec_digest(run_dir), "data_sha256": task.data_sha256}
+    n_batches = -(-_n_samples(data.train) // spec.train.batch_size)
     first_epoch = resume.epoch + 1 if resume else 1
-    failure = MemoryFailure(
-        spec, run_dir, loaded, windows, learner, log, resume.progress if resume else FitResult()
-    )
+    failure = MemoryFailure(task, run_dir, learner, log, resume.progress if resume else FitResult())
 
     def on_checkpoint(checkpoint: Checkpoint) -> None:
         save_checkpoint(run_dir, checkpoint, digests)
@@ -379,8 +378,8 @@ def _train(
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is a status
             fit_result = fit(
                 learner,
-                windows.train,
-                windows.val,
+                data.train,
+                data.val,
                 spec.train,
                 np.random.default_rng(spec.seed),
                 on_epoch,
@@ -392,12 +391,10 @@ def _train(
     learner.save(run_dir / learner.weights_file)
     failure.progress = fit_result
     with failure.catch("evaluating"):
-        metrics = failure.metrics = task_module(spec.task).evaluate(
-            spec, loaded, windows, learner, fit_result, run_dir.name
-        )
-        if metrics["status"] == "completed" and not math.isfinite(_headline(spec, metrics)):
+        metrics = failure.metrics = task.evaluate(learner, fit_result, run_dir.name)
+        if metrics["status"] == "completed" and not math.isfinite(_headline(task, metrics)):
             metrics["status"] = fit_result.status = "diverged"  # finite training loss, NaN forecasts
-        write_outputs(run_dir, spec, windows, learner, fit_result, metrics, log)
+        write_outputs(run_dir, task, learner, fit_result, metrics, log)
     message = _ending(spec, run_dir, fit_result, stop)
     if message:
         log(message.replace("\n", "; "))
@@ -412,10 +409,8 @@ class MemoryFailure:
     fills the memory in that stage) said on stderr and in run.log, and metrics.json with status
     `failed` and what the run knows (the epochs finished, the scores if it has them, the error)."""
 
-    spec: Spec
+    task: Task
     run_dir: Path
-    loaded: Any
-    windows: Any
     learner: Learner
     log: RunLog
     progress: FitResult  # the last finished epoch's (training), or the finished fit (evaluating)
@@ -435,7 +430,7 @@ class MemoryFailure:
 
     def fail(self, stage: str) -> RunFailed:
         """Write metrics.json (status failed) and history.csv, say the hint; the RunFailed to raise."""
-        hint = task_module(self.spec.task).memory_hint(self.spec, self.windows, stage)
+        hint = self.task.memory_hint(stage)
         epochs = self.progress.epochs_run
         if stage == "training":
             what = f"training, in epoch {epochs + 1}"
@@ -451,7 +446,7 @@ class MemoryFailure:
         one_line = message.replace("\n", "; ")
         self.log(f"error: {one_line}")
         metrics = self.metrics or failed_metrics(
-            self.spec, self.loaded, self.learner, self.progress, self.run_dir.name
+            self.task.spec, self.task.loaded, self.learner, self.progress, self.run_dir.name
         )
         metrics.update(status="failed", error=one_line, failed_while=stage)
         atomic_write_text(self.run_dir / "history.csv", history_frame(self.progress).to_csv(index=False))
@@ -478,9 +473,9 @@ def _progress_bar(log: RunLog, epochs: int, n_batches: int, first_epoch: int) ->
             log.echo = None
 
 
-def _headline(spec: Spec, metrics: dict[str, Any]) -> float:
+def _headline(task: Task, metrics: dict[str, Any]) -> float:
     """The score a completed run is quoted by (test RMSE, or an LM's bits per byte); NaN if missing."""
-    score = task_module(spec.task).headline(metrics)
+    score = task.headline(metrics)
     return float("nan") if score is None else float(score)
 
 
@@ -536,18 +531,19 @@ def _digest(text: str) -> str:
 
 # what a run folder holds besides spec.yaml, run.log, the weights, history.csv and metrics.json:
 # written after metrics.json, so that a failure here never loses the model or its scores
-ARTIFACTS = forecast.ARTIFACTS
 ARTIFACT_FORMS = {PLAIN: FILES}  # an artifact written as one of several files: predictions.csv or .csv.xz
 
 
 def artifacts_of(task: str) -> tuple[str, ...]:
-    return tuple(task_module(task).ARTIFACTS)
+    """The files a finished run folder of `task` holds besides spec.yaml, run.log, the weights,
+    history.csv and metrics.json: written after metrics.json, so that a failure here never loses
+    the model or its scores."""
+    return task_class(task).artifacts
 
 
 def write_outputs(
     run_dir: Path,
-    spec: Spec,
-    windows: Any,
+    task: Task,
     learner: Learner,
     fit_result: FitResult,
     metrics: dict[str, Any],
@@ -561,7 +557,7 @@ def write_outputs(
     history = history_frame(fit_result)
     atomic_write_text(run_dir / "history.csv", history.to_csv(index=False))
     atomic_write_json(run_dir / "metrics.json", metrics)
-    return write_artifacts(run_dir, spec, windows, learner, history, log or RunLog(None))
+    return write_artifacts(run_dir, task, learner, history, log or RunLog(None))
 
 
 def history_frame(fit_result: FitResult) -> pd.DataFrame:
@@ -572,8 +568,7 @@ def history_frame(fit_result: FitResult) -> pd.DataFrame:
 
 def write_artifacts(
     run_dir: Path,
-    spec: Spec,
-    windows: Any,
+    task: Task,
     learner: Learner,
     history: pd.DataFrame,
     log: RunLog,
@@ -582,11 +577,11 @@ def write_artifacts(
     """The task's artifacts (those in `only`): a forecast's predictions.csv and two plots, an LM's
     samples.txt and loss curve. Each failure is a warning; returns the failed."""
     writers: dict[str, Callable[[Path], None]] = {
-        "loss_curve.png": lambda path: plot_loss_curve(history, path, spec.train.min_delta),
-        **task_module(spec.task).artifact_writers(spec, windows, learner, history),
+        "loss_curve.png": lambda path: plot_loss_curve(history, path, task.spec.train.min_delta),
+        **task.artifact_writers(learner, history),
     }
     failed = []
-    for name in artifacts_of(spec.task):
+    for name in task.artifacts:
         if only is not None and name not in only:
             continue
         try:

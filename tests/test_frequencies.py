@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from seqbench.data.builtin import BUILTINS
-from seqbench.experiment import ARTIFACTS, resume_experiment, run_experiment
+from seqbench.experiment import artifacts_of, resume_experiment, run_experiment
 from seqbench.spec import Spec
 
 TINY = {"model": {"name": "mingru", "hidden_size": 4}, "train": {"epochs": 1, "batch_size": 256}}
@@ -25,7 +25,7 @@ def tiny_spec(dataset: dict) -> Spec:
 def assert_complete(run_dir, n_rows: int | None = None) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed"
-    assert all((run_dir / name).is_file() for name in ARTIFACTS)
+    assert all((run_dir / name).is_file() for name in artifacts_of("forecast"))
     assert "warning" not in (run_dir / "run.log").read_text()
     predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"date": str})
     dates = pd.to_datetime(predictions["date"], format="ISO8601")  # one format for the whole file

@@ -7,15 +7,14 @@ persistence and linear baselines and their Diebold-Mariano p-values. Outputs: pr
 (predictions.csv.xz when large: seqbench.predictions_file), predictions.png (a multi-step run's:
 `horizon_forecasts`) and the loss curve.
 
-Every task module has this shape: `prepare`, `header`, `evaluate`, `headline`, `ARTIFACTS` and
-`artifact_writers`, `memory_hint` (seqbench.experiment runs either through them).
+`ForecastTask` is this task as the run drives it (seqbench.tasks.base.Task).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ from seqbench.plots import HorizonForecasts, plot_predictions
 from seqbench.predictions_file import write_forecasts
 from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec
+from seqbench.tasks.base import Task
 from seqbench.tasks.common import common_config, common_metrics, versions
 from seqbench.train import FitResult, Learner
 
@@ -259,3 +259,30 @@ def artifact_writers(
         "predictions.csv": lambda path: write_forecasts(path, predictions),
         "predictions.png": lambda path: plot_predictions(predictions, path, title, horizon),
     }
+
+
+class ForecastTask(Task):
+    """The forecast task (see the module doc): `loaded` a LoadedFrame, `data` its Windows."""
+
+    name: ClassVar[str] = "forecast"
+    artifacts: ClassVar[tuple[str, ...]] = ARTIFACTS
+
+    def prepare(self) -> Learner:
+        self.loaded, self.data, learner = prepare(self.spec, self.data_dir)
+        return learner
+
+    def header(self) -> list[str]:
+        return header(self.spec, self.loaded, self.data)
+
+    def evaluate(self, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
+        return evaluate(self.spec, self.loaded, self.data, learner, fit_result, run_id)
+
+    @staticmethod
+    def headline(metrics: dict[str, Any]) -> float | None:
+        return headline(metrics)
+
+    def memory_hint(self, stage: str) -> str:
+        return memory_hint(self.spec, self.data, stage)
+
+    def artifact_writers(self, learner: Learner, history: pd.DataFrame) -> dict[str, Callable[[Path], None]]:
+        return artifact_writers(self.spec, self.data, learner, history)

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from seqbench.errors import SeqbenchError
 from seqbench.spec import Spec
+from seqbench.tasks.base import Task
 
 VOCAB = 256  # byte values
 STREAMS = 16  # held-out streams scored side by side
@@ -449,3 +450,30 @@ def sample_settings(spec: Spec, loaded: LoadedText) -> dict[str, Any]:
         **SAMPLE,
         "seed": spec.seed,
     }
+
+
+class LMTask(Task):
+    """The language-model task (see the module doc): `loaded` a LoadedText, `data` its TextTraining."""
+
+    name: ClassVar[str] = "lm"
+    artifacts: ClassVar[tuple[str, ...]] = ARTIFACTS
+
+    def prepare(self) -> Any:
+        self.loaded, self.data, learner = prepare(self.spec, self.data_dir)
+        return learner
+
+    def header(self) -> list[str]:
+        return header(self.spec, self.loaded, self.data)
+
+    def evaluate(self, learner: Any, fit_result: Any, run_id: str) -> dict[str, Any]:
+        return evaluate(self.spec, self.loaded, self.data, learner, fit_result, run_id)
+
+    @staticmethod
+    def headline(metrics: dict[str, Any]) -> float | None:
+        return headline(metrics)
+
+    def memory_hint(self, stage: str) -> str:
+        return memory_hint(self.spec, self.data, stage)
+
+    def artifact_writers(self, learner: Any, history: Any) -> dict[str, Any]:
+        return artifact_writers(self.spec, self.data, learner, history)
