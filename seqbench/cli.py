@@ -200,45 +200,22 @@ def reference(
 @app.command(cls=Command)
 @handles_errors
 def convert(
-    source: Annotated[
-        Path, typer.Argument(help="A run folder (with --to) or a weights file (with --config).")
-    ],
-    to: Annotated[
-        str | None,
-        typer.Option("--to", help="Export to this peer's layout: mambapy, mamba_ssm, mingru_pytorch."),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="With --to: the .pt or .npz file.")
-    ] = None,
-    blocks_only: Annotated[
-        bool, typer.Option("--blocks-only", help="With --to: leave out seqbench's own embed.* and head.*.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="With --to: replace the -o file if it exists.")
-    ] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Import into this spec's model (YAML).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a key of the spec.")
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option(help="Run-name prefix of the new run (default: the spec's).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Import: print metrics.json to stdout.")] = False,
+    source: Annotated[Path, Argument(help="A run folder (with --to) or a weights file (with --config).")],
+    to: Annotated[str | None, Option(help="Export to this peer: mambapy, mamba_ssm, mingru_pytorch.")] = None,
+    output: Annotated[Path | None, Option("--output", "-o", help="With --to: the .pt or .npz file.")] = None,
+    blocks_only: Annotated[bool, Option("--blocks-only", help="With --to: no embed.*, head.*.")] = False,
+    force: Annotated[bool, Option("--force", help="With --to: replace the -o file if it exists.")] = False,
+    config: Annotated[Path | None, Option("--config", "-c", help="Import into this spec's model.")] = None,
+    set_: Sets = None,
+    name: Annotated[str | None, Option(help="Run-name prefix of the new run (default: the spec's).")] = None,
+    quiet: Annotated[bool, Option("--quiet", "-q", help="Print only the result.")] = False,
+    as_json: Annotated[bool, Option("--json", help="Import: print metrics.json to stdout.")] = False,
     results: ResultsDir = Path("results"),
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Move weights between seqbench and the reference implementations (mambapy / mamba_ssm, minGRU-pytorch).
 
-    Export: `convert RUN_DIR --to PEER -o FILE.pt` writes a trained run's weights in the peer's
-    names and layout (a state dict of tensors; .npz for NumPy arrays), plus seqbench's own
-    embed.* and head.* under seqbench's names (--blocks-only leaves them out).
-
-    Import: `convert FILE.pt --config SPEC` builds the spec's model, loads the peer's blocks
-    (and seqbench's embed.* / head.*, when the file has them) and writes a run folder scored like
-    a trained run, without training (epochs_run 0, `converted_from` in metrics.json).
+    Export a run's weights in a peer's names and layout, or import a peer's file as a run folder.
 
     Example: seqbench convert results/aapl-mamba/RUN --to mambapy -o aapl_mamba.pt;
     seqbench convert aapl_mamba.pt --config experiments/aapl_mamba.yaml --name aapl-mambapy
