@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
-from seqbench.executors import make_executor
+from seqbench.executors import check_executor, make_executor
 from seqbench.io import atomic_write_text
 from seqbench.runs import run_lock
 from seqbench.spec import (
@@ -558,8 +558,6 @@ def sweep_from_flags(
 ) -> tuple[SweepReport, SweepSummary]:
     """`seqbench sweep`: check the executor, plan and check every grid point, run what is left
     (a line on stderr per run unless `quiet`), and write the summary."""
-    from seqbench.executors import check_executor
-
     if config is None:
         raise SeqbenchError("missing --config SPEC; e.g. seqbench sweep -c experiments/aapl_sweep.yaml")
     check_executor(executor, address)
