@@ -28,6 +28,7 @@ import numpy as np
 
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import SPLITS, Windows, make_windows
+from seqbench.errors import RunFailed
 from seqbench.learners import check_fits_in_memory
 from seqbench.models.registry import MODELS, build_model, count_weights, torch_installed
 from seqbench.spec import Spec
@@ -55,6 +56,15 @@ class AuditReport:
     @property
     def leaks(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
+
+    def raise_for_leaks(self) -> None:
+        """RunFailed (exit 1) when some check found a leak, naming the first."""
+        if self.leaks:
+            first = self.leaks[0]
+            raise RunFailed(
+                f"causality audit: {len(self.leaks)} of {len(self.checks)} checks found a leak "
+                f"(first: {first.subject}, {first.check}: {first.result})"
+            )
 
 
 # --- the model -----------------------------------------------------------------------------------

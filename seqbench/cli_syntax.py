@@ -1,6 +1,7 @@
-"""How the command line words its own syntax: usage lines and argument names in capitals (`RUN`,
-`TICKER`, `[RUNS]...`), and click's usage errors (an unknown option, a missing argument, a value
-out of range) as seqbench's one `error:` line with exit 2, like every other bad input.
+"""How the command line words its own syntax and its errors: usage lines and argument names in
+capitals (`RUN`, `TICKER`, `[RUNS]...`); click's usage errors (an unknown option, a missing
+argument, a value out of range) as seqbench's one `error:` line with exit 2, like every other bad
+input; and `handles_errors`, which says a command's failures in one line with their exit code.
 
 `Command` is each command's class and `Group` the `seqbench` group's (`cli.py` names them).
 """
@@ -8,13 +9,17 @@ out of range) as seqbench's one `error:` line with exit 2, like every other bad 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
-from collections.abc import Iterator
-from typing import Any
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
-from seqbench.errors import shown
+from seqbench.errors import SeqbenchError, shown
 
 try:  # typer 0.26 and later carry their own copy of click, whose exceptions these are
     from typer._click import Context, HelpFormatter
@@ -27,6 +32,54 @@ except ImportError:  # an older typer on click itself
 # and a value that is not a number, with the words for what it must be
 OUT_OF_RANGE = {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}
 NOT_A_NUMBER = {"int_parsing": "an integer", "int_from_float": "an integer", "float_parsing": "a number"}
+state = {"debug": False}  # `seqbench --debug`: let exceptions and their tracebacks through
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(command: F) -> F:
+    """Run a command with its failures said in one or two lines, and its exit code.
+
+    SeqbenchError: its message and exit code (2 bad input, 1 failed run, 130 interrupted);
+    Ctrl-C outside a run: exit 130; any other failed read or write (OSError), or running out of
+    memory where no layer below said why: exit 1. Warnings are one `warning: ...` line each.
+    `--debug` lets the exception and its traceback through.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                if not state["debug"]:
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    warnings.simplefilter("ignore", FutureWarning)
+                return command(*args, **kwargs)
+        except SeqbenchError as exc:
+            if state["debug"]:  # the traceback, then the same exit code as without --debug
+                traceback.print_exc()
+            print(f"{exc.label}: {exc}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except MemoryError:  # where no layer below named the setting to lower (a run's stages do)
+            if state["debug"]:
+                raise
+            print("error: ran out of memory; free memory or give the command less to hold", file=sys.stderr)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a failed read or write that no layer below turned into a message
+            if state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 class Command(TyperCommand):

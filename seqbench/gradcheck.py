@@ -209,3 +209,22 @@ def gradcheck_models(
                 seen.checked += r.checked
                 seen.max_rel_error = max(seen.max_rel_error, r.max_rel_error)
     return list(worst.values())
+
+
+def gradcheck_all(model: str | None = None, lm: bool = False) -> list[GradCheckResult]:
+    """`seqbench gradcheck`: every model (or `model`) as it is and with a forecast's options, and
+    as a language model with `lm`."""
+    from seqbench.models.registry import model_names
+
+    names = [model] if model else model_names()
+    results = gradcheck_models(names) + gradcheck_models(names, forecast=True)
+    return results + (gradcheck_models(names, lm=True) if lm else [])
+
+
+def raise_for_failures(results: list[GradCheckResult], tolerance: float) -> None:
+    """RunFailed (exit 1) when some parameter's relative error is above `tolerance`."""
+    from seqbench.errors import RunFailed
+
+    failed = sum(r.max_rel_error > tolerance for r in results)
+    if failed:
+        raise RunFailed(f"gradient check failed: {failed} of {len(results)} parameters above {tolerance:g}")

@@ -30,6 +30,7 @@ import datetime as dt
 import itertools
 import json
 import re
+import sys
 import time
 import warnings
 from collections import Counter, deque
@@ -41,7 +42,7 @@ from typing import Any
 import yaml
 
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
-from seqbench.executors import make_executor
+from seqbench.executors import check_executor, make_executor
 from seqbench.io import atomic_write_text
 from seqbench.runs import run_lock
 from seqbench.spec import (
@@ -540,6 +541,49 @@ def run_sweep(
             finally:
                 runner.close()
     return report
+
+
+def sweep_from_flags(
+    config: Path | None,
+    grid: list[str] | None = None,
+    overrides: list[str] | None = None,
+    seeds: int | None = None,
+    name: str | None = None,
+    results_dir: Path = Path("results"),
+    data_dir: Path = Path("data"),
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    quiet: bool = False,
+) -> tuple[SweepReport, SweepSummary]:
+    """`seqbench sweep`: check the executor, plan and check every grid point, run what is left
+    (a line on stderr per run unless `quiet`), and write the summary."""
+    if config is None:
+        raise SeqbenchError("missing --config SPEC; e.g. seqbench sweep -c experiments/aapl_sweep.yaml")
+    check_executor(executor, address)
+    plan = plan_sweep(config, list(grid or []), list(overrides or []), seeds, name, results_dir, data_dir)
+    check_data(plan, data_dir)
+    report = run_sweep(plan, data_dir, executor, workers, address, None if quiet else progress_lines(plan))
+    return report, write_summary(report)
+
+
+def progress_lines(plan: SweepPlan) -> Callable[[Outcome], None]:
+    """Say what the sweep is about to do; return what prints a line (stderr) as each run ends."""
+    resumed = sum(1 for task in plan.todo if task.resume_dir)
+    print(
+        f"sweep {plan.name}: {len(plan.tasks) // len(plan.seeds)} grid points x {len(plan.seeds)} seeds = "
+        f"{len(plan.tasks)} runs; {len(plan.done)} done before (skipped), {resumed} to resume, "
+        f"{len(plan.todo) - resumed} to start",
+        file=sys.stderr,
+        flush=True,
+    )
+    ended = [len(plan.done)]
+
+    def on_outcome(outcome: Outcome) -> None:
+        ended[0] += 1
+        print(outcome_line(outcome, ended[0], len(plan.tasks)), file=sys.stderr, flush=True)
+
+    return on_outcome
 
 
 def outcome_line(outcome: Outcome, position: int, total: int) -> str:

@@ -1,5 +1,5 @@
-"""The tables the commands print: a run's result next to its baselines, one line per seed, the
-datasets, the gradient check and the causality audit (compare's are in seqbench.compare).
+"""The tables the commands print: a run's result next to its baselines, one line per seed, a
+forecast, the datasets, the gradient check and the causality audit (compare's are in seqbench.compare).
 
 Each task has its own result table: a forecast's test RMSE, MAE, ... next to persistence, seasonal
 persistence and the linear baseline (and, for a run with `scaled`, the MSE and MAE in the scaler's
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from seqbench.compare import best_baseline
@@ -153,6 +154,16 @@ def lm_summary_table(metrics: dict[str, Any]) -> Table:
 def result_table(metrics: dict[str, Any]) -> Table:
     """The table `train` prints for a finished run of either task."""
     return lm_summary_table(metrics) if metrics.get("task") == "lm" else summary_table(metrics)
+
+
+def forecast_table(forecast: Any) -> Table:
+    """`seqbench predict`: one row per step and series, its date and the forecast in original units."""
+    table = Table()
+    for column in forecast.frame.columns:
+        table.add_column(column, justify="left" if column in ("date", "series") else "right")
+    for row in forecast.frame.itertuples(index=False):
+        table.add_row(row.date, escape(str(row.series)), str(row.step), f"{row.prediction:.6g}")
+    return table
 
 
 def datasets_table(datasets: list[dict[str, Any]]) -> Table:

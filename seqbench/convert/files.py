@@ -8,6 +8,7 @@ names and layout (linear weights (in, out)): OWN below. Export writes them, impo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,3 +210,52 @@ def import_file(
         "sha256": file_sha256(path),
     }
     return import_experiment(spec, convert, source, results_dir, data_dir, log), absent
+
+
+def convert_from_flags(
+    source: Path,
+    to: str | None = None,
+    output: Path | None = None,
+    blocks_only: bool = False,
+    force: bool = False,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    name: str | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+    results_dir: Path = Path("results"),
+    data_dir: Path = Path("data"),
+) -> Any:
+    """`seqbench convert`: export the run folder `source` to peer `to`'s layout in `output` (one line
+    on stderr; returns None), or import the weights file `source` into spec `config`'s model as a new
+    run folder (returns its RunResult). Options of the other direction are a SeqbenchError."""
+    if (to is None) == (config is None):
+        raise SeqbenchError(
+            "give --to PEER -o FILE (export a run folder) or --config SPEC (import a weights file), not "
+            + ("both" if to else "neither")
+        )
+    from seqbench.runs import check_output
+
+    if to is not None:
+        if output is None:
+            raise SeqbenchError("--to needs --output FILE (.pt, or .npz); e.g. -o weights.pt")
+        if overrides or name or as_json:
+            raise SeqbenchError(
+                "--set, --name and --json are for an import (--config); an export takes --to and -o"
+            )
+        check_output(output, force, "weights.pt")
+        names = export_run(source, to, output, own=not blocks_only)
+        print(f"wrote {output} ({len(names)} tensors in {to}'s layout)", file=sys.stderr)
+        return None
+    if output is not None or blocks_only or force:
+        raise SeqbenchError(
+            "--output, --blocks-only and --force are for an export (--to); an import writes a run folder"
+        )
+    from seqbench.experiment import RunLog
+    from seqbench.spec import load_spec
+
+    spec = load_spec(config, list(overrides or []) + ([f"name={name}"] if name is not None else []), data_dir)
+    if spec.seeds is not None and len(spec.seeds) > 1:
+        raise SeqbenchError("an import is one run: give the spec one seed (--set seed=0), not seeds")
+    result, _ = import_file(source, spec, results_dir, data_dir, RunLog(None if quiet else sys.stderr))
+    return result

@@ -91,6 +91,31 @@ def list_datasets(data_dir: Path = Path("data")) -> list[dict[str, Any]]:
     return entries
 
 
+def download(
+    name: str,
+    data_dir: Path = Path("data"),
+    start: str = "2010-01-01",
+    end: str | None = None,
+    interval: str = "1d",
+    force: bool = False,
+) -> Path:
+    """`seqbench download NAME`: an ETT file, a text corpus, or else a Yahoo Finance ticker (from
+    `start` to `end`, bars of `interval`; cached unless `force`) into `data_dir`; returns its path."""
+    from seqbench.data.ett import download_ett, is_ett, is_pinned
+    from seqbench.data.text import download_corpus, is_corpus
+
+    if is_ett(name):
+        path = download_ett(name, data_dir)
+        if not is_pinned(name):
+            warnings.warn(
+                f"{path.name} has no pinned sha256 in seqbench; it was kept unchecked", stacklevel=2
+            )
+        return path
+    if is_corpus(name):
+        return download_corpus(name.lower(), data_dir)
+    return yahoo.download(name, start=start, end=end, interval=interval, data_dir=data_dir, force=force)
+
+
 # --- sources ---------------------------------------------------------------------------------
 
 
