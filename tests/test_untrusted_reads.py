@@ -233,6 +233,25 @@ def test_predict_names_a_hand_edited_field(copy, edit, message):
     assert files_of(copy) == before
 
 
+@pytest.mark.parametrize(
+    ("command", "code", "said"),
+    [
+        (["predict"], 2, "error: "),
+        (["reference", "-o", "ref.json"], 2, "error: "),
+        (["compare"], 0, "warning: "),
+    ],
+)
+def test_a_metrics_json_nested_thousands_deep_is_one_line(copy, tmp_path, monkeypatch, command, code, said):
+    """Once a RecursionError traceback from json.loads (found by tests/test_fuzz_files.py)."""
+    monkeypatch.chdir(tmp_path)
+    (copy / "metrics.json").write_text('{"status": ' + "[" * 5000 + "]" * 5000 + "}")
+    before = files_of(copy)
+    result = invoke(command[0], copy, *command[1:])
+    assert result.exit_code == code and "Traceback" not in result.output, result.output
+    assert result.stderr.splitlines()[-1].startswith(said), result.stderr
+    assert files_of(copy) == before and not (tmp_path / "ref.json").exists()
+
+
 # --- rows 4 and 5: a forecast from other rows than the run's -------------------------------------
 
 

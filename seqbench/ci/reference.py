@@ -21,7 +21,7 @@ import pandas as pd
 
 from seqbench.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
 from seqbench.errors import SeqbenchError, shown
-from seqbench.io import atomic_write_text, dumps_strict
+from seqbench.io import atomic_write_text, dumps_strict, loads_json
 from seqbench.runs import load_run
 
 FORMAT = 1  # `seqbench_reference`: the file's format version
@@ -128,7 +128,7 @@ def read_reference(path: Path) -> Reference:
             raise SeqbenchError(
                 f"{where} is larger than {MAX_BYTES // 2**20} MB; it is not a seqbench reference"
             )
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SeqbenchError(f"cannot read the reference {where}: {shown(exc)}") from None
     try:

@@ -70,6 +70,7 @@ def set_rows(rows):
     ("damage", "message"),
     [
         ("not json", "cannot read the reference"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply to read"),  # once a RecursionError traceback
         ('{"seqbench_reference": 99}', "is not a seqbench reference file"),
         ("[1, 2]", "is not a seqbench reference file"),
         (set_rows([["2015-01-01", float("nan")]]), "is not a seqbench reference file"),
