@@ -141,6 +141,16 @@ def test_predict_and_sample_refuse_a_pipe_or_a_huge_file(copy, no_hang, command,
     assert files_of(copy) == before
 
 
+def test_predict_refuses_a_huge_data_file_before_reading(copy, tmp_path, no_hang):
+    """Once minutes of pandas on 3 GiB of NUL bytes (found by tests/test_fuzz_files.py)."""
+    data = tmp_path / "new.csv"
+    prices(40, "B").to_csv(data, index=False)
+    sparse(data)
+    before = files_of(copy)
+    one_line_error(invoke("predict", copy, "--data", data), "3,221,225,472 bytes, over the limit")
+    assert files_of(copy) == before
+
+
 def test_report_leaves_out_a_pipe_and_huge_files_with_a_warning_each(copy, tmp_path, no_hang):
     os.mkfifo(copy / "x.png")
     sparse(copy / "big.png")
