@@ -326,6 +326,18 @@ def test_a_pt_whose_pickle_is_larger_than_a_state_dicts_is_refused_before_unpick
     assert "bytes, far more than a state dict's names need" in result.stderr
 
 
+def test_a_pt_whose_zip_names_are_not_utf8_is_one_line(trained, workdir):
+    """Once a UnicodeDecodeError traceback from zipfile (found by tests/test_fuzz_files.py)."""
+    with zipfile.ZipFile(workdir / "bad.pt", "w") as archive:
+        archive.writestr("w\u00e9/data.pkl", b"")  # a UTF-8 name: the zip flags it so
+    (workdir / "bad.pt").write_bytes(
+        (workdir / "bad.pt").read_bytes().replace("\u00e9".encode(), b"\x82\x82")
+    )
+    import_refused(trained, workdir, "bad.pt", "bad.pt is not a weights file")
+    result = invoke("convert", "bad.pt", "--config", trained["spec"])
+    assert "a damaged zip archive ('utf-8' codec can't decode byte 0x82" in result.stderr
+
+
 def test_a_legacy_pt_is_one_line(trained, workdir):
     """torch.save's format before PyTorch 1.6 is read whole by torch.load: refused, with the reason."""
     torch.save(torch_state(trained), workdir / "old.pt", _use_new_zipfile_serialization=False)

@@ -62,6 +62,41 @@ def test_a_run_that_did_not_complete_is_no_reference(smoke_runs, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+def sparse(path):
+    with open(path, "ab") as f:
+        f.truncate(3 * 2**30)  # 3 GiB that cost no disk
+
+
+def extra_field(path):
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:5], lines[5] + ",x", *lines[6:]]) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (sparse, "predictions.csv is 3,221,225,472 bytes, over the limit of 268,435,456"),
+        (extra_field, "C error: Expected 7 fields in line 6, saw 8"),
+    ],
+    ids=["3 GiB sparse", "a row with an extra field"],
+)
+@pytest.mark.parametrize("against", [False, True], ids=["reference", "compare --against"])
+def test_a_spoiled_predictions_csv_is_one_line(smoke_runs, tmp_path, spoil, message, against):
+    """Once minutes of pandas on 3 GiB (a hang), and pandas' three-line error message (found by
+    tests/test_fuzz_files.py)."""
+    run_dir = copy_run(smoke_runs["ref"], tmp_path)
+    spoil(run_dir / "predictions.csv")
+    before = files_of(tmp_path)
+    if against:
+        args = ("compare", run_dir, "--against", smoke_runs["ref"], "--fail-if-worse", "5%")
+    else:
+        args = ("reference", run_dir, "-o", tmp_path / "r.json")
+    result = invoke(*args)
+    one_line_error(result, message)
+    assert result.stderr.count("\n") == 1, repr(result.stderr)  # no blank lines after it
+    assert files_of(tmp_path) == before
+
+
 def set_rows(rows):
     return lambda ref: ref["losses"].update(rows=rows)
 
