@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from cli_helpers import make_text
+from cli_helpers import make_text, no_pictures
 from typer.testing import CliRunner
 
-from seqbench import plots
 from seqbench.cli import app
 
 CASES = int(os.environ.get("SEQBENCH_FUZZ_CASES", "300"))
@@ -48,19 +47,13 @@ runner = CliRunner()
 # ---- the runs, trained once -------------------------------------------------------------------
 
 
-def _no_pictures(fig: Any, path: str | Path, tight: bool = True) -> None:
-    """plots._write without the drawing (~1 s a figure): the figure is built from the data, then a
-    stand-in PNG is written where the picture goes. The pictures are not what is fuzzed here."""
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """{"root": folder, "fm": run, "ft": run or None, "lm": run, "w.npz": file, "w.pt": file or None,
     "ref.json": file, "f.yaml"/"t.yaml": import specs, "p.csv": data, "outside": a file no case may
     change}; the runs' folders are never spoiled, only copies of them."""
     patch = pytest.MonkeyPatch()
-    patch.setattr(plots, "_write", _no_pictures)
+    no_pictures(patch)  # the pictures are not what is fuzzed here
     root = tmp_path_factory.mktemp("fuzz_files")
     rng = np.random.default_rng(0)
     n = 200
@@ -478,7 +471,7 @@ def test_spoiled_files_never_crash_hang_or_clobber(world, n, tmp_path, monkeypat
     case_dir.mkdir()
     (case_dir / "out").mkdir()
     monkeypatch.chdir(case_dir)
-    monkeypatch.setattr(plots, "_write", _no_pictures)
+    no_pictures(monkeypatch)
     case = make_case(n, case_dir, world)
     shown = f"case {n}: {case.said}; seqbench {' '.join(case.args)}"
     before = snapshot(case_dir)
