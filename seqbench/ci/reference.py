@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from seqbench.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
-from seqbench.errors import SeqbenchError, shown
+from seqbench.errors import SeqbenchError, brief, shown
 from seqbench.io import atomic_write_text, dumps_strict, loads_json, read_regular
 from seqbench.runs import load_run
 
@@ -76,7 +76,14 @@ def reference_from_run(run_dir: Path) -> Reference:
             "only a completed run can be a reference"
         )
     losses, h = test_losses(run_dir, task_of(metrics))
-    return Reference(str(run_dir), {key: metrics[key] for key in KEPT if key in metrics}, h, losses)
+    made = Reference(str(run_dir), {key: metrics[key] for key in KEPT if key in metrics}, h, losses)
+    metric, value = made.headline
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise SeqbenchError(
+            f"{shown(run_dir, 200)} has no test {metric} in its metrics.json (found {brief(value)}); "
+            "a completed run has one, and only it can be a reference"
+        )
+    return made
 
 
 def test_losses(run_dir: Path, task: str) -> tuple[dict[str, float], int]:
@@ -136,7 +143,7 @@ def read_reference(path: Path) -> Reference:
         raise SeqbenchError(f"cannot read the reference {where}: {shown(exc)}") from None
     try:
         return _parse(data, str(path))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: float(10**400)
         raise SeqbenchError(f"{where} is not a seqbench reference file ({shown(exc)})") from None
 
 

@@ -97,6 +97,19 @@ def test_a_spoiled_predictions_csv_is_one_line(smoke_runs, tmp_path, spoil, mess
     assert files_of(tmp_path) == before
 
 
+@pytest.mark.parametrize("test", ["abc", None, [1], {}])
+def test_a_run_without_a_test_score_is_no_reference(lm_runs, tmp_path, test):
+    """Once a TypeError traceback printing a None score (found by tests/test_fuzz_files.py)."""
+    run_dir = copy_run(lm_runs["good"], tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "test": test}))
+    one_line_error(
+        invoke("reference", run_dir, "-o", tmp_path / "r.json"),
+        "has no test bits_per_byte in its metrics.json",
+    )
+    assert not (tmp_path / "r.json").exists()
+
+
 def set_rows(rows):
     return lambda ref: ref["losses"].update(rows=rows)
 
@@ -112,6 +125,7 @@ def set_rows(rows):
         (set_rows([["2015-01-01"]]), "is not a seqbench reference file"),
         (set_rows([["2015-01-01", True]]), "is not a seqbench reference file"),
         (lambda ref: ref["losses"].update(h=0), "is not a seqbench reference file"),
+        (set_rows([["2015-01-01", 10**400]]), "int too large to convert to float"),  # once a traceback
         (lambda ref: ref.pop("metrics"), "is not a seqbench reference file"),
     ],
 )
