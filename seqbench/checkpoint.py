@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import math
 import zipfile
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.errors import SeqbenchError
-from seqbench.io import atomic_path, atomic_write_json
+from seqbench.io import atomic_path, atomic_write_json, loads_json
 from seqbench.train import Checkpoint, EpochRecord, FitResult
 from seqbench.weights_file import open_weights
 
@@ -76,7 +75,7 @@ def read_checkpoint(run_dir: Path) -> tuple[Checkpoint, dict[str, Any]]:
     """The checkpoint in `run_dir` and its JSON record; any problem is a one-line SeqbenchError."""
     path = run_dir / CHECKPOINT_FILE
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = loads_json(path.read_text(encoding="utf-8"))
         if state.get("format") != FORMAT:
             raise ValueError(f"unknown checkpoint format {state.get('format')!r}")
         npz_path = run_dir / Path(state["arrays"]).name

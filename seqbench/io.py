@@ -136,6 +136,15 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
+def loads_json(text: str | bytes) -> Any:
+    """`json.loads` of a file from anyone: a document nested deeper than Python's recursion limit
+    (``[[[[...`` thousands deep) is a JSONDecodeError like any other unreadable JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", "", 0) from None
+
+
 def dumps_strict(obj: Any, **kwargs: Any) -> str:
     """JSON that every parser reads: no NaN or Infinity tokens (`null` where a value is undefined)."""
     return json.dumps(strict_json(obj), allow_nan=False, default=_json_default, **kwargs)

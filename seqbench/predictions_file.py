@@ -24,6 +24,7 @@ frame.
 
 from __future__ import annotations
 
+import io
 import lzma
 import re
 from pathlib import Path
@@ -31,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqbench.errors import SeqbenchError
-from seqbench.io import atomic_write_bytes, atomic_write_text
+from seqbench.errors import SeqbenchError, shown
+from seqbench.io import atomic_write_bytes, atomic_write_text, read_regular
 
 PLAIN = "predictions.csv"
 COMPACT = "predictions.csv.xz"
@@ -42,6 +43,8 @@ DIGITS = 7  # significant digits of the rounded columns in the compact form
 ROUNDED = ("prediction", "linear")  # a model's forecasts; the others are data, kept exactly
 XZ_PRESET = 1  # about 4 s for the ETTh1 run; higher presets take minutes for a few percent
 LONG_ORDER = ("date", "series", "step", "target", "prediction", "persistence", "linear")
+# the file on disk, read whole: the plain form stays under ~30 MB, ETTh1's compact one is 15.5 MB
+MAX_FILE_BYTES = 256 * 2**20
 STEP_COLUMN = re.compile(r"^(?P<name>.+)_(?P<step>[0-9]+)$")
 
 
@@ -69,18 +72,20 @@ def find_forecasts(run_dir: str | Path) -> Path | None:
 
 def read_forecasts(run_dir: str | Path) -> pd.DataFrame:
     """The run's test forecasts as the plain form's frame (dates and series as text), whichever
-    form is on disk; a SeqbenchError when there is none or it cannot be read."""
+    form is on disk; a SeqbenchError (one line) when there is none, it is larger than
+    MAX_FILE_BYTES (checked before reading) or it cannot be read."""
     path = find_forecasts(run_dir)
     if path is None:
         raise SeqbenchError(f"cannot read {Path(run_dir) / PLAIN}: the run has no {PLAIN} or {COMPACT}")
+    data = read_regular(path, MAX_FILE_BYTES, f"a {PLAIN}")
     try:
         if path.name == PLAIN:
-            return pd.read_csv(path, dtype={"date": str, "series": str})
-        header = pd.read_csv(path, nrows=0).columns
+            return pd.read_csv(io.BytesIO(data), dtype={"date": str, "series": str})
+        header = pd.read_csv(io.BytesIO(data), nrows=0, compression="xz").columns
         text = {c: str for c in header if c == "series" or c.startswith("date_")}
-        return long_frame(pd.read_csv(path, dtype=text))
+        return long_frame(pd.read_csv(io.BytesIO(data), dtype=text, compression="xz"))
     except (OSError, ValueError, EOFError, lzma.LZMAError) as exc:
-        raise SeqbenchError(f"cannot read {path}: {exc}") from None
+        raise SeqbenchError(f"cannot read {path}: {shown(str(exc).strip(), 300)}") from None
 
 
 # --- the two layouts ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.errors import RunFailed, SeqbenchError, shown
-from seqbench.io import FileRefused, read_regular
+from seqbench.io import FileRefused, loads_json, read_regular
 from seqbench.spec import NAME_PATTERN
 
 METRICS_FILE = "metrics.json"
@@ -185,7 +185,7 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
 def _metrics_json(run_dir: Path) -> Any:
     """The parsed metrics.json of `run_dir`, read only if it is a regular file of bounded size."""
     data = read_regular(run_dir / METRICS_FILE, MAX_METRICS_BYTES, f"a {METRICS_FILE}")
-    return json.loads(data.decode("utf-8"))
+    return loads_json(data.decode("utf-8"))
 
 
 def read_status(run_dir: Path) -> str | None:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from seqbench.errors import SeqbenchError
+from seqbench.errors import SeqbenchError, brief
 from seqbench.predictions_file import find_forecasts, read_forecasts
 
 KEYS = ["date", "series", "step"]  # one forecast in predictions.csv
@@ -125,9 +125,34 @@ def read_predictions(run_dir: str | Path) -> pd.DataFrame:
     if missing:
         path = find_forecasts(run_dir)
         raise SeqbenchError(f"{path} has no column '{missing[0]}'; it was not written by seqbench train")
+    _check_numbers(frame, run_dir)
     per_window = int(frame["step"].max()) * frame["series"].nunique() if len(frame) else 1
     frame["window"] = frame["date"].to_numpy()[(np.arange(len(frame)) // per_window) * per_window]
     return frame
+
+
+def _check_numbers(frame: pd.DataFrame, run_dir: str | Path) -> None:
+    """Numbers where seqbench wrote them, in place (a hand-edited or damaged file holds text): `step`
+    whole numbers from 1; targets and forecasts numbers or empty."""
+    for column in ("step", "target", "prediction", "persistence", "linear"):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        numbers = (
+            pd.Series(np.nan, index=values.index)
+            if pd.api.types.is_bool_dtype(values)
+            else pd.to_numeric(values, errors="coerce")
+        )
+        whole = (numbers >= 1) & (numbers % 1 == 0)
+        bad = ~whole if column == "step" else numbers.isna() & values.notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            what = "a whole number from 1" if column == "step" else "a number"
+            raise SeqbenchError(
+                f"{find_forecasts(run_dir)}: column '{column}' holds {brief(values.iloc[row])} in row "
+                f"{row + 1}, not {what}; the file was not written by seqbench train, or is damaged"
+            )
+        frame[column] = numbers.astype(np.int64) if column == "step" else numbers
 
 
 def paired_losses(

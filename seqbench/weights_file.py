@@ -272,6 +272,8 @@ def _check_torch_zip(path: Path) -> None:
         raise _not_weights(
             path, "not a zip archive (torch.save's format since PyTorch 1.6: re-save an older file)"
         ) from None
+    except (ValueError, NotImplementedError) as exc:  # e.g. a member name that is not UTF-8
+        raise _not_weights(path, f"a damaged zip archive ({exc})") from None
     big = next((info for info in pickles if info.file_size > MAX_PICKLE), None)
     if big is not None:
         raise WeightsFileError(

@@ -23,6 +23,19 @@ def one_line_error(result, message):
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
 
+def no_pictures(monkeypatch):
+    """Figures built from the data as always, but not drawn: a stand-in PNG where each picture goes
+    (drawing is ~1 s a figure; a test that reads no picture need not pay it)."""
+    from pathlib import Path
+
+    from seqbench import plots
+
+    monkeypatch.setattr(plots, "_write", lambda fig, path, tight=True: Path(path).write_bytes(PNG_SIGNATURE))
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def make_text(n: int = 24_000, seed: int = 0) -> bytes:
     """Words from a small vocabulary in a seeded order: structure beyond the bytes' frequencies."""
     rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import no_pictures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -71,6 +72,7 @@ def project(tmp_path, monkeypatch):
     """A project folder; yfinance answers as it does offline (tests never touch the network)."""
     import yfinance
 
+    no_pictures(monkeypatch)  # each figure is built from the mutated data, not drawn (~2 s a run)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(yfinance, "download", lambda *args, **kwargs: pd.DataFrame())
     return tmp_path
@@ -192,7 +194,7 @@ def write_mutated_csv(path: Path, edits) -> None:
     path.write_bytes(text.encode("utf-8", errors="surrogatepass")[:truncate])
 
 
-@settings(SETTINGS, max_examples=80)  # a case that trains draws its plots (~2 s): the longest test
+@settings(SETTINGS, max_examples=150)
 @given(
     edits=csv_edits,
     target=st.sampled_from(["Close", "Open"]),

@@ -1,6 +1,7 @@
 """The Diebold-Mariano test: a hand-computed example, known behaviour, and pairing predictions.csv."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -157,6 +158,30 @@ def test_against_a_run_on_other_targets_is_an_error(tmp_path):
         dm_between_runs(a, b)
     with pytest.raises(SeqbenchError, match="cannot read"):
         dm_between_runs(a, tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("prediction", "oops", "column 'prediction' holds 'oops' in row 5, not a number"),
+        ("target", "1e5x", "column 'target' holds '1e5x' in row 5, not a number"),
+        ("step", "0", "column 'step' holds 0 in row 5, not a whole number from 1"),
+        ("step", "1.5", "column 'step' holds 1.5 in row 5, not a whole number from 1"),
+        ("step", "", "column 'step' holds nan in row 5, not a whole number from 1"),
+    ],
+)
+def test_text_where_a_number_belongs_is_named(tmp_path, column, value, message):
+    """Once a TypeError traceback in `reference` (str - float; found by tests/test_fuzz_files.py)."""
+    frame = predictions(DATES).astype({column: object})
+    frame.loc[4, column] = value
+    run = write_run(tmp_path, "a", frame)
+    with pytest.raises(SeqbenchError, match=re.escape(f"predictions.csv: {message}; the file was not")):
+        read_predictions(run)
+
+
+def test_whole_steps_written_as_floats_read_as_integers(tmp_path):
+    run = write_run(tmp_path, "a", predictions(DATES).astype({"step": float}))
+    assert read_predictions(run)["step"].dtype == np.int64
 
 
 # --- end to end: metrics.json at train time, the dm_p column of compare -------------------------

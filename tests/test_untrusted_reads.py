@@ -141,6 +141,16 @@ def test_predict_and_sample_refuse_a_pipe_or_a_huge_file(copy, no_hang, command,
     assert files_of(copy) == before
 
 
+def test_predict_refuses_a_huge_data_file_before_reading(copy, tmp_path, no_hang):
+    """Once minutes of pandas on 3 GiB of NUL bytes (found by tests/test_fuzz_files.py)."""
+    data = tmp_path / "new.csv"
+    prices(40, "B").to_csv(data, index=False)
+    sparse(data)
+    before = files_of(copy)
+    one_line_error(invoke("predict", copy, "--data", data), "3,221,225,472 bytes, over the limit")
+    assert files_of(copy) == before
+
+
 def test_report_leaves_out_a_pipe_and_huge_files_with_a_warning_each(copy, tmp_path, no_hang):
     os.mkfifo(copy / "x.png")
     sparse(copy / "big.png")
@@ -231,6 +241,25 @@ def test_predict_names_a_hand_edited_field(copy, edit, message):
     before = files_of(copy)
     one_line_error(invoke("predict", copy), f"{copy / 'metrics.json'}: {message}")
     assert files_of(copy) == before
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "said"),
+    [
+        (["predict"], 2, "error: "),
+        (["reference", "-o", "ref.json"], 2, "error: "),
+        (["compare"], 0, "warning: "),
+    ],
+)
+def test_a_metrics_json_nested_thousands_deep_is_one_line(copy, tmp_path, monkeypatch, command, code, said):
+    """Once a RecursionError traceback from json.loads (found by tests/test_fuzz_files.py)."""
+    monkeypatch.chdir(tmp_path)
+    (copy / "metrics.json").write_text('{"status": ' + "[" * 5000 + "]" * 5000 + "}")
+    before = files_of(copy)
+    result = invoke(command[0], copy, *command[1:])
+    assert result.exit_code == code and "Traceback" not in result.output, result.output
+    assert result.stderr.splitlines()[-1].startswith(said), result.stderr
+    assert files_of(copy) == before and not (tmp_path / "ref.json").exists()
 
 
 # --- rows 4 and 5: a forecast from other rows than the run's -------------------------------------

@@ -270,6 +270,26 @@ def test_convert_of_a_run_with_nan_weights_is_refused(trained, tmp_path):
     assert files_of(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("name", "sizes"), [("embed.weight", "0 inputs and 1"), ("head.bias", "1 inputs and 0")]
+)
+def test_convert_of_a_run_with_an_empty_first_or_last_weight_is_refused(trained, tmp_path, name, sizes):
+    """Once an OverflowError traceback: a model of 0 inputs built to read them (found by
+    tests/test_fuzz_files.py)."""
+    run_dir = shutil.copytree(trained["mamba"], tmp_path / "run")
+    with np.load(run_dir / "model.npz") as saved:
+        weights = {k: saved[k] for k in saved.files}
+    weights[name] = np.zeros((0, *weights[name].shape[1:]))
+    np.savez(run_dir / "model.npz", **weights)
+    before = files_of(tmp_path)
+    one_line_error(
+        invoke("convert", run_dir, "--to", "mambapy", "-o", tmp_path / "w.pt"),
+        f"{run_dir / 'model.npz'} does not fit the model of {run_dir / 'spec.yaml'}: 'embed.weight' and "
+        f"'head.bias' give {sizes} outputs",
+    )
+    assert files_of(tmp_path) == before
+
+
 # ---- row 7, and the run folder's own weights: predict, sample, train --resume ---------------------------
 
 
@@ -324,6 +344,18 @@ def test_a_pt_whose_pickle_is_larger_than_a_state_dicts_is_refused_before_unpick
     import_refused(trained, workdir, "big.pt", "big.pt: its big/data.pkl is ")
     result = invoke("convert", "big.pt", "--config", trained["spec"])
     assert "bytes, far more than a state dict's names need" in result.stderr
+
+
+def test_a_pt_whose_zip_names_are_not_utf8_is_one_line(trained, workdir):
+    """Once a UnicodeDecodeError traceback from zipfile (found by tests/test_fuzz_files.py)."""
+    with zipfile.ZipFile(workdir / "bad.pt", "w") as archive:
+        archive.writestr("w\u00e9/data.pkl", b"")  # a UTF-8 name: the zip flags it so
+    (workdir / "bad.pt").write_bytes(
+        (workdir / "bad.pt").read_bytes().replace("\u00e9".encode(), b"\x82\x82")
+    )
+    import_refused(trained, workdir, "bad.pt", "bad.pt is not a weights file")
+    result = invoke("convert", "bad.pt", "--config", trained["spec"])
+    assert "a damaged zip archive ('utf-8' codec can't decode byte 0x82" in result.stderr
 
 
 def test_a_legacy_pt_is_one_line(trained, workdir):

@@ -10,6 +10,7 @@ its held-out part (heldout_losses.csv, keyed by the block's first byte).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from seqbench.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
-from seqbench.errors import SeqbenchError, shown
-from seqbench.io import atomic_write_text, dumps_strict
+from seqbench.errors import SeqbenchError, brief, shown
+from seqbench.io import atomic_write_text, dumps_strict, loads_json, read_regular
 from seqbench.runs import load_run
 
 FORMAT = 1  # `seqbench_reference`: the file's format version
 MAX_BYTES = 64 * 2**20  # a reference file is read whole: refuse anything larger
+MAX_LOSSES_BYTES = 16 * 2**20  # heldout_losses.csv: at most 4096 blocks, ~30 bytes each
 LM_LOSSES = "heldout_losses.csv"
 # the parts of metrics.json a reference keeps
 KEPT = (
@@ -74,7 +76,14 @@ def reference_from_run(run_dir: Path) -> Reference:
             "only a completed run can be a reference"
         )
     losses, h = test_losses(run_dir, task_of(metrics))
-    return Reference(str(run_dir), {key: metrics[key] for key in KEPT if key in metrics}, h, losses)
+    made = Reference(str(run_dir), {key: metrics[key] for key in KEPT if key in metrics}, h, losses)
+    metric, value = made.headline
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise SeqbenchError(
+            f"{shown(run_dir, 200)} has no test {metric} in its metrics.json (found {brief(value)}); "
+            "a completed run has one, and only it can be a reference"
+        )
+    return made
 
 
 def test_losses(run_dir: Path, task: str) -> tuple[dict[str, float], int]:
@@ -83,12 +92,13 @@ def test_losses(run_dir: Path, task: str) -> tuple[dict[str, float], int]:
     if task == "lm":
         path = Path(run_dir) / LM_LOSSES
         try:
-            frame = pd.read_csv(path, dtype={"start": str})
+            data = read_regular(path, MAX_LOSSES_BYTES, f"a {LM_LOSSES}")
+            frame = pd.read_csv(io.BytesIO(data), dtype={"start": str})
             return dict(zip(frame["start"], frame["nats"].astype(float), strict=True)), 1
         except (OSError, ValueError, KeyError) as exc:
             raise SeqbenchError(
-                f"cannot read {shown(path, 200)} ({shown(exc)}); a run from before it was written "
-                "can be completed with seqbench train --resume RUN"
+                f"cannot read {shown(path, 200)} ({shown(str(exc).strip())}); a run from before it was "
+                "written can be completed with seqbench train --resume RUN"
             ) from None
     from seqbench.significance import read_predictions
 
@@ -128,12 +138,12 @@ def read_reference(path: Path) -> Reference:
             raise SeqbenchError(
                 f"{where} is larger than {MAX_BYTES // 2**20} MB; it is not a seqbench reference"
             )
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SeqbenchError(f"cannot read the reference {where}: {shown(exc)}") from None
     try:
         return _parse(data, str(path))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: float(10**400)
         raise SeqbenchError(f"{where} is not a seqbench reference file ({shown(exc)})") from None
 
 

@@ -157,6 +157,8 @@ def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
             else next(k for k in weights if k.startswith("layers.0."))
         )
         n_in = vocab or weights[first].shape[0]
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"'{shown(first)}' and 'head.bias' give {n_in} inputs and {n_out} outputs")
         model = build_model(spec.model, n_in, n_out, spec.seed, spec.train.dtype, "numpy", vocab)
         check_weights(model.params, weights)
     except (KeyError, StopIteration, ValueError) as exc:

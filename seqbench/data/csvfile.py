@@ -35,6 +35,8 @@ _UNNAMED = re.compile(r"^(Unnamed: 0|)$")
 _OFFSET = re.compile(r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$")
 _DECIMAL_COMMA = re.compile(r"(?<![\d.])\d+,\d+(?![\d,])")
 SNIFF_BYTES = 65536
+# pandas holds ~3x a CSV's size while it reads; ETT is 10 MB, decades of minute bars ~100 MB
+MAX_CSV_BYTES = 2**30
 
 
 def read_csv(
@@ -114,8 +116,14 @@ def _read_raw(path: Path, sep: str | None, decimal: str) -> pd.DataFrame:
 
 
 def _check_file(path: Path) -> None:
-    """A regular file that exists; a relative path that does not is explained in full."""
-    regular_file(path, "CSV file")
+    """A regular file that exists, of at most MAX_CSV_BYTES (a 3 GiB file, sparse or not, would take
+    pandas minutes and gigabytes); a relative path that does not exist is explained in full."""
+    size = regular_file(path, "CSV file").st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(
+            f"{path}: the file is {size:,} bytes, over the limit of {MAX_CSV_BYTES:,} for a CSV file "
+            "(seqbench reads data of up to 1 GiB)"
+        )
 
 
 def _refuse_other_separators(path: Path, decimal: str) -> None:

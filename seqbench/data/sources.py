@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
 import warnings
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from seqbench.data.builtin import BUILTINS, BuiltinDataset
 from seqbench.data.csvfile import date_format, read_csv
 from seqbench.data.synthetic import DEFAULT_TARGET, GENERATORS
 from seqbench.errors import DataError, brief, shown
+from seqbench.io import loads_json
 
 if TYPE_CHECKING:
     from seqbench.spec import DatasetSpec
@@ -388,7 +388,7 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
+        sidecar = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         warnings.warn(f"{path}: unreadable sidecar ({exc}); skipped", UserWarning, stacklevel=2)
         return None

@@ -62,6 +62,54 @@ def test_a_run_that_did_not_complete_is_no_reference(smoke_runs, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+def sparse(path):
+    with open(path, "ab") as f:
+        f.truncate(3 * 2**30)  # 3 GiB that cost no disk
+
+
+def extra_field(path):
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:5], lines[5] + ",x", *lines[6:]]) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (sparse, "predictions.csv is 3,221,225,472 bytes, over the limit of 268,435,456"),
+        (extra_field, "C error: Expected 7 fields in line 6, saw 8"),
+    ],
+    ids=["3 GiB sparse", "a row with an extra field"],
+)
+@pytest.mark.parametrize("against", [False, True], ids=["reference", "compare --against"])
+def test_a_spoiled_predictions_csv_is_one_line(smoke_runs, tmp_path, spoil, message, against):
+    """Once minutes of pandas on 3 GiB (a hang), and pandas' three-line error message (found by
+    tests/test_fuzz_files.py)."""
+    run_dir = copy_run(smoke_runs["ref"], tmp_path)
+    spoil(run_dir / "predictions.csv")
+    before = files_of(tmp_path)
+    if against:
+        args = ("compare", run_dir, "--against", smoke_runs["ref"], "--fail-if-worse", "5%")
+    else:
+        args = ("reference", run_dir, "-o", tmp_path / "r.json")
+    result = invoke(*args)
+    one_line_error(result, message)
+    assert result.stderr.count("\n") == 1, repr(result.stderr)  # no blank lines after it
+    assert files_of(tmp_path) == before
+
+
+@pytest.mark.parametrize("test", ["abc", None, [1], {}])
+def test_a_run_without_a_test_score_is_no_reference(lm_runs, tmp_path, test):
+    """Once a TypeError traceback printing a None score (found by tests/test_fuzz_files.py)."""
+    run_dir = copy_run(lm_runs["good"], tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "test": test}))
+    one_line_error(
+        invoke("reference", run_dir, "-o", tmp_path / "r.json"),
+        "has no test bits_per_byte in its metrics.json",
+    )
+    assert not (tmp_path / "r.json").exists()
+
+
 def set_rows(rows):
     return lambda ref: ref["losses"].update(rows=rows)
 
@@ -70,12 +118,14 @@ def set_rows(rows):
     ("damage", "message"),
     [
         ("not json", "cannot read the reference"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply to read"),  # once a RecursionError traceback
         ('{"seqbench_reference": 99}', "is not a seqbench reference file"),
         ("[1, 2]", "is not a seqbench reference file"),
         (set_rows([["2015-01-01", float("nan")]]), "is not a seqbench reference file"),
         (set_rows([["2015-01-01"]]), "is not a seqbench reference file"),
         (set_rows([["2015-01-01", True]]), "is not a seqbench reference file"),
         (lambda ref: ref["losses"].update(h=0), "is not a seqbench reference file"),
+        (set_rows([["2015-01-01", 10**400]]), "int too large to convert to float"),  # once a traceback
         (lambda ref: ref.pop("metrics"), "is not a seqbench reference file"),
     ],
 )

@@ -136,6 +136,18 @@ def test_a_fifo_is_refused_without_hanging(tmp_path):
     )
 
 
+def test_a_huge_file_is_refused_before_reading(tmp_path):
+    """A 3 GiB sparse CSV once kept pandas busy for minutes (`predict --data`, found by
+    tests/test_fuzz_files.py); its size is checked first."""
+    path = write(tmp_path, rows("Date,Close", DAYS))
+    with open(path, "ab") as f:
+        f.truncate(3 * 2**30)
+    assert one_line_error(path) == (
+        f"{path}: the file is 3,221,225,472 bytes, over the limit of 1,073,741,824 for a CSV file "
+        "(seqbench reads data of up to 1 GiB)"
+    )
+
+
 def test_a_directory_is_not_a_csv_file(tmp_path):
     assert "is a directory" in one_line_error(tmp_path)
 
