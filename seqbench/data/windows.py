@@ -20,15 +20,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from seqbench.data.csvfile import date_format
 from seqbench.errors import DataError, brief, shown
-from seqbench.spec import DatasetSpec, RowSplit
+
+if TYPE_CHECKING:  # the spec is above the data: its types only
+    from seqbench.spec import DatasetSpec, RowSplit
 
 SPLITS = ("train", "val", "test")
 WINDOW_SCALE_FLOOR = 1e-2  # in scaled units: keeps flat windows from dividing by ~0
@@ -233,7 +236,7 @@ def split_id(ds: DatasetSpec, features: list[str], targets: list[str]) -> str:
     keys = {
         "seq_len": ds.seq_len,
         "horizon": ds.horizon,
-        "split": ds.split.model_dump() if isinstance(ds.split, RowSplit) else list(ds.split),
+        "split": ds.split.model_dump() if isinstance(ds.split, BaseModel) else list(ds.split),
         "transform": ds.transform,
         "scaler": ds.scaler,
         "normalize": ds.normalize,
@@ -264,7 +267,7 @@ def split_bounds(
     dates: pd.DatetimeIndex | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Chronological [start, end) row ranges of train, val and test (fractions or row counts)."""
-    if isinstance(fractions, RowSplit):
+    if isinstance(fractions, BaseModel):  # a RowSplit: row counts
         factor = rows_per_step(fractions.step, dates, label) if fractions.step and dates is not None else 1
         n_train, n_val, n_test = (factor * n for n in (fractions.train, fractions.val, fractions.test))
         if n_train + n_val + n_test > n_rows:
