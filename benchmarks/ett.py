@@ -244,7 +244,7 @@ def spec_id(spec: Any) -> str:
 
 def run_cell(cell: Cell, spec: Any, results: Path, threads: int) -> dict[str, Any]:
     """Train one spec; the record the page and a rerun read (the run folder is removed)."""
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
 
     load_start = os.getloadavg()[0]
     start = time.perf_counter()

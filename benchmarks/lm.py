@@ -381,8 +381,8 @@ def train_contender(c: Contender, split: Split, seconds: float, threads: int) ->
     """Build the learner as seqbench does and step it on random windows for `seconds` of training."""
     import numpy as np
 
-    from seqbench.learners import build_learner
     from seqbench.tasks.lm import ByteWindows, score_text
+    from seqbench.training.learners import build_learner
 
     spec = c.spec(split.path, threads)
     learner = build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")

@@ -138,8 +138,8 @@ def seqbench_contender(name: str, dtype: str, series: Any, seed: int) -> Contend
     """A seqbench model built as `seqbench train` builds it, stepped by NumpyLearner.train_step."""
     import numpy as np
 
-    from seqbench.learners import build_learner
     from seqbench.spec import Spec
+    from seqbench.training.learners import build_learner
 
     spec = Spec.model_validate(
         {

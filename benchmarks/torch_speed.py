@@ -224,8 +224,8 @@ def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
     """seqbench Torch vs NumPy on the guide's workload: training samples per second."""
     import numpy as np
 
-    from seqbench.learners import build_learner
     from seqbench.spec import Spec
+    from seqbench.training.learners import build_learner
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3456, 20, 1)).astype(np.float32)

@@ -81,7 +81,7 @@ def train(
 
     Example: seqbench train --config experiments/quickstart.yaml --set train.epochs=5
     """
-    from seqbench.launch import train_from_flags, train_overrides
+    from seqbench.commands.train import train_from_flags, train_overrides
 
     overrides = train_overrides(set_, name, backend, seed, seeds)
     train_from_flags(stdout, config, resume, overrides, expect, junit, results, data_dir, quiet, as_json)
@@ -115,7 +115,7 @@ def compare(
     A config's runs become one row (mean ± std); `--against REF --fail-if-worse 2%` is the
     regression gate. Example: seqbench compare results/aapl-mingru --sort rmse --format md
     """
-    from seqbench.compare_view import show_comparison
+    from seqbench.commands.compare import show_comparison
 
     fmt = "json" if as_json else fmt
     show_comparison(runs, results, stdout, fmt, sort, group, against, strict, margin, level, junit, plot)
@@ -134,8 +134,8 @@ def report(
 
     Example: seqbench report results/sweeps/aapl-sweep -o report.html
     """
-    from seqbench.report import write_report
-    from seqbench.runs import check_output, find_runs
+    from seqbench.artifacts.runs import check_output, find_runs
+    from seqbench.report.write import write_report
 
     check_output(output, force, "report.html")
     written = write_report(find_runs(list(runs or []), results), output, group)
@@ -165,8 +165,8 @@ def sweep(
     Example: seqbench sweep -c experiments/aapl_sweep.yaml --grid model.hidden_size=32,64
     --grid train.lr=1e-3,3e-3 --seeds 3 --workers 2
     """
-    from seqbench.compare_view import print_groups
-    from seqbench.sweep import sweep_from_flags
+    from seqbench.commands.compare import print_groups
+    from seqbench.sweeps.sweep import sweep_from_flags
 
     report, summary = sweep_from_flags(
         config, grid, set_, seeds, name, results, data_dir, executor, workers, address, quiet
@@ -187,8 +187,8 @@ def reference(
 
     Example: seqbench reference results/smoke/RUN -o smoke-reference.json
     """
+    from seqbench.artifacts.runs import check_output
     from seqbench.ci.reference import reference_from_run, write_reference
-    from seqbench.runs import check_output
 
     check_output(output, force, "reference.json")
     made = reference_from_run(run)
@@ -221,7 +221,7 @@ def convert(
     seqbench convert aapl_mamba.pt --config experiments/aapl_mamba.yaml --name aapl-mambapy
     """
     from seqbench.convert.files import convert_from_flags
-    from seqbench.tables import result_table
+    from seqbench.results.tables import result_table
 
     result = convert_from_flags(
         source, to, output, blocks_only, force, config, set_, name, as_json, quiet, results, data_dir
@@ -271,10 +271,10 @@ def predict(
 
     Example: seqbench predict results/aapl-mingru/RUN -o forecast.csv
     """
+    from seqbench.artifacts.runs import check_output
     from seqbench.io import atomic_write_text
-    from seqbench.predict import predict_run
-    from seqbench.runs import check_output
-    from seqbench.tables import forecast_table
+    from seqbench.results.tables import forecast_table
+    from seqbench.trained.predict import predict_run
 
     if output is not None:
         check_output(output, force, "forecast.csv")
@@ -307,7 +307,7 @@ def sample(
 
     Example: seqbench sample results/shakespeare-mamba/RUN --prompt "ROMEO:" --length 500 --top-k 40
     """
-    from seqbench.sampling import sample_run
+    from seqbench.trained.sampling import sample_run
 
     given = prompt.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 came as surrogates
     text = sample_run(run, given, length, temperature, top_k, seed, data_dir)
@@ -323,7 +323,7 @@ def datasets(data_dir: DataDir = Path("data")) -> None:
     Example: seqbench datasets
     """
     from seqbench.data.sources import list_datasets
-    from seqbench.tables import datasets_table
+    from seqbench.results.tables import datasets_table
 
     stdout.print(datasets_table(list_datasets(data_dir)))
 
@@ -341,8 +341,8 @@ def gradcheck(
 
     Example: seqbench gradcheck --model gru --tolerance 1e-6 --lm
     """
-    from seqbench.gradcheck import gradcheck_all, raise_for_failures
-    from seqbench.tables import gradcheck_table
+    from seqbench.checks.gradcheck import gradcheck_all, raise_for_failures
+    from seqbench.results.tables import gradcheck_table
 
     results = gradcheck_all(model, lm)
     stdout.print(gradcheck_table(results, tolerance))
@@ -364,8 +364,8 @@ def audit(
 
     spec = load_spec(config, list(set_ or []), data_dir)  # a bad spec is said before the slow imports
 
-    from seqbench.audit import audit_spec
-    from seqbench.tables import audit_table
+    from seqbench.checks.audit import audit_spec
+    from seqbench.results.tables import audit_table
 
     report = audit_spec(spec, data_dir)
     stdout.print(audit_table(report, f"{spec.model.name} on {spec.dataset.label}"))

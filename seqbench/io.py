@@ -81,9 +81,7 @@ def read_regular(path: str | Path, limit: int, kind: str) -> bytes:
     bytes, before any is read; `kind` names such a file in the message (e.g. "a metrics.json")."""
     with regular_file_fd(path) as (fd, size):
         if size > limit:
-            raise FileRefused(
-                f"{shown(path, 300)} is {size:,} bytes, over the limit of {limit:,} for {kind}"
-            )
+            raise FileRefused(f"{shown(path, 300)} is {size:,} bytes, over the limit of {limit:,} for {kind}")
         return _read_fd(fd, limit)
 
 

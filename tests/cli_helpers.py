@@ -28,7 +28,7 @@ def no_pictures(monkeypatch):
     (drawing is ~1 s a figure; a test that reads no picture need not pay it)."""
     from pathlib import Path
 
-    from seqbench import plots
+    from seqbench.artifacts import plots
 
     monkeypatch.setattr(plots, "_write", lambda fig, path, tight=True: Path(path).write_bytes(PNG_SIGNATURE))
 

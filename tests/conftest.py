@@ -75,8 +75,8 @@ def report_results(tmp_path_factory):
 
     from typer.testing import CliRunner
 
+    from seqbench.artifacts.plots import plot_sweep
     from seqbench.cli import app
-    from seqbench.plots import plot_sweep
 
     root = tmp_path_factory.mktemp("report")
     results = root / "results"

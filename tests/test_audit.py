@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqbench.audit import (
+from seqbench.checks.audit import (
     TOLERANCE,
     audit_sequence,
     audit_spec,
@@ -16,10 +16,10 @@ from seqbench.audit import (
     perturbation_times,
 )
 from seqbench.cli import app
-from seqbench.learners import build_learner
 from seqbench.models.numpy.mingru import MinGRU
 from seqbench.models.registry import MODELS, build_model, model_names, torch_installed
 from seqbench.spec import Spec
+from seqbench.training.learners import build_learner
 
 runner = CliRunner()
 
@@ -220,7 +220,7 @@ def test_cli_audit_help_and_bad_spec(tmp_path):
 
 def test_metrics_json_records_the_splits_in_order(tmp_path, price_csv):
     """scaler rows within train, train < val < test by rows and dates, targets inside their split."""
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
 
     spec = spec_for(price_csv, horizon=3)
     spec.train.epochs = 1

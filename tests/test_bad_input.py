@@ -319,7 +319,7 @@ def test_train_refuses_bad_input_cleanly(workdir, monkeypatch, text, args, messa
     ],
 )
 def test_a_model_too_big_for_memory_is_refused_before_it_is_built(workdir, monkeypatch, args, message):
-    from seqbench import learners
+    from seqbench.training import learners
 
     monkeypatch.setattr(learners, "memory_bytes", lambda: 16 * 2**30)
     monkeypatch.setattr(learners, "_build", lambda *a: pytest.fail("built a model too big for memory"))
@@ -332,7 +332,8 @@ def test_a_model_too_big_for_memory_is_refused_before_it_is_built(workdir, monke
 
 
 def test_audit_refuses_a_model_too_big_for_memory(workdir, monkeypatch):
-    from seqbench import audit, learners
+    from seqbench.checks import audit
+    from seqbench.training import learners
 
     monkeypatch.setattr(learners, "memory_bytes", lambda: 16 * 2**30)
     monkeypatch.setattr(audit, "build_model", lambda *a: pytest.fail("built a model too big for memory"))
@@ -343,7 +344,7 @@ def test_audit_refuses_a_model_too_big_for_memory(workdir, monkeypatch):
 
 
 def test_running_out_of_memory_while_building_is_one_line_exit_1(workdir, monkeypatch):
-    from seqbench import learners
+    from seqbench.training import learners
 
     def build(*args):
         raise MemoryError

@@ -9,10 +9,10 @@ at most 4e-16 in float64, 2e-7 in float32); the scores agree to 1e-12 in float64
 import numpy as np
 import pytest
 
-from seqbench.experiment import prepare
+from seqbench.run.experiment import prepare
 from seqbench.spec import Spec
 from seqbench.tasks.forecast import evaluate
-from seqbench.train import mse
+from seqbench.training.loop import mse
 
 BATCHES = (1, 7, 64)
 
@@ -38,7 +38,7 @@ def spec_for(price_csv, model, backend, dtype="float64"):
 
 def trained(price_csv, model, backend, dtype="float64"):
     """A briefly trained learner on the price windows (one epoch from the seed's weights)."""
-    from seqbench.train import fit
+    from seqbench.training.loop import fit
 
     spec = spec_for(price_csv, model, backend, dtype)
     loaded, windows, learner = prepare(spec, "data")

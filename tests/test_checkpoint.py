@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from seqbench.checkpoint import CHECKPOINT_FILE, read_checkpoint, remove_checkpoint, save_checkpoint
 from seqbench.errors import SeqbenchError
-from seqbench.train import Checkpoint, EpochRecord, FitResult
+from seqbench.training.checkpoint import CHECKPOINT_FILE, read_checkpoint, remove_checkpoint, save_checkpoint
+from seqbench.training.loop import Checkpoint, EpochRecord, FitResult
 
 
 def checkpoint(epoch, seed=0):
@@ -54,7 +54,7 @@ def test_each_epoch_replaces_the_last_and_a_crash_between_the_two_files_keeps_a_
     save_checkpoint(tmp_path, checkpoint(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0002.npz", CHECKPOINT_FILE]
 
-    import seqbench.checkpoint as module
+    import seqbench.training.checkpoint as module
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies after the .npz of epoch 3, before its JSON
@@ -98,8 +98,8 @@ def test_remove(tmp_path):
 
 def test_saved_weights_are_never_unpickled(tmp_path):
     """model.npz is read without unpickling: an object array is refused, its payload never runs."""
-    from seqbench.learners import build_learner
     from seqbench.spec import Spec
+    from seqbench.training.learners import build_learner
 
     sentinel = tmp_path / "pwned"
 

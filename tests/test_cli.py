@@ -146,7 +146,7 @@ def test_compare_bad_format(workdir):
 
 
 def all_parameter_names(name):
-    from seqbench.gradcheck import GRADCHECK_OPTIONS
+    from seqbench.checks.gradcheck import GRADCHECK_OPTIONS
     from seqbench.models.registry import model_class
 
     cls = model_class(name, "numpy")

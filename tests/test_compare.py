@@ -1,4 +1,4 @@
-"""Tests for seqbench.compare: discovery, loading, rows, sorting and every output format."""
+"""Tests for seqbench.results.compare: discovery, loading, rows, sorting and every output format."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from seqbench import compare
-from seqbench.compare import COLUMNS, SCALED_COLUMNS, compare_rows, render, sort_rows
+from seqbench.artifacts.runs import find_runs, load_run, load_runs
 from seqbench.errors import SeqbenchError
-from seqbench.runs import find_runs, load_run, load_runs
+from seqbench.results import compare
+from seqbench.results.compare import COLUMNS, SCALED_COLUMNS, compare_rows, render, sort_rows
 
 UNSCALED = [column for column in COLUMNS if column not in SCALED_COLUMNS]  # what a run without `scaled` shows
 

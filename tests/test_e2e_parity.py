@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from seqbench.experiment import resume_experiment, run_experiment  # noqa: E402
 from seqbench.models.registry import model_names  # noqa: E402
 from seqbench.models.torch.learner import TorchLearner  # noqa: E402
+from seqbench.run.experiment import resume_experiment, run_experiment  # noqa: E402
 from seqbench.spec import Spec  # noqa: E402
 
 MODELS = model_names()
@@ -81,7 +81,7 @@ def no_plots():
     """The plots are matplotlib's time, not the models': a placeholder file each."""
     with pytest.MonkeyPatch.context() as patch:
         placeholder = lambda *args, **kwargs: open(args[1], "wb").close()  # noqa: E731
-        patch.setattr("seqbench.experiment.plot_loss_curve", placeholder)
+        patch.setattr("seqbench.run.experiment.plot_loss_curve", placeholder)
         patch.setattr("seqbench.tasks.forecast.plot_predictions", placeholder)
         yield
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from seqbench.errors import DataError
-from seqbench.experiment import run_experiment
+from seqbench.run.experiment import run_experiment
 from seqbench.spec import Spec, load_spec
 
 RUN_FILES = {
@@ -98,7 +98,7 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
 
 
 def test_saved_weights_reproduce_the_test_metrics(tmp_path, price_csv):
-    from seqbench.experiment import prepare
+    from seqbench.run.experiment import prepare
 
     spec = csv_spec(price_csv)
     result = run_experiment(spec, tmp_path / "results", tmp_path / "data")
@@ -134,8 +134,8 @@ def test_same_spec_and_seed_give_identical_metrics_and_weights(tmp_path, price_c
 
 def test_early_stopping_keeps_the_best_weights_and_records_the_epochs(tmp_path, price_csv):
     """min_delta larger than any loss: only epoch 1 counts as an improvement, so patience 2 stops at 3."""
-    from seqbench.experiment import prepare
-    from seqbench.train import mse
+    from seqbench.run.experiment import prepare
+    from seqbench.training.loop import mse
 
     result = run_experiment(csv_spec(price_csv, epochs=10, patience=2, min_delta=100.0), tmp_path / "results")
     assert result.metrics["status"] == "completed"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.experiment import run_experiment
 from seqbench.models.registry import torch_installed
+from seqbench.run.experiment import run_experiment
 from seqbench.spec import dump_spec, load_spec
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from seqbench.data.builtin import BUILTINS
-from seqbench.experiment import artifacts_of, resume_experiment, run_experiment
+from seqbench.run.experiment import artifacts_of, resume_experiment, run_experiment
 from seqbench.spec import Spec
 
 TINY = {"model": {"name": "mingru", "hidden_size": 4}, "train": {"epochs": 1, "batch_size": 256}}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.experiment import run_experiment
+from seqbench.run.experiment import run_experiment
 from seqbench.spec import load_spec
 
 REPO = Path(__file__).parents[1]

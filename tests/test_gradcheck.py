@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from seqbench.errors import SeqbenchError
-from seqbench.gradcheck import (
+from seqbench.checks.gradcheck import (
     GRADCHECK_CONFIGS,
     GRADCHECK_OPTIONS,
     GRADCHECK_VOCAB,
     check_model,
     gradcheck_models,
 )
+from seqbench.errors import SeqbenchError
 from seqbench.models.registry import model_class
 
 
@@ -42,7 +42,7 @@ def test_a_wrong_gradient_is_caught_only_where_it_is_wrong(broken_gru_backward):
 
 
 def test_an_unknown_model_fails_before_any_work(monkeypatch):
-    monkeypatch.setattr("seqbench.gradcheck.check_model", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr("seqbench.checks.gradcheck.check_model", lambda *a, **k: pytest.fail("ran"))
     with pytest.raises(SeqbenchError, match="unknown model 'lstm'"):
         gradcheck_models(["gru", "lstm"])
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from seqbench.compare import SCALED_COLUMNS
-from seqbench.groups import (
+from seqbench.results.compare import SCALED_COLUMNS
+from seqbench.results.groups import (
     GROUP_COLUMNS,
     GROUP_DATA_COLUMNS,
     display_rows,
@@ -163,7 +163,7 @@ def test_narrow_terminal_keeps_the_scores(runs):
 
 
 def test_group_rows_from_real_run_folders(tmp_path: Path):
-    from seqbench.runs import find_runs, load_runs
+    from seqbench.artifacts.runs import find_runs, load_runs
 
     for seed, rmse in ((0, 1.0), (1, 3.0)):
         folder = tmp_path / "results" / "x" / f"run{seed}"

@@ -14,8 +14,8 @@ from cli_helpers import one_line_error as shared_one_line_error
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.experiment import resume_experiment, run_experiment
 from seqbench.models.registry import model_names, torch_installed
+from seqbench.run.experiment import resume_experiment, run_experiment
 from seqbench.spec import Spec
 
 runner = CliRunner()

@@ -16,12 +16,12 @@ import pytest
 from cli_helpers import make_text
 from typer.testing import CliRunner
 
-from seqbench import train as train_loop
 from seqbench.cli import app
 from seqbench.data import text as text_data
 from seqbench.models.numpy.learner import NumpyLearner
 from seqbench.tasks import lm, lm_baselines
 from seqbench.tasks.lm import block_size, log_softmax, score_text_blocks
+from seqbench.training import loop as train_loop
 
 runner = CliRunner()
 FORECAST = ["--set", "train.epochs=3", "--set", "model.hidden_size=4", "--set", "dataset.seq_len=5", "-q"]

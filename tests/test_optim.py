@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seqbench.optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer, scheduled_lr
+from seqbench.models.optim import SGD, Adam, AdamW, clip_grad_norm, make_optimizer, scheduled_lr
 
 
 def params_and_grads(seed=0):

@@ -6,16 +6,16 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.compare import check_pinned, data_mismatches
 from seqbench.data.windows import split_id
 from seqbench.errors import SeqbenchError
+from seqbench.results.compare import check_pinned, data_mismatches
 from seqbench.spec import DatasetSpec, Spec
 
 runner = CliRunner()
 
 
 def test_metrics_json_fingerprints_the_data_and_the_split(tmp_path, price_csv):
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
 
     spec = Spec.model_validate(
         {

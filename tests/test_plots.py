@@ -1,4 +1,4 @@
-"""Tests for seqbench.plots: what each figure draws (axes, labels, ticks, lines), read back from
+"""Tests for seqbench.artifacts.plots: what each figure draws (axes, labels, ticks, lines), read back from
 the Figure, and that each plot writes a real PNG and leaves no temporary file behind."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 
-from seqbench import plots
+from seqbench.artifacts import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.experiment import run_experiment
-from seqbench.predict import predict_run
+from seqbench.run.experiment import run_experiment
 from seqbench.spec import load_spec
+from seqbench.trained.predict import predict_run
 
 runner = CliRunner()
 

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqbench import predictions_file
-from seqbench.errors import SeqbenchError
-from seqbench.predictions_file import (
+from seqbench.artifacts import predictions_file
+from seqbench.artifacts.predictions_file import (
     COMPACT,
     PLAIN,
     compact_frame,
@@ -22,6 +21,7 @@ from seqbench.predictions_file import (
     round_significant,
     write_forecasts,
 )
+from seqbench.errors import SeqbenchError
 
 PLAIN_COLUMNS = ["date", "series", "step", "target", "prediction", "persistence", "linear"]
 ETTH1_96_ROWS = 2785 * 96 * 7  # the run whose 190 MB predictions.csv had to shrink
@@ -158,7 +158,7 @@ def test_a_run_without_forecasts_or_with_a_broken_file_is_an_error(tmp_path):
 @pytest.fixture
 def compact_runs(tmp_path, price_csv, monkeypatch):
     """The same short multi-step run trained twice: once with the plain file, once the compact one."""
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
     from seqbench.spec import Spec
 
     spec = Spec.model_validate(
@@ -179,12 +179,12 @@ def compact_runs(tmp_path, price_csv, monkeypatch):
 
 
 def test_readers_take_a_trained_runs_compact_file(compact_runs, price_csv, tmp_path):
-    from seqbench.compare import compare_rows
-    from seqbench.experiment import missing_artifacts
-    from seqbench.predict import predict_run
-    from seqbench.report import write_report
-    from seqbench.runs import load_run
-    from seqbench.significance import dm_between_runs, dm_vs_persistence, read_predictions
+    from seqbench.artifacts.runs import load_run
+    from seqbench.artifacts.significance import dm_between_runs, dm_vs_persistence, read_predictions
+    from seqbench.report.write import write_report
+    from seqbench.results.compare import compare_rows
+    from seqbench.run.experiment import missing_artifacts
+    from seqbench.trained.predict import predict_run
 
     plain, compact = compact_runs
     assert_same_forecasts(read_forecasts(compact.run_dir), read_forecasts(plain.run_dir))
@@ -220,7 +220,7 @@ def test_readers_take_a_trained_runs_compact_file(compact_runs, price_csv, tmp_p
 
 
 def test_resume_of_a_compact_run_writes_only_what_is_missing(compact_runs):
-    from seqbench.experiment import resume_experiment
+    from seqbench.run.experiment import resume_experiment
 
     _, compact = compact_runs
     before = (compact.run_dir / COMPACT).stat().st_mtime_ns

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.experiment import RunLog, run_experiment
+from seqbench.run.experiment import RunLog, run_experiment
 from seqbench.spec import Spec
 
 runner = CliRunner()

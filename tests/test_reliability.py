@@ -173,11 +173,11 @@ def test_metrics_json_and_json_output_are_strict_json(workdir):
 
 
 def test_a_symlinked_run_log_is_not_followed_on_resume(workdir, tmp_path_factory):
-    from seqbench.signals import StopRequest
+    from seqbench.training.signals import StopRequest
 
     outside = tmp_path_factory.mktemp("outside") / "victim.txt"
     outside.write_text("keep me\n")
-    import seqbench.experiment as experiment
+    import seqbench.run.experiment as experiment
 
     stop = StopRequest()
     stop.signal = "SIGINT"  # as if Ctrl-C came before the first batch: the run is resumable
@@ -225,7 +225,7 @@ def test_an_out_of_memory_evaluation_hints_at_the_evaluation_batch(workdir, monk
         raise MemoryError
 
     monkeypatch.setattr(NumpyLearner, "predict", predict)
-    monkeypatch.setattr("seqbench.train.mse", lambda learner, windows: 0.5)  # training itself fits
+    monkeypatch.setattr("seqbench.training.loop.mse", lambda learner, windows: 0.5)  # training itself fits
     result = invoke("train", "--config", "s.yaml", *TINY)
     assert_one_line(result, 1, "ran out of memory while evaluating")
     assert "lower train.eval_batch_size (e.g. --set train.eval_batch_size=128)" in result.stderr

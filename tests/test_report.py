@@ -1,4 +1,4 @@
-"""Tests for seqbench.report and `seqbench report`: compare's table, each run's pictures and text,
+"""Tests for seqbench.report.write and `seqbench report`: compare's table, each run's pictures and text,
 escaping, and bad input."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from seqbench import report_page
+from seqbench.artifacts.runs import find_runs, load_runs
 from seqbench.cli import app
-from seqbench.compare import compare_rows, format_value
-from seqbench.groups import display_rows, group_rows
-from seqbench.report import report_html, sweep_folders, write_report
-from seqbench.report_page import Cell
-from seqbench.runs import find_runs, load_runs
+from seqbench.report import page as report_page
+from seqbench.report.page import Cell
+from seqbench.report.write import report_html, sweep_folders, write_report
+from seqbench.results.compare import compare_rows, format_value
+from seqbench.results.groups import display_rows, group_rows
 
 runner = CliRunner()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqbench.report import write_report
-from seqbench.runs import find_runs
+from seqbench.artifacts.runs import find_runs
+from seqbench.report.write import write_report
 
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')"

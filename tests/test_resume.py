@@ -272,7 +272,7 @@ def test_changed_data_is_refused(interrupted_run, monkeypatch):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from seqbench.runs import run_lock
+from seqbench.artifacts.runs import run_lock
 with run_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(30)

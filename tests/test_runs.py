@@ -10,7 +10,7 @@ import pathlib
 import pytest
 from typer.testing import CliRunner
 
-from seqbench import runs
+from seqbench.artifacts import runs
 from seqbench.cli import app
 from seqbench.errors import RunFailed
 

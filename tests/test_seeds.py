@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from seqbench.cli import app
 from seqbench.errors import SpecError
-from seqbench.experiment import run_experiment, run_seeds
+from seqbench.run.experiment import run_experiment, run_seeds
 from seqbench.spec import config_id, dump_spec, load_spec, seed_specs
 
 runner = CliRunner()

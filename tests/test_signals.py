@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from seqbench.signals import stop_on_signals
+from seqbench.training.signals import stop_on_signals
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqbench.errors import SeqbenchError
-from seqbench.significance import (
+from seqbench.artifacts.significance import (
     autocovariance,
     diebold_mariano,
     dm_against_baselines,
@@ -18,6 +17,7 @@ from seqbench.significance import (
     read_predictions,
     window_losses,
 )
+from seqbench.errors import SeqbenchError
 
 LOSS1 = np.array([1.0, 4.0, 2.0, 3.0, 5.0])
 LOSS2 = np.full(5, 2.0)
@@ -189,9 +189,9 @@ def test_whole_steps_written_as_floats_read_as_integers(tmp_path):
 
 def test_train_time_significance_matches_predictions_csv(tmp_path, price_csv):
     """metrics.json's `significance` is the test compare would run on predictions.csv."""
-    from seqbench.compare import compare_rows
-    from seqbench.experiment import run_experiment
-    from seqbench.runs import load_run
+    from seqbench.artifacts.runs import load_run
+    from seqbench.results.compare import compare_rows
+    from seqbench.run.experiment import run_experiment
     from seqbench.spec import Spec
 
     spec = Spec.model_validate(

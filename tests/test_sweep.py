@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from seqbench.cli import app
 from seqbench.errors import SpecError
-from seqbench.executors import land_files, run_remote_task
-from seqbench.sweep import grid_points, parse_grid, plan_sweep, run_name
+from seqbench.sweeps.executors import land_files, run_remote_task
+from seqbench.sweeps.sweep import grid_points, parse_grid, plan_sweep, run_name
 
 runner = CliRunner()
 TINY = """
@@ -186,16 +186,16 @@ def test_another_base_spec_under_the_same_name_is_refused(workdir):
 
 
 def test_a_failed_and_a_diverged_run_do_not_stop_the_sweep(workdir, monkeypatch):
-    import seqbench.experiment
+    import seqbench.run.experiment
 
-    original = seqbench.experiment.run_experiment
+    original = seqbench.run.experiment.run_experiment
 
     def crash_on_seed_1(spec, *args, **kwargs):
         if spec.seed == 1 and spec.train.lr < 1:
             raise RuntimeError("boom")
         return original(spec, *args, **kwargs)
 
-    monkeypatch.setattr(seqbench.experiment, "run_experiment", crash_on_seed_1)
+    monkeypatch.setattr(seqbench.run.experiment, "run_experiment", crash_on_seed_1)
     args = ("--grid", "lr=1e-3,1000", "--set", "optimizer=sgd", "--set", "momentum=0", "--set", "grad_clip=0")
     result = sweep(*args, "--seeds", "2")
     assert result.exit_code == 1, result.output
@@ -276,7 +276,7 @@ def test_worker_processes_give_the_numbers_of_one_process(workdir):
 def test_a_killed_worker_process_fails_its_run_and_the_next_run_still_runs(workdir):
     import multiprocessing
 
-    from seqbench.executors import _Processes
+    from seqbench.sweeps.executors import _Processes
 
     slow = plan_sweep(workdir / "tiny.yaml", [], ["train.epochs=5000"], name="slow").tasks[0]
     fast = plan_sweep(workdir / "tiny.yaml", [], name="fast").tasks[0]

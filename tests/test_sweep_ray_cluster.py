@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.executors import SEND_BACK_ENV
+from seqbench.sweeps.executors import SEND_BACK_ENV
 
 TINY = """
 name: tiny

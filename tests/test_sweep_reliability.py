@@ -15,12 +15,12 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-import seqbench.executors
-import seqbench.sweep
+import seqbench.sweeps.executors
+import seqbench.sweeps.sweep
 from seqbench.cli import app
 from seqbench.errors import SeqbenchError, SpecError
-from seqbench.executors import local_workers, run_task
-from seqbench.sweep import plan_sweep
+from seqbench.sweeps.executors import local_workers, run_task
+from seqbench.sweeps.sweep import plan_sweep
 
 TINY = """
 name: tiny
@@ -125,7 +125,7 @@ def test_a_run_to_resume_that_completed_meanwhile_is_completed_not_failed(workdi
     assert sweep("--grid", "model.hidden_size=4", "--workers", "1", "-q").exit_code == 0
     (run_dir,) = run_folders(workdir / "results" / "sweeps" / "tiny")
     plan = plan_sweep(workdir / "tiny.yaml", ["model.hidden_size=4"], name="again")
-    task = seqbench.sweep._with_resume(plan.tasks[0], run_dir)  # planned while a worker still ran it
+    task = seqbench.sweeps.sweep._with_resume(plan.tasks[0], run_dir)  # planned while a worker still ran it
     outcome = run_task(task, str(plan.sweep_dir), "data")
     assert outcome.status == "completed" and outcome.run_dir == str(run_dir.resolve())
     assert outcome.score == json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"]
@@ -134,7 +134,7 @@ def test_a_run_to_resume_that_completed_meanwhile_is_completed_not_failed(workdi
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from seqbench.runs import run_lock
+from seqbench.artifacts.runs import run_lock
 
 run_dir, seconds, metrics = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
 with run_lock(run_dir):
@@ -169,7 +169,7 @@ def test_a_rerun_waits_for_a_run_still_written_by_another_process(workdir, monke
     assert plan.todo == [] and plan.done[0].status == "completed"  # skipped, not run a second time
     assert "still being written by another process" in str(caught[0].message)
 
-    monkeypatch.setattr(seqbench.sweep, "BUSY_WAIT_S", 0.5)
+    monkeypatch.setattr(seqbench.sweeps.sweep, "BUSY_WAIT_S", 0.5)
     (run_dir / "metrics.json").unlink()
     holder = hold_lock(run_dir, 60)
     try:
@@ -205,19 +205,19 @@ def test_ctrl_c_while_the_workers_start_is_an_interruption_not_a_failure(workdir
 
 
 def test_a_keyboard_interrupt_in_a_run_is_interrupted(workdir, monkeypatch):
-    import seqbench.experiment
+    import seqbench.run.experiment
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(seqbench.experiment, "run_experiment", interrupted)
+    monkeypatch.setattr(seqbench.run.experiment, "run_experiment", interrupted)
     task = plan_sweep(workdir / "tiny.yaml", []).tasks[0]
     outcome = run_task(task, "results", "data")
     assert outcome.status == "interrupted" and "stopped by SIGINT" in outcome.message
 
     from concurrent.futures import Future
 
-    from seqbench.executors import _Processes
+    from seqbench.sweeps.executors import _Processes
 
     future: Future = Future()
     future.set_exception(KeyboardInterrupt())
@@ -229,7 +229,7 @@ def test_a_keyboard_interrupt_in_a_run_is_interrupted(workdir, monkeypatch):
 
 
 def test_workers_are_capped_at_the_runs_to_do_and_the_cores(monkeypatch):
-    monkeypatch.setattr(seqbench.executors, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(seqbench.sweeps.executors, "cpu_cores", lambda: 4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert local_workers(None, 10) == 4 and local_workers(None, 3) == 3 and local_workers(2, 10) == 2
@@ -245,7 +245,7 @@ def test_workers_are_capped_at_the_runs_to_do_and_the_cores(monkeypatch):
 
 
 def test_workers_10000_is_one_warning_line_and_a_bounded_pool(workdir, monkeypatch):
-    monkeypatch.setattr(seqbench.executors, "cpu_cores", lambda: 1)
+    monkeypatch.setattr(seqbench.sweeps.executors, "cpu_cores", lambda: 1)
     result = sweep("--grid", "model.hidden_size=4,6", "--workers", "10000")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -282,4 +282,5 @@ def test_a_quoted_string_value_keeps_its_type_in_the_point_spec(workdir):
     """A grid string that reads as a number (e.g. a dataset name) stays a string in its spec."""
     plan = plan_sweep(workdir / "tiny.yaml", ['lr=1e-3,"2e-3"'], results_dir=workdir / "results")
     assert [task.spec["train"]["lr"] for task in plan.tasks] == [0.001, 0.002]
-    assert seqbench.sweep._override_text("1e-3") == '"1e-3"' and seqbench.sweep._override_text("abc") == "abc"
+    override_text = seqbench.sweeps.sweep._override_text
+    assert override_text("1e-3") == '"1e-3"' and override_text("abc") == "abc"

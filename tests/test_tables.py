@@ -1,4 +1,4 @@
-"""Tests for seqbench.tables: the result table `train` prints (and the report shows per run)."""
+"""Tests for seqbench.results.tables: the result table `train` prints (and the report shows per run)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from seqbench.tables import forecast_caption, forecast_score_rows, result_table, seeds_table
+from seqbench.results.tables import forecast_caption, forecast_score_rows, result_table, seeds_table
 
 
 def _forecast(**extra: object) -> dict:

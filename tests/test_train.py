@@ -5,10 +5,10 @@ import pytest
 
 from seqbench.data.windows import WindowSet
 from seqbench.models.numpy.learner import NumpyLearner
+from seqbench.models.optim import SGD, Adam, scheduled_lr
 from seqbench.models.registry import model_class
-from seqbench.optim import SGD, Adam, scheduled_lr
 from seqbench.spec import TrainSpec
-from seqbench.train import Checkpoint, fit, mse
+from seqbench.training.loop import Checkpoint, fit, mse
 
 
 class ScriptedLearner:
@@ -203,7 +203,7 @@ def test_a_real_model_interrupted_and_resumed_ends_bit_for_bit_where_an_uninterr
     spec = TrainSpec(epochs=4, batch_size=8, optimizer=optimizer, patience=0, schedule="cosine", lr=0.01)
 
     def make_learner():
-        from seqbench.optim import make_optimizer
+        from seqbench.models.optim import make_optimizer
 
         model = model_class("gru", "numpy")(2, 1, hidden_size=4, rng=np.random.default_rng(0))
         opt = make_optimizer(optimizer, model.params, spec.lr, momentum=0.9)
@@ -225,8 +225,8 @@ def test_a_real_model_interrupted_and_resumed_ends_bit_for_bit_where_an_uninterr
     [([3.0, 1.0, 2.0, 0.5, 0.5], 0.0), ([1.0, 0.999, 0.998, 0.5], 0.01), ([2.0, 1.0, 1.0, 1.0], 0.0)],
 )
 def test_the_loss_curve_marks_the_epoch_whose_weights_fit_keeps(script, min_delta):
-    from seqbench.experiment import history_frame
-    from seqbench.plots import best_epoch
+    from seqbench.artifacts.plots import best_epoch
+    from seqbench.run.experiment import history_frame
 
     _, result = fit_scripted(script, min_delta=min_delta)
     assert best_epoch(history_frame(result), min_delta) == (result.best_epoch, result.best_val_loss)

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqbench.cli import app
-from seqbench.weights_file import open_weights
+from seqbench.models.weights_file import open_weights
 
 runner = CliRunner()
 

@@ -20,9 +20,9 @@ import pytest
 from cli_helpers import files_of, one_line_error
 from typer.testing import CliRunner
 
-from seqbench import report
 from seqbench.cli import app
 from seqbench.io import FileRefused, read_head, read_regular
+from seqbench.report import write as report
 
 runner = CliRunner()
 SPARSE = 3 * 2**30  # a 3 GiB file that costs no disk

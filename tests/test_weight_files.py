@@ -339,7 +339,7 @@ def test_a_model_npz_claiming_1e11_floats_is_one_line(trained, tmp_path, command
 def test_a_pt_whose_pickle_is_larger_than_a_state_dicts_is_refused_before_unpickling(
     trained, workdir, monkeypatch
 ):
-    monkeypatch.setattr("seqbench.weights_file.MAX_PICKLE", 1000)  # the real bound is 16 MiB
+    monkeypatch.setattr("seqbench.models.weights_file.MAX_PICKLE", 1000)  # the real bound is 16 MiB
     torch.save({**torch_state(trained), "names": list(range(1000))}, workdir / "big.pt")
     import_refused(trained, workdir, "big.pt", "big.pt: its big/data.pkl is ")
     result = invoke("convert", "big.pt", "--config", trained["spec"])

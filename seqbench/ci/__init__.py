@@ -6,6 +6,5 @@ what CI systems show (JUnit XML, GitHub's step summary).
 - `gate`: `compare --against REF --fail-if-worse 2%`: worse by the margin AND significant (DM test).
 - `outputs`: verdicts as JUnit XML and as a markdown step summary.
 
-Imports seqbench.compare, seqbench.significance, seqbench.runs and seqbench.io; only the CLI
-imports this package.
+Imports: errors, io, artifacts, results. Imported by commands and the CLI.
 """

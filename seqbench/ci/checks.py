@@ -21,8 +21,8 @@ from seqbench.ci.outputs import (
     write_junit,
 )
 from seqbench.ci.reference import Reference
-from seqbench.compare import TASK_COLUMNS, by_task, compare_rows, render, run_label, task_of
 from seqbench.errors import RunFailed
+from seqbench.results.compare import TASK_COLUMNS, by_task, compare_rows, render, run_label, task_of
 
 
 def train_expectations(texts: Sequence[Any], task: str | None, junit: Path | None) -> list[Expectation]:

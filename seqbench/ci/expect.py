@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqbench.ci.outputs import Verdict
-from seqbench.compare import TASK_COLUMNS, TEXT_COLUMNS, compare_rows, run_label
 from seqbench.errors import SeqbenchError, shown
+from seqbench.results.compare import TASK_COLUMNS, TEXT_COLUMNS, compare_rows, run_label
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,

@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from seqbench.artifacts.runs import find_runs
+from seqbench.artifacts.significance import DMResult, diebold_mariano
 from seqbench.ci.outputs import Verdict
 from seqbench.ci.reference import (
     Reference,
@@ -24,10 +26,8 @@ from seqbench.ci.reference import (
     reference_from_run,
     test_losses,
 )
-from seqbench.compare import SCORE_NAMES, compare_rows, run_label, task_of
 from seqbench.errors import SeqbenchError, shown
-from seqbench.runs import find_runs
-from seqbench.significance import DMResult, diebold_mariano
+from seqbench.results.compare import SCORE_NAMES, compare_rows, run_label, task_of
 
 DEFAULT_LEVEL = 0.05
 

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqbench.artifacts.runs import append_line, check_output
 from seqbench.errors import SeqbenchError, shown
 from seqbench.io import atomic_write_text
-from seqbench.runs import append_line, check_output
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 

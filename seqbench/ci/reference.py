@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
+from seqbench.artifacts.runs import load_run
 from seqbench.errors import SeqbenchError, brief, shown
 from seqbench.io import atomic_write_text, dumps_strict, loads_json, read_regular
-from seqbench.runs import load_run
+from seqbench.results.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
 
 FORMAT = 1  # `seqbench_reference`: the file's format version
 MAX_BYTES = 64 * 2**20  # a reference file is read whole: refuse anything larger
@@ -100,7 +100,7 @@ def test_losses(run_dir: Path, task: str) -> tuple[dict[str, float], int]:
                 f"cannot read {shown(path, 200)} ({shown(str(exc).strip())}); a run from before it was "
                 "written can be completed with seqbench train --resume RUN"
             ) from None
-    from seqbench.significance import read_predictions
+    from seqbench.artifacts.significance import read_predictions
 
     frame = read_predictions(run_dir)
     squared = (frame["prediction"] - frame["target"]) ** 2

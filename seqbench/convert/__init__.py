@@ -3,6 +3,8 @@
 One module per peer: `mambapy` (mambapy and mamba_ssm, for Mamba), `mingru_pytorch`
 (lucidrains/minGRU-pytorch, for minGRU's `variant: log_space`); `common` holds the checking code
 they share, and `files` the weights files and run folders `seqbench convert` reads and writes.
+
+Imports: errors, io, models, spec, artifacts, run. Imported by the CLI.
 """
 
 from seqbench.convert.common import ConversionError

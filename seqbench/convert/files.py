@@ -21,7 +21,7 @@ from seqbench.convert.mambapy import from_mambapy, to_mamba_ssm, to_mambapy
 from seqbench.convert.mingru_pytorch import from_mingru_pytorch, to_mingru_pytorch
 from seqbench.errors import SeqbenchError, shown
 from seqbench.io import atomic_path, file_sha256
-from seqbench.weights_file import NPZ_SUFFIX, WeightsFile, open_weights, torch_module
+from seqbench.models.weights_file import NPZ_SUFFIX, WeightsFile, open_weights, torch_module
 
 Arrays = dict[str, np.ndarray]
 OWN = ("embed.weight", "embed.bias", "head.weight", "head.bias")  # seqbench's names, its layout
@@ -129,9 +129,9 @@ def check_all_read(state: WeightsFile, model: Any) -> None:
 def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
     """The spec and the NumPy model of a finished run folder, with its trained weights (whichever
     backend trained it; the sizes come from the weights, so the data need not be there)."""
+    from seqbench.artifacts.runs import read_status
     from seqbench.models.numpy.learner import check_weights
     from seqbench.models.registry import build_model
-    from seqbench.runs import read_status
     from seqbench.spec import load_spec
 
     run_dir = Path(run_dir)
@@ -188,7 +188,7 @@ def import_file(
     """A run folder of `spec`'s model with the weights in file `path` (the peer of the spec's model,
     and seqbench's own where the file has them), scored without training; returns the RunResult and
     the OWN names the file lacked (those keep the seed's initial weights)."""
-    from seqbench.experiment import RunLog, import_experiment
+    from seqbench.run.experiment import RunLog, import_experiment
 
     log = log or RunLog(None)
     peer_name = peer_for_model(spec.model.name)
@@ -236,7 +236,7 @@ def convert_from_flags(
             "give --to PEER -o FILE (export a run folder) or --config SPEC (import a weights file), not "
             + ("both" if to else "neither")
         )
-    from seqbench.runs import check_output
+    from seqbench.artifacts.runs import check_output
 
     if to is not None:
         if output is None:
@@ -253,7 +253,7 @@ def convert_from_flags(
         raise SeqbenchError(
             "--output, --blocks-only and --force are for an export (--to); an import writes a run folder"
         )
-    from seqbench.experiment import RunLog
+    from seqbench.run.experiment import RunLog
     from seqbench.spec import load_spec
 
     spec = load_spec(config, list(overrides or []) + ([f"name={name}"] if name is not None else []), data_dir)

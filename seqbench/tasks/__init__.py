@@ -1,5 +1,5 @@
 """Tasks: what a run learns and how it is scored. `forecast` (a series' next values) and `lm`
-(a text's next byte) are each a `Task` (seqbench/tasks/base.py) that seqbench.experiment drives
+(a text's next byte) are each a `Task` (seqbench/tasks/base.py) that seqbench.run.experiment drives
 in one pass: prepare, train, evaluate, write.
 
 Imports: errors, io, spec, data, models, metrics, baselines, training, artifacts.

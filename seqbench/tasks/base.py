@@ -1,6 +1,6 @@
 """A task as the run drives it, in one pass: prepare, train, evaluate, write.
 
-`seqbench.experiment` holds one `Task` per run: `prepare` loads the data, makes what training
+`seqbench.run.experiment` holds one `Task` per run: `prepare` loads the data, makes what training
 reads (`data.train`, `data.val`) and builds the model; the training loop fits it; `evaluate`
 gives metrics.json; `artifact_writers` the task's files in the run folder. `ForecastTask`
 (seqbench/tasks/forecast.py) and `LMTask` (seqbench/tasks/lm.py) implement it.
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from seqbench.spec import Spec
-from seqbench.train import FitResult, Learner
+from seqbench.training.loop import FitResult, Learner
 
 
 class Task(ABC):
@@ -53,7 +53,7 @@ class Task(ABC):
 
     @abstractmethod
     def artifact_writers(self, learner: Learner, history: pd.DataFrame) -> dict[str, Callable[[Path], None]]:
-        """The task's own files by name (the loss curve is every task's: seqbench.experiment)."""
+        """The task's own files by name (the loss curve is every task's: seqbench.run.experiment)."""
 
     @property
     def data_sha256(self) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 
 import seqbench
 from seqbench.spec import Spec, config_id
-from seqbench.train import FitResult, Learner
+from seqbench.training.loop import FitResult, Learner
 
 
 def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Data: a frame (yahoo, csv, builtin, synthetic) split chronologically, scaled on 
 cut into windows (seqbench.data.windows). Training fits the MSE of the scaled targets. Scores:
 RMSE, MAE, R2, MAPE and direction accuracy on the test windows in original units, next to the
 persistence and linear baselines and their Diebold-Mariano p-values. Outputs: predictions.csv
-(predictions.csv.xz when large: seqbench.predictions_file), predictions.png (a multi-step run's:
+(predictions.csv.xz when large: seqbench.artifacts.predictions_file), predictions.png (a multi-step run's:
 `horizon_forecasts`) and the loss curve.
 
 `ForecastTask` is this task as the run drives it (seqbench.tasks.base.Task).
@@ -19,19 +19,19 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from seqbench.artifacts.plots import HorizonForecasts, plot_predictions
+from seqbench.artifacts.predictions_file import write_forecasts
+from seqbench.artifacts.significance import dm_against_baselines
 from seqbench.baselines import BASELINES, fit_linear
 from seqbench.data.csvfile import date_format
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
-from seqbench.learners import build_learner
 from seqbench.metrics import regression_metrics
-from seqbench.plots import HorizonForecasts, plot_predictions
-from seqbench.predictions_file import write_forecasts
-from seqbench.significance import dm_against_baselines
 from seqbench.spec import Spec
 from seqbench.tasks.base import Task
 from seqbench.tasks.common import common_config, common_metrics, versions
-from seqbench.train import FitResult, Learner
+from seqbench.training.learners import build_learner
+from seqbench.training.loop import FitResult, Learner
 
 ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
 SHOWN_WINDOWS = 4  # test windows drawn in a multi-step run's predictions.png
@@ -247,7 +247,7 @@ def artifact_writers(
     spec: Spec, windows: Windows, learner: Learner, history: pd.DataFrame
 ) -> dict[str, Callable[[Path], None]]:
     """predictions.csv (or .csv.xz) and predictions.png (the loss curve is every task's:
-    seqbench.experiment)."""
+    seqbench.run.experiment)."""
     forecast = windows.to_original("test", learner.predict(windows.test.x))
     baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
     predictions = predictions_frame(windows, forecast, baselines["linear"])

@@ -232,7 +232,7 @@ ARTIFACTS = ("samples.txt", "loss_curve.png", "heldout_losses.csv")
 
 def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedText, TextTraining, Any]:
     """The text, what training reads (`.train` random windows, `.val` the validation part) and the model."""
-    from seqbench.learners import build_learner
+    from seqbench.training.learners import build_learner
 
     loaded = load_text(spec, data_dir)
     learner = build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
@@ -258,7 +258,7 @@ def memory_hint(spec: Spec, training: TextTraining, stage: str) -> str:
 
 
 def artifact_writers(spec: Spec, training: TextTraining, learner: Any, history: Any) -> dict[str, Any]:
-    """samples.txt (the loss curve is every task's: seqbench.experiment)."""
+    """samples.txt (the loss curve is every task's: seqbench.run.experiment)."""
     from seqbench.io import atomic_write_bytes
 
     def write(path: Path) -> None:

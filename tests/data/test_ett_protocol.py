@@ -175,7 +175,7 @@ def test_row_counts_at_a_step_scale_with_the_data_step():
 def test_the_ett_spec_trains_offline_and_records_the_protocol(tmp_path, model="mingru"):
     """As the README runs it (`--set dataset.path=...`), on a synthetic 7-channel hourly file of ETTh1's
     length, cut short (the other models' specs: the 15-minute test below, on fewer rows)."""
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
     from seqbench.spec import load_spec
 
     cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
@@ -194,7 +194,7 @@ def test_the_ett_spec_trains_offline_and_records_the_protocol(tmp_path, model="m
 def test_the_ett_specs_run_unchanged_on_15_minute_rows(tmp_path, model):
     """ETTm1 / ETTm2 are 15-minute files: the same spec reads 4 rows per hour of its split (here cut to
     480 / 120 / 120 hours so the test stays small) and a day of 96 rows as the season."""
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
     from seqbench.spec import load_spec
 
     cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]

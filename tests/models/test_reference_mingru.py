@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from reference_helpers import forward_backward, rel_diff
 
+from seqbench.checks.gradcheck import GRADCHECK_CONFIGS, check_model
 from seqbench.convert import ConversionError, from_mingru_pytorch, load_mingru_pytorch, to_mingru_pytorch
-from seqbench.gradcheck import GRADCHECK_CONFIGS, check_model
 from seqbench.models.registry import model_class
 
 torch = pytest.importorskip("torch")

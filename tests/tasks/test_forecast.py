@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seqbench.artifacts.plots import HorizonForecasts
 from seqbench.data.windows import make_windows
-from seqbench.plots import HorizonForecasts
 from seqbench.spec import DatasetSpec, Spec
 from seqbench.tasks import forecast
 from seqbench.tasks.forecast import horizon_forecasts, scaled_scores
@@ -76,7 +76,7 @@ def test_a_test_split_of_few_windows_shows_each_once():
 def test_a_run_draws_the_multi_step_figure_only_for_a_multi_step_horizon(
     tmp_path, price_csv, monkeypatch, horizon
 ):
-    from seqbench.experiment import run_experiment
+    from seqbench.run.experiment import run_experiment
 
     drawn = {}
 

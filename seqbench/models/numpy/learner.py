@@ -12,12 +12,12 @@ from seqbench.io import atomic_path
 from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.memory import keep_freed_memory
-from seqbench.optim import Optimizer, clip_grad_norm
-from seqbench.weights_file import open_weights
+from seqbench.models.optim import Optimizer, clip_grad_norm
+from seqbench.models.weights_file import open_weights
 
 
 class NumpyLearner:
-    """The training-loop interface (see seqbench.train.Learner) for a NumPy model."""
+    """The training-loop interface (see seqbench.training.loop.Learner) for a NumPy model."""
 
     weights_file = "model.npz"
 

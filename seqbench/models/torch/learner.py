@@ -1,10 +1,10 @@
 """Binds a Torch model to its optimiser: one training step, prediction, saving.
 
 The twin of seqbench/models/numpy/learner.py, with the same interface (see
-seqbench.train.Learner) and the same numbers: MSE loss, global-norm clipping
+seqbench.training.loop.Learner) and the same numbers: MSE loss, global-norm clipping
 (torch.nn.utils.clip_grad_norm_, which scales by max_norm / (total + 1e-6) like
-seqbench.optim), and torch.optim's SGD / Adam / AdamW with the hyperparameters of
-seqbench.optim.make_optimizer. Everything that leaves the learner is plain NumPy
+seqbench.models.optim), and torch.optim's SGD / Adam / AdamW with the hyperparameters of
+seqbench.models.optim.make_optimizer. Everything that leaves the learner is plain NumPy
 arrays: predictions (float64), snapshots, and checkpoint state, whose optimiser part
 uses the NumPy optimiser's names (`m/NAME`, `v/NAME`, `momentum/NAME`, `steps`), so a
 checkpoint is readable by either backend. Weights are saved as `model.pt`, a
@@ -26,17 +26,17 @@ from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.models.registry import model_class
 from seqbench.models.torch.base import TorchStack, load_numpy, to_numpy
 from seqbench.models.torch.layers import mse_loss
-from seqbench.weights_file import open_weights
+from seqbench.models.weights_file import open_weights
 
 Arrays = dict[str, np.ndarray]
 
-# torch.optim state key -> the NumPy optimiser's buffer name (seqbench.optim)
+# torch.optim state key -> the NumPy optimiser's buffer name (seqbench.models.optim)
 STATE_NAMES = {"momentum_buffer": "momentum", "exp_avg": "m", "exp_avg_sq": "v"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class TorchLearner:
-    """The training-loop interface (see seqbench.train.Learner) for a Torch model."""
+    """The training-loop interface (see seqbench.training.loop.Learner) for a Torch model."""
 
     weights_file = "model.pt"
 
@@ -212,7 +212,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def make_torch_optimizer(
     name: str, params: Any, lr: float, weight_decay: float = 0.0, momentum: float = 0.0
 ) -> torch.optim.Optimizer:
-    """torch.optim's twin of seqbench.optim.make_optimizer (sgd | adam | adamw), same hyperparameters.
+    """torch.optim's twin of seqbench.models.optim.make_optimizer (sgd | adam | adamw), same hyperparameters.
 
     The fused implementation (one kernel per parameter) where this torch and device have one:
     on the CPU it measured 3-5x faster than the per-operation default (0.15 ms vs 0.67 ms per

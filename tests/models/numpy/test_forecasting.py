@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from seqbench.gradcheck import FORECAST_CONFIGS, GRADCHECK_OPTIONS, check_model
+from seqbench.checks.gradcheck import FORECAST_CONFIGS, GRADCHECK_OPTIONS, check_model
 from seqbench.models.numpy.forecasting import ForecastOptions, decoder_inputs, to_segments
 from seqbench.models.numpy.learner import NumpyLearner
+from seqbench.models.optim import make_optimizer
 from seqbench.models.registry import model_class, model_names
-from seqbench.optim import make_optimizer
 
 MODELS = model_names()
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from seqbench.gradcheck import numeric_gradient, relative_error
+from seqbench.checks.gradcheck import numeric_gradient, relative_error
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,

@@ -7,10 +7,10 @@ must give its outputs; an LM's gradients are exact; and each LM learns a repeati
 import numpy as np
 import pytest
 
-from seqbench.gradcheck import GRADCHECK_CONFIGS, GRADCHECK_OPTIONS, GRADCHECK_VOCAB, check_model
+from seqbench.checks.gradcheck import GRADCHECK_CONFIGS, GRADCHECK_OPTIONS, GRADCHECK_VOCAB, check_model
 from seqbench.models.numpy.layers import cross_entropy_loss
+from seqbench.models.optim import Adam, clip_grad_norm
 from seqbench.models.registry import model_class, model_names
-from seqbench.optim import Adam, clip_grad_norm
 
 MODELS = model_names()
 OPTIONS = {"mamba": {"state_size": 3, "expand": 2, "conv_kernel": 3, "dt_rank": 2}}

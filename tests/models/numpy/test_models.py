@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from seqbench.gradcheck import check_model
+from seqbench.checks.gradcheck import check_model
 from seqbench.models.numpy.learner import NumpyLearner
+from seqbench.models.optim import Adam
 from seqbench.models.registry import model_class, model_names
-from seqbench.optim import Adam
 from seqbench.spec import TrainSpec
-from seqbench.train import fit, mse
+from seqbench.training.loop import fit, mse
 
 MODELS = model_names()
 

@@ -7,14 +7,14 @@ torch = pytest.importorskip("torch")
 
 from seqbench.models.numpy.layers import cross_entropy_loss, mse_loss  # noqa: E402
 from seqbench.models.numpy.learner import NumpyLearner  # noqa: E402
+from seqbench.models.optim import make_optimizer  # noqa: E402
 from seqbench.models.registry import model_class, model_names  # noqa: E402
 from seqbench.models.torch.base import load_numpy, to_numpy  # noqa: E402
 from seqbench.models.torch.layers import cross_entropy_loss as torch_cross_entropy  # noqa: E402
 from seqbench.models.torch.learner import build_torch_learner  # noqa: E402
-from seqbench.optim import make_optimizer  # noqa: E402
+from seqbench.models.weights_file import open_weights  # noqa: E402
 from seqbench.spec import TrainSpec  # noqa: E402
-from seqbench.train import fit, mse  # noqa: E402
-from seqbench.weights_file import open_weights  # noqa: E402
+from seqbench.training.loop import fit, mse  # noqa: E402
 
 MODELS = model_names()
 # small sizes for Mamba's options, so that every check stays quick

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seqbench.artifacts.predictions_file import find_forecasts, read_forecasts
 from seqbench.errors import SeqbenchError, brief
-from seqbench.predictions_file import find_forecasts, read_forecasts
 
 KEYS = ["date", "series", "step"]  # one forecast in predictions.csv
 

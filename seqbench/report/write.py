@@ -1,11 +1,12 @@
 """`seqbench report`: one self-contained HTML page of runs, their scores and their pictures.
 
-The page holds, per task, compare's table (`seqbench.compare` rows, or `seqbench.groups` rows as
+The page holds, per task, compare's table (`seqbench.results.compare` rows, or
+`seqbench.results.groups` rows as
 mean ± std when a config has several runs), sortable by a click on a header, the columns that
 matter first (`FIRST_COLUMNS`: they fit a 1280-pixel screen), its rows by dataset, then by score,
 and data warnings between the runs of one dataset only; then each sweep
 folder the runs came from (its sweep plots and summary.md); then each run: its scores next to
-every baseline (`seqbench.tables.score_rows`), its pictures (loss_curve.png, predictions.png and
+every baseline (`seqbench.results.tables.score_rows`), its pictures (loss_curve.png, predictions.png and
 any other image in its folder), an LM's samples.txt and its resolved spec.yaml. Images are inline
 data: URIs and a Content-Security-Policy forbids any request, so the file opens offline, anywhere.
 
@@ -25,8 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import seqbench
-from seqbench import report_page as html
-from seqbench.compare import (
+from seqbench.artifacts.runs import load_runs
+from seqbench.errors import SeqbenchError
+from seqbench.io import FileRefused, atomic_write_text, read_head, read_regular
+from seqbench.report import page as html
+from seqbench.report.page import Cell
+from seqbench.results.compare import (
     HEADLINE,
     TASK_COLUMNS,
     TEXT_COLUMNS,
@@ -38,13 +43,9 @@ from seqbench.compare import (
     shown_columns,
     sort_rows,
 )
-from seqbench.errors import SeqbenchError
-from seqbench.groups import LAYOUTS, display_rows, group_caption, group_rows, group_runs, has_repeats
-from seqbench.io import FileRefused, atomic_write_text, read_head, read_regular
-from seqbench.report_page import Cell
-from seqbench.runs import load_runs
-from seqbench.sweep import SUMMARY_FILE, SWEEP_FILE
-from seqbench.tables import forecast_caption, score_rows
+from seqbench.results.groups import LAYOUTS, display_rows, group_caption, group_rows, group_runs, has_repeats
+from seqbench.results.tables import forecast_caption, score_rows
+from seqbench.sweeps.sweep import SUMMARY_FILE, SWEEP_FILE
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # shown as \xNN; newline and tab stay
 FIRST_PICTURES = ("loss_curve.png", "predictions.png")  # then any other image, by name

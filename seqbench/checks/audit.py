@@ -29,9 +29,9 @@ import numpy as np
 from seqbench.data.sources import LoadedFrame, load_frame
 from seqbench.data.windows import SPLITS, Windows, make_windows
 from seqbench.errors import RunFailed
-from seqbench.learners import check_fits_in_memory
 from seqbench.models.registry import MODELS, build_model, count_weights, torch_installed
 from seqbench.spec import Spec
+from seqbench.training.learners import check_fits_in_memory
 
 TOLERANCE = 1e-12  # in float64: a state at step <= t may move by rounding, never by more
 MAX_WINDOWS = 8  # real windows per model check

@@ -11,7 +11,7 @@ Two files in the run folder, neither of them pickled:
 `checkpoint.json` is written last and names its .npz, and each epoch's .npz has a new name,
 so a run killed at any moment leaves a complete pair: the JSON and the arrays it names (older
 .npz files are removed once the new JSON is in place). Loading checks the sha256 and never
-unpickles (`seqbench.weights_file`: each member's size checked against its bytes before it is read).
+unpickles (`seqbench.models.weights_file`: each member's size checked against its bytes before it is read).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 
 from seqbench.errors import SeqbenchError
 from seqbench.io import atomic_path, atomic_write_json, loads_json
-from seqbench.train import Checkpoint, EpochRecord, FitResult
-from seqbench.weights_file import open_weights
+from seqbench.models.weights_file import open_weights
+from seqbench.training.loop import Checkpoint, EpochRecord, FitResult
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = 1

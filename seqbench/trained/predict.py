@@ -34,7 +34,7 @@ from seqbench.data.windows import (
 )
 from seqbench.errors import DataError, SeqbenchError, brief, shown
 from seqbench.spec import DatasetSpec, Spec
-from seqbench.trained import load_weights, trained_spec
+from seqbench.trained.load import load_weights, trained_spec
 
 OTHER_FREQUENCY = 2.5  # rows this many times more or less frequent than the run's: a warning
 
@@ -75,7 +75,7 @@ def predict_run(run_dir: Path, data: Path | None = None, data_dir: Path = Path("
     independent = ds.channels == "independent"
     n_outputs = ds.horizon if independent else ds.horizon * len(targets)
 
-    from seqbench.learners import build_learner
+    from seqbench.training.learners import build_learner
 
     learner = build_learner(spec, x.shape[-1], n_outputs)
     load_weights(learner, run_dir)

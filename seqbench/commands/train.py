@@ -3,7 +3,7 @@
 A spec (with `--set` and the flags as overrides) is one run, or one run per seed of `seeds` (then a
 table of the seeds and their mean ± std); `--resume RUN_DIR` continues an interrupted run instead.
 The expectations (`--expect`, the spec's `expect:`) are checked before the runs and judged after.
-The runs themselves are `seqbench.experiment`'s.
+The runs themselves are `seqbench.run.experiment`'s.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def train_from_flags(
         )
         return
 
-    from seqbench.experiment import RunLog, resume_experiment, run_experiment
-    from seqbench.tables import result_table
+    from seqbench.results.tables import result_table
+    from seqbench.run.experiment import RunLog, resume_experiment, run_experiment
 
     log = RunLog(None if quiet else sys.stderr)
     if spec is None:
@@ -103,9 +103,9 @@ def train_seeds(
 ) -> None:
     """A spec with several seeds: one run each, in turn; then each seed's result and mean ± std,
     `conclude` on their metrics, and RunFailed when some seed diverged."""
-    from seqbench.experiment import RunLog, run_seeds
-    from seqbench.groups import group_rows, rich_group_table
-    from seqbench.tables import seeds_table
+    from seqbench.results.groups import group_rows, rich_group_table
+    from seqbench.results.tables import seeds_table
+    from seqbench.run.experiment import RunLog, run_seeds
 
     seeds = list(spec.seeds)
 

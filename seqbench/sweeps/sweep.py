@@ -19,7 +19,7 @@ Every grid point's spec and data are checked before anything runs, so a bad `--g
 grid points that are the same config once validated) is exit 2 with nothing written. Runs that
 the workers of a killed sweep still write are waited for before the sweep looks at them. The
 runs go to worker processes (`executor="local"`) or to Ray tasks (`executor="ray"`, a local Ray
-instance or a cluster at `address`), see `seqbench.executors`; a run that fails in a worker is
+instance or a cluster at `address`), see `seqbench.sweeps.executors`; a run that fails in a worker is
 reported with its status and does not stop the others.
 """
 
@@ -41,10 +41,9 @@ from typing import Any
 
 import yaml
 
+from seqbench.artifacts.runs import run_lock
 from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, SpecError
-from seqbench.executors import check_executor, make_executor
 from seqbench.io import atomic_write_text
-from seqbench.runs import run_lock
 from seqbench.spec import (
     NAME_PATTERN,
     SECTIONS,
@@ -59,7 +58,8 @@ from seqbench.spec import (
     shown,
     valid_keys,
 )
-from seqbench.sweep_task import Outcome, SweepTask, point_label, value_text
+from seqbench.sweeps.executors import check_executor, make_executor
+from seqbench.sweeps.task import Outcome, SweepTask, point_label, value_text
 
 SWEEPS_DIR = "sweeps"
 SWEEP_FILE = "sweep.yaml"
@@ -354,7 +354,7 @@ def _wait_for_busy_runs(sweep_dir: Path) -> None:
     """Let the runs that a killed sweep's workers still write end first (they stop within seconds),
     so that what they leave is classified as what it is; a sweep of this folder that is still
     running is an error, as is a run that stays in use."""
-    from seqbench.runs import read_status
+    from seqbench.artifacts.runs import read_status
 
     with contextlib.suppress(OSError), run_lock(sweep_dir):  # a live sweep of this folder: its message
         pass
@@ -389,7 +389,7 @@ def _with_resume(task: SweepTask, run_dir: Path) -> SweepTask:
 
 def _run_identity(run_dir: Path) -> tuple[str, int] | None:
     """(config_id, seed) of a run folder, from metrics.json or else from spec.yaml."""
-    from seqbench.runs import load_run
+    from seqbench.artifacts.runs import load_run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -404,8 +404,8 @@ def _run_identity(run_dir: Path) -> tuple[str, int] | None:
 
 
 def _existing(run_dir: Path) -> ExistingRun:
-    from seqbench.checkpoint import has_checkpoint
-    from seqbench.runs import read_status
+    from seqbench.artifacts.runs import read_status
+    from seqbench.training.checkpoint import has_checkpoint
 
     status = read_status(run_dir)
     resumable = status in (None, "interrupted") and has_checkpoint(run_dir)
@@ -418,7 +418,7 @@ def check_data(plan: SweepPlan, data_dir: Path) -> None:
     A missing file, an unknown ticker or a window longer than the data is exit 2 here rather
     than a failure in every worker; a Yahoo dataset is downloaded once, not once per worker.
     """
-    from seqbench.experiment import prepare
+    from seqbench.run.experiment import prepare
 
     checked: set[str] = set()
     with warnings.catch_warnings(record=True) as caught:
@@ -498,7 +498,7 @@ def run_sweep(
     the others. Ctrl-C or SIGTERM stops starting new runs and lets the running ones stop at their
     next batch (status interrupted, checkpoint kept); the report says which signal it was.
     """
-    from seqbench.signals import stop_on_signals
+    from seqbench.training.signals import stop_on_signals
 
     report = SweepReport(plan, [])
     for position, existing in plan.done.items():
@@ -588,7 +588,7 @@ def progress_lines(plan: SweepPlan) -> Callable[[Outcome], None]:
 
 def outcome_line(outcome: Outcome, position: int, total: int) -> str:
     """`[ 3/24] completed  model.hidden_size=32 seed=1  rmse 1.234 (persistence 1.240)  12.3 s`."""
-    from seqbench.compare import BASELINE, SCORE_NAMES
+    from seqbench.results.compare import BASELINE, SCORE_NAMES
 
     width = len(str(total))
     scores = ""
@@ -621,9 +621,9 @@ def plan_task(plan: SweepPlan) -> str:
 def write_summary(report: SweepReport) -> SweepSummary:
     """summary.md (compare --group over the sweep folder, best per model, runs that did not
     complete) and one plot of test RMSE against each swept key."""
-    from seqbench.compare import HEADLINE
-    from seqbench.groups import group_rows, sort_groups
-    from seqbench.runs import find_runs, load_runs
+    from seqbench.artifacts.runs import find_runs, load_runs
+    from seqbench.results.compare import HEADLINE
+    from seqbench.results.groups import group_rows, sort_groups
 
     plan = report.plan
     try:
@@ -639,8 +639,8 @@ def write_summary(report: SweepReport) -> SweepSummary:
 
 
 def summary_markdown(report: SweepReport, rows: list[dict[str, Any]]) -> str:
-    from seqbench.compare import HEADLINE, SCORE_NAMES
-    from seqbench.groups import LAYOUTS, group_caption, render_groups
+    from seqbench.results.compare import HEADLINE, SCORE_NAMES
+    from seqbench.results.groups import LAYOUTS, group_caption, render_groups
 
     plan = report.plan
     task = plan_task(plan)
@@ -690,8 +690,8 @@ def _best_per_model(rows: list[dict[str, Any]], headline: str = "rmse") -> list[
 def _plot_keys(plan: SweepPlan, rows: list[dict[str, Any]]) -> list[Path]:
     """sweep_<key>.png: the mean ± std headline score (test RMSE, bits per byte) over seeds against
     each swept key, with the task's baseline (persistence, the n-gram) dashed."""
-    from seqbench.compare import BASELINE, HEADLINE, SCORE_NAMES
-    from seqbench.plots import plot_sweep
+    from seqbench.artifacts.plots import plot_sweep
+    from seqbench.results.compare import BASELINE, HEADLINE, SCORE_NAMES
 
     task = plan_task(plan)
     headline, baseline = HEADLINE[task], BASELINE[task]

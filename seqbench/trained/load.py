@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from seqbench.artifacts.runs import read_metrics
 from seqbench.errors import SeqbenchError
-from seqbench.runs import read_metrics
 from seqbench.spec import Spec, load_spec
-from seqbench.train import Learner
+from seqbench.training.loop import Learner
 
 NEEDS = {"lm": "a language model (task: lm)", "forecast": "a forecast run (task: forecast)"}
 

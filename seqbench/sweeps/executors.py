@@ -1,7 +1,7 @@
 """Where a sweep's runs happen: in this process, in worker processes, or as Ray tasks.
 
 Each executor takes `SweepTask`s and gives back `Outcome`s through the same four calls
-(`submit`, `wait`, `result`, `stop`), so that `seqbench.sweep.run_sweep` drives them alike:
+(`submit`, `wait`, `result`, `stop`), so that `seqbench.sweeps.sweep.run_sweep` drives them alike:
 
 - `_Inline` (--workers 1): one run at a time in this process;
 - `_Processes` (--workers N): a pool of N spawned processes, each with its share of the cores.
@@ -39,7 +39,7 @@ from typing import Any
 from seqbench.errors import RunInterrupted, SeqbenchError
 from seqbench.io import atomic_path
 from seqbench.spec import Spec, shown
-from seqbench.sweep_task import Outcome, SweepTask
+from seqbench.sweeps.task import Outcome, SweepTask
 
 EXECUTORS = ("local", "ray")
 RAY_MISSING = (
@@ -79,8 +79,8 @@ def run_task(
     task: SweepTask, sweep_dir: str, data_dir: str, cwd: str | None = None, threads: int | None = None
 ) -> Outcome:
     """Run (or resume) one task in this process; any failure becomes the outcome's status."""
-    from seqbench.experiment import RunLog, resume_experiment, run_experiment
-    from seqbench.learners import thread_limit
+    from seqbench.run.experiment import RunLog, resume_experiment, run_experiment
+    from seqbench.training.learners import thread_limit
 
     start = time.perf_counter()
     if cwd and Path(cwd).is_dir():
@@ -109,7 +109,7 @@ def run_task(
 
 
 def _outcome(task: SweepTask, run_dir: Path, metrics: dict[str, Any], message: str, start: float) -> Outcome:
-    from seqbench.compare import headline_scores
+    from seqbench.results.compare import headline_scores
 
     score, baseline = headline_scores(metrics)
     return Outcome(
@@ -125,8 +125,8 @@ def _outcome(task: SweepTask, run_dir: Path, metrics: dict[str, Any], message: s
 
 def _finished(task: SweepTask, run_dir: Path, start: float) -> Outcome | None:
     """The outcome of a run to resume that has completed (all its files there) or diverged meanwhile."""
-    from seqbench.experiment import missing_artifacts
-    from seqbench.runs import read_metrics
+    from seqbench.artifacts.runs import read_metrics
+    from seqbench.run.experiment import missing_artifacts
 
     metrics = read_metrics(run_dir)
     status = metrics.get("status")

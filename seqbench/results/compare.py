@@ -1,6 +1,6 @@
 """Put runs side by side: rows from their metrics.json, sorted and rendered as a table.
 
-The pipeline is `seqbench.runs.find_runs` (paths) -> `load_runs` (metrics dicts) -> `compare_rows`
+The pipeline is `seqbench.artifacts.runs.find_runs` (paths) -> `load_runs` (metrics dicts) -> `compare_rows`
 (one flat row per run, keys = its task's columns: `COLUMNS`, `LM_COLUMNS`) -> `sort_rows` ->
 `render` (md, csv, json, table) or `rich_table`.
 Missing or non-finite values are None in a row and blank when rendered.
@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from seqbench.artifacts.predictions_file import find_forecasts
+from seqbench.artifacts.runs import find_runs
 from seqbench.errors import SeqbenchError, shown
 from seqbench.io import dumps_strict
-from seqbench.predictions_file import find_forecasts
-from seqbench.runs import find_runs
 
 BASELINE_NAMES = ("persistence", "seasonal", "linear")  # a forecast's baselines, as metrics.json names them
 # a long-horizon run's MSE and MAE in the scaler's units (metrics.json `scaled`, as the papers quote
@@ -424,7 +424,7 @@ def _dm_p(run: dict[str, Any]) -> float | None:
         return _number(stored)
     if "run_dir" not in run or find_forecasts(run["run_dir"]) is None:
         return None
-    from seqbench.significance import dm_vs_persistence
+    from seqbench.artifacts.significance import dm_vs_persistence
 
     try:
         result = dm_vs_persistence(run["run_dir"])
@@ -440,7 +440,7 @@ def attach_dm_against(runs: list[dict[str, Any]], against: str, results_dir: Pat
     series and step; a run that shares no windows with it is a SeqbenchError. The reference run
     itself gets None. Returns the reference run's label.
     """
-    from seqbench.significance import dm_between_runs
+    from seqbench.artifacts.significance import dm_between_runs
 
     found = find_runs([against], results_dir)
     if len(found) != 1:

@@ -90,7 +90,7 @@ def _hidden_by_train(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
 
 
 def best_epoch(history: pd.DataFrame, min_delta: float = 0.0) -> tuple[int, float] | None:
-    """(epoch, val loss) whose weights the run keeps: as seqbench.train.fit picks it, the first
+    """(epoch, val loss) whose weights the run keeps: as seqbench.training.loop.fit picks it, the first
     finite val loss that beats the best so far by more than `min_delta`; None without one."""
     epochs, loss = _curve(history, "val_loss")
     best: tuple[int, float] | None = None

@@ -10,7 +10,7 @@ same for every seed of a config: baselines do not depend on the seed; `mixed` if
 `beats_persistence` counts the completed runs whose test RMSE is below the persistence
 forecast's (skill > 0).
 
-The pipeline mirrors `seqbench.compare`: `group_rows` (numbers, keys = `GROUP_DATA_COLUMNS`, for
+The pipeline mirrors `seqbench.results.compare`: `group_rows` (numbers, keys = `GROUP_DATA_COLUMNS`, for
 csv and json and sorting) -> `display_rows` (text cells such as `2.013 ± 0.041`, keys =
 `GROUP_COLUMNS`, for md and the terminal table).
 """
@@ -27,7 +27,8 @@ from typing import Any
 
 from rich.table import Table
 
-from seqbench.compare import (
+from seqbench.errors import shown
+from seqbench.results.compare import (
     SCALED_COLUMNS,
     SCALED_NOTE,
     SKILL_NOTE,
@@ -39,7 +40,6 @@ from seqbench.compare import (
     sort_rows,
     task_of,
 )
-from seqbench.errors import shown
 
 _CONFIG_COLUMNS = ["config", "config_id", "model", "backend", "dataset", "data", "hidden", "lr", "n"]
 

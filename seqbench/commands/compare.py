@@ -3,7 +3,7 @@
 One table per task (forecast, lm) on the terminal, fitted to its width with a `note:` line on
 stderr for the columns it hid; md, csv or json on stdout for scripts. Data-pinning warnings, the
 `--against` DM test and the `--fail-if-worse` gate go to stderr. The rows and tables themselves are
-`seqbench.compare` (one row per run) and `seqbench.groups` (one row per config).
+`seqbench.results.compare` (one row per run) and `seqbench.results.groups` (one row per config).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 
 from rich.console import Console
 
-from seqbench.compare import (
+from seqbench.errors import SeqbenchError
+from seqbench.io import dumps_strict
+from seqbench.results.compare import (
     FORMATS,
     LM_OPTIONAL_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -32,8 +34,7 @@ from seqbench.compare import (
     run_caption,
     sort_rows,
 )
-from seqbench.errors import SeqbenchError
-from seqbench.groups import (
+from seqbench.results.groups import (
     LAYOUTS,
     group_rows,
     has_repeats,
@@ -42,7 +43,6 @@ from seqbench.groups import (
     rich_group_table,
     sort_groups,
 )
-from seqbench.io import dumps_strict
 
 
 def show_comparison(
@@ -66,8 +66,8 @@ def show_comparison(
     Raises SeqbenchError (exit 2) for a bad option or mismatched runs, RunFailed (exit 1) when the
     gate finds a regression.
     """
+    from seqbench.artifacts.runs import find_runs, load_runs
     from seqbench.ci.checks import compare_gate, uses_reference
-    from seqbench.runs import find_runs, load_runs
 
     if fmt not in FORMATS:
         raise SeqbenchError(f"unknown --format '{fmt}'; choose table, md, csv or json")
@@ -101,7 +101,7 @@ def show_comparison(
     if fmt == "json":
         print(dumps_strict(records, indent=2))
     if plot:
-        from seqbench.plots import plot_val_curves
+        from seqbench.artifacts.plots import plot_val_curves
 
         plot_val_curves(load_val_curves(loaded), plot)
         print(f"wrote {plot}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The tables the commands print: a run's result next to its baselines, one line per seed, a
-forecast, the datasets, the gradient check and the causality audit (compare's are in seqbench.compare).
+forecast, the datasets, the gradient check and the causality audit (compare's are in
+seqbench.results.compare).
 
 Each task has its own result table: a forecast's test RMSE, MAE, ... next to persistence, seasonal
 persistence and the linear baseline (and, for a run with `scaled`, the MSE and MAE in the scaler's
@@ -14,7 +15,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from seqbench.compare import best_baseline
+from seqbench.results.compare import best_baseline
 
 
 def seeds_table(done: list[Any]) -> Table:
@@ -201,7 +202,7 @@ def gradcheck_table(results: list[Any], tolerance: float) -> Table:
 
 def audit_table(report: Any, subject: str) -> Table:
     """`seqbench audit`: every check of an AuditReport, ok or LEAK."""
-    from seqbench.audit import TOLERANCE
+    from seqbench.checks.audit import TOLERANCE
 
     table = Table(title=f"causality audit: {subject}")
     for column in ("part", "subject", "check", "result", "ok"):

@@ -11,10 +11,10 @@ import numpy as np
 
 from seqbench.errors import RunFailed, SeqbenchError
 from seqbench.models.numpy.learner import NumpyLearner
+from seqbench.models.optim import make_optimizer
 from seqbench.models.registry import build_model, count_weights, model_class, model_options
-from seqbench.optim import make_optimizer
 from seqbench.spec import Spec
-from seqbench.train import Learner
+from seqbench.training.loop import Learner
 
 
 def build_learner(

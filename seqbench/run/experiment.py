@@ -22,20 +22,9 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from seqbench.checkpoint import (
-    CHECKPOINT_FILE,
-    has_checkpoint,
-    read_checkpoint,
-    remove_checkpoint,
-    save_checkpoint,
-)
-from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
-from seqbench.io import atomic_write_json, atomic_write_text
-from seqbench.learners import thread_limit
-from seqbench.plots import plot_loss_curve
-from seqbench.predictions_file import FILES, PLAIN
-from seqbench.progress import TrainingBar
-from seqbench.runs import (
+from seqbench.artifacts.plots import plot_loss_curve
+from seqbench.artifacts.predictions_file import FILES, PLAIN
+from seqbench.artifacts.runs import (
     append_line,
     check_plain_files,
     create_run_dir,
@@ -44,12 +33,23 @@ from seqbench.runs import (
     run_lock,
     write_error,
 )
-from seqbench.signals import StopRequest, stop_on_signals
+from seqbench.errors import RunFailed, RunInterrupted, SeqbenchError, shown
+from seqbench.io import atomic_write_json, atomic_write_text
 from seqbench.spec import Spec, dump_spec, load_spec, seed_specs
 from seqbench.tasks import task_class, task_for
 from seqbench.tasks.base import Task
 from seqbench.tasks.common import failed_metrics
-from seqbench.train import Checkpoint, EpochRecord, FitResult, Learner, fit
+from seqbench.training.checkpoint import (
+    CHECKPOINT_FILE,
+    has_checkpoint,
+    read_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
+from seqbench.training.learners import thread_limit
+from seqbench.training.loop import Checkpoint, EpochRecord, FitResult, Learner, fit
+from seqbench.training.progress import TrainingBar
+from seqbench.training.signals import StopRequest, stop_on_signals
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from seqbench.train import EpochRecord
+from seqbench.training.loop import EpochRecord
 
 
 class TrainingBar:

@@ -1,7 +1,7 @@
 """What a sweep hands its executors and gets back: one task (a grid point and a seed) and its outcome.
 
-Kept apart from seqbench.sweep (the plan and the summary) and seqbench.executors (how tasks run),
-which both use them, so that neither imports the other's module to get them.
+Kept apart from seqbench.sweeps.sweep (the plan and the summary) and seqbench.sweeps.executors
+(how tasks run), which both use them, so that neither imports the other's module to get them.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from seqbench.data.windows import WindowSet
-from seqbench.optim import scheduled_lr
+from seqbench.models.optim import scheduled_lr
 from seqbench.spec import TrainSpec
 
 Arrays = dict[str, np.ndarray]
