@@ -11,7 +11,7 @@ import pytest
 
 from seqbench.run.experiment import prepare
 from seqbench.spec import Spec
-from seqbench.tasks.forecast import evaluate
+from seqbench.tasks.forecast import ForecastTask
 from seqbench.training.loop import mse
 
 BATCHES = (1, 7, 64)
@@ -61,6 +61,13 @@ def flat(metrics):
             else:
                 out[prefix] = value
     return out
+
+
+def evaluate(spec, loaded, windows, learner, result, run_id):
+    """metrics.json of `learner` on these windows (the forecast task's evaluate)."""
+    task = ForecastTask(spec, "data")
+    task.loaded, task.data = loaded, windows
+    return task.evaluate(learner, result, run_id)
 
 
 @pytest.mark.parametrize("model", ["mingru", "gru", "mamba"])

@@ -24,10 +24,9 @@ from seqbench.artifacts.predictions_file import write_forecasts
 from seqbench.artifacts.significance import dm_against_baselines
 from seqbench.baselines import BASELINES, fit_linear
 from seqbench.data.csvfile import date_format
-from seqbench.data.sources import LoadedFrame, load_frame
+from seqbench.data.sources import load_frame
 from seqbench.data.windows import Windows, make_windows, split_id
 from seqbench.metrics import regression_metrics
-from seqbench.spec import Spec
 from seqbench.tasks.base import Task
 from seqbench.tasks.common import common_config, common_metrics, versions
 from seqbench.training.learners import build_learner
@@ -35,109 +34,6 @@ from seqbench.training.loop import FitResult, Learner
 
 ARTIFACTS = ("predictions.csv", "loss_curve.png", "predictions.png")
 SHOWN_WINDOWS = 4  # test windows drawn in a multi-step run's predictions.png
-
-
-def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedFrame, Windows, Learner]:
-    """The series, its windows (what training reads: `.train`, `.val`) and the model."""
-    loaded = load_frame(spec.dataset, data_dir)
-    windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, loaded.info["label"])
-    n_in, n_out = windows.train.x.shape[-1], windows.train.y.shape[-1]  # channels independent: 1, horizon
-    learner = build_learner(spec, n_in, n_out)
-    return loaded, windows, learner
-
-
-def header(spec: Spec, loaded: LoadedFrame, windows: Windows) -> list[str]:
-    """The data lines a run prints first."""
-    counts = ", ".join(f"{name} {len(windows.split(name).origin)}" for name in ("train", "val", "test"))
-    if windows.independent:  # each window is a row per channel in the model's batches
-        counts += f" (x {len(windows.targets)} channels, one row each)"
-    lines = [
-        f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
-        f"{loaded.info['last_date']}; windows {counts}"
-    ]
-    if loaded.info.get("rows_with_missing"):
-        action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
-        missing = loaded.info["rows_with_missing"]
-        lines.append(f"data: {missing} rows with missing values {action} (dataset.fill)")
-    return lines
-
-
-def memory_hint(spec: Spec, windows: Windows, stage: str) -> str:
-    """What fills the memory while `stage` ("training" or "evaluating") and the setting to lower."""
-    t, steps = spec.train, windows.train.x.shape[1]
-    if stage == "training":
-        return (
-            f"batches of {t.batch_size} windows of {steps} steps through a model of hidden size "
-            f"{spec.model.hidden_size}; lower train.batch_size or model.hidden_size"
-        )
-    return (
-        f"{len(windows.test.x)} test windows of {steps} steps, {t.eval_batch_size} per forward pass; lower "
-        f"train.eval_batch_size (e.g. --set train.eval_batch_size={max(t.eval_batch_size // 8, 1)}), which "
-        "changes no score (train.batch_size does not matter here)"
-    )
-
-
-def headline(metrics: dict[str, Any]) -> float | None:
-    """The score a forecast run is quoted by: test RMSE in original units."""
-    return (metrics.get("test") or {}).get("rmse")
-
-
-def evaluate(
-    spec: Spec,
-    loaded: LoadedFrame,
-    windows: Windows,
-    learner: Learner,
-    fit_result: FitResult,
-    run_id: str,
-) -> dict[str, Any]:
-    """metrics.json: test metrics in original units, in the scaler's units (`scaled`, the papers'
-    MSE and MAE, next to each baseline's) and in the model's own space (`test_model_space`), next
-    to the baselines."""
-    trained = fit_result.trained  # no finished epoch: the initial weights are not a result
-    forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
-    test_truth, last = windows.truth("test"), windows.persistence("test")
-    test_pred = windows.to_original("test", forecasts["test"])
-    own = regression_metrics(windows.test.y, forecasts["test"])  # in what the model reads and writes
-    model_space = {k: own[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None
-    baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
-    baselines = {
-        name: regression_metrics(test_truth, forecast, last) for name, forecast in baseline_forecasts.items()
-    }
-    return {
-        **common_metrics(spec, learner, fit_result, run_id),
-        "config": {
-            **common_config(spec),
-            "horizon": spec.dataset.horizon,
-            "features": windows.features,
-            "targets": windows.targets,
-            "transform": spec.dataset.transform,
-            "normalize": spec.dataset.normalize,
-            "channels": spec.dataset.channels,
-            "season": windows.season,
-            "scaler": spec.dataset.scaler,
-        },
-        "test": regression_metrics(test_truth, test_pred, last) if trained else None,
-        # the model's own space: after the transform, the scaler and the window normalisation (RevIN)
-        "test_model_space": model_space,
-        "test_scaled": model_space,  # test_model_space's old name, still written for scripts that read it
-        "val": (
-            regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
-            if trained
-            else None
-        ),
-        "baselines": baselines,
-        "baseline_settings": {"linear": fit_linear(windows).record(), "seasonal": {"season": windows.season}},
-        "test_windows": len(windows.test.origin),
-        # the scaler's units (the papers' MSE and MAE), for the model and each baseline
-        "scaled": scaled_scores(windows, {"model": test_pred, **baseline_forecasts}, trained),
-        # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
-        "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts) if trained else None,
-        "splits": split_record(windows),
-        "scaling": windows.scaling.record(),  # the scaler fit on train, for `seqbench predict`
-        "split_id": split_id(spec.dataset, windows.features, windows.targets),
-        "data": loaded.info,
-        "versions": versions(),
-    }
 
 
 def scaled_scores(
@@ -243,24 +139,6 @@ def horizon_forecasts(
     )
 
 
-def artifact_writers(
-    spec: Spec, windows: Windows, learner: Learner, history: pd.DataFrame
-) -> dict[str, Callable[[Path], None]]:
-    """predictions.csv (or .csv.xz) and predictions.png (the loss curve is every task's:
-    seqbench.run.experiment)."""
-    forecast = windows.to_original("test", learner.predict(windows.test.x))
-    baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
-    predictions = predictions_frame(windows, forecast, baselines["linear"])
-    horizon = None
-    if windows.horizon > 1:
-        horizon = horizon_forecasts(windows, {"model": forecast, **baselines}, spec.dataset.seq_len)
-    title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
-    return {
-        "predictions.csv": lambda path: write_forecasts(path, predictions),
-        "predictions.png": lambda path: plot_predictions(predictions, path, title, horizon),
-    }
-
-
 class ForecastTask(Task):
     """The forecast task (see the module doc): `loaded` a LoadedFrame, `data` its Windows."""
 
@@ -268,21 +146,119 @@ class ForecastTask(Task):
     artifacts: ClassVar[tuple[str, ...]] = ARTIFACTS
 
     def prepare(self) -> Learner:
-        self.loaded, self.data, learner = prepare(self.spec, self.data_dir)
-        return learner
+        """The series (`loaded`), its windows (`data`: what training reads, `.train`, `.val`); the model."""
+        spec = self.spec
+        self.loaded = loaded = load_frame(spec.dataset, self.data_dir)
+        label = loaded.info["label"]
+        self.data = windows = make_windows(loaded.frame, loaded.features, loaded.targets, spec.dataset, label)
+        n_in, n_out = windows.train.x.shape[-1], windows.train.y.shape[-1]  # channels independent: 1, horizon
+        return build_learner(spec, n_in, n_out)
 
     def header(self) -> list[str]:
-        return header(self.spec, self.loaded, self.data)
+        """The data lines a run prints first."""
+        spec, loaded, windows = self.spec, self.loaded, self.data
+        counts = ", ".join(f"{name} {len(windows.split(name).origin)}" for name in ("train", "val", "test"))
+        if windows.independent:  # each window is a row per channel in the model's batches
+            counts += f" (x {len(windows.targets)} channels, one row each)"
+        lines = [
+            f"data {spec.dataset.label}: {len(loaded.frame)} rows {loaded.info['first_date']} .. "
+            f"{loaded.info['last_date']}; windows {counts}"
+        ]
+        if loaded.info.get("rows_with_missing"):
+            action = "filled forward" if spec.dataset.fill == "ffill" else "dropped"
+            missing = loaded.info["rows_with_missing"]
+            lines.append(f"data: {missing} rows with missing values {action} (dataset.fill)")
+        return lines
 
-    def evaluate(self, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
-        return evaluate(self.spec, self.loaded, self.data, learner, fit_result, run_id)
+    def memory_hint(self, stage: str) -> str:
+        """What fills the memory while `stage` ("training" or "evaluating") and the setting to lower."""
+        spec, windows = self.spec, self.data
+        t, steps = spec.train, windows.train.x.shape[1]
+        if stage == "training":
+            return (
+                f"batches of {t.batch_size} windows of {steps} steps through a model of hidden size "
+                f"{spec.model.hidden_size}; lower train.batch_size or model.hidden_size"
+            )
+        return (
+            f"{len(windows.test.x)} test windows of {steps} steps, {t.eval_batch_size} per forward pass; "
+            f"lower train.eval_batch_size (e.g. --set train.eval_batch_size={max(t.eval_batch_size // 8, 1)})"
+            ", which changes no score (train.batch_size does not matter here)"
+        )
 
     @staticmethod
     def headline(metrics: dict[str, Any]) -> float | None:
-        return headline(metrics)
+        """The score a forecast run is quoted by: test RMSE in original units."""
+        return (metrics.get("test") or {}).get("rmse")
 
-    def memory_hint(self, stage: str) -> str:
-        return memory_hint(self.spec, self.data, stage)
+    def evaluate(self, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
+        """metrics.json: test metrics in original units, in the scaler's units (`scaled`, the papers'
+        MSE and MAE, next to each baseline's) and in the model's own space (`test_model_space`), next
+        to the baselines."""
+        spec, loaded, windows = self.spec, self.loaded, self.data
+        trained = fit_result.trained  # no finished epoch: the initial weights are not a result
+        forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
+        test_truth, last = windows.truth("test"), windows.persistence("test")
+        test_pred = windows.to_original("test", forecasts["test"])
+        own = regression_metrics(windows.test.y, forecasts["test"])  # in what the model reads and writes
+        model_space = {k: own[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None
+        baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
+        baselines = {
+            name: regression_metrics(test_truth, forecast, last)
+            for name, forecast in baseline_forecasts.items()
+        }
+        return {
+            **common_metrics(spec, learner, fit_result, run_id),
+            "config": {
+                **common_config(spec),
+                "horizon": spec.dataset.horizon,
+                "features": windows.features,
+                "targets": windows.targets,
+                "transform": spec.dataset.transform,
+                "normalize": spec.dataset.normalize,
+                "channels": spec.dataset.channels,
+                "season": windows.season,
+                "scaler": spec.dataset.scaler,
+            },
+            "test": regression_metrics(test_truth, test_pred, last) if trained else None,
+            # the model's own space: after the transform, the scaler and the window normalisation (RevIN)
+            "test_model_space": model_space,
+            "test_scaled": model_space,  # test_model_space's old name, still written for scripts that read it
+            "val": (
+                regression_metrics(windows.truth("val"), windows.to_original("val", forecasts["val"]))
+                if trained
+                else None
+            ),
+            "baselines": baselines,
+            "baseline_settings": {
+                "linear": fit_linear(windows).record(),
+                "seasonal": {"season": windows.season},
+            },
+            "test_windows": len(windows.test.origin),
+            # the scaler's units (the papers' MSE and MAE), for the model and each baseline
+            "scaled": scaled_scores(windows, {"model": test_pred, **baseline_forecasts}, trained),
+            # Diebold-Mariano (HLN) on per-window squared errors: the model vs each baseline
+            "significance": dm_against_baselines(test_truth, test_pred, baseline_forecasts)
+            if trained
+            else None,
+            "splits": split_record(windows),
+            "scaling": windows.scaling.record(),  # the scaler fit on train, for `seqbench predict`
+            "split_id": split_id(spec.dataset, windows.features, windows.targets),
+            "data": loaded.info,
+            "versions": versions(),
+        }
 
     def artifact_writers(self, learner: Learner, history: pd.DataFrame) -> dict[str, Callable[[Path], None]]:
-        return artifact_writers(self.spec, self.data, learner, history)
+        """predictions.csv (or .csv.xz) and predictions.png (the loss curve is every task's:
+        seqbench.run.experiment)."""
+        spec, windows = self.spec, self.data
+        forecast = windows.to_original("test", learner.predict(windows.test.x))
+        baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
+        predictions = predictions_frame(windows, forecast, baselines["linear"])
+        horizon = None
+        if windows.horizon > 1:
+            horizon = horizon_forecasts(windows, {"model": forecast, **baselines}, spec.dataset.seq_len)
+        title = f"{spec.name}: {spec.model.name} on {spec.dataset.label} (test split)"
+        return {
+            "predictions.csv": lambda path: write_forecasts(path, predictions),
+            "predictions.png": lambda path: plot_predictions(predictions, path, title, horizon),
+        }

@@ -230,46 +230,6 @@ def training_data(spec: Spec, loaded: LoadedText) -> tuple[ByteWindows, HeldOutT
 ARTIFACTS = ("samples.txt", "loss_curve.png", "heldout_losses.csv")
 
 
-def prepare(spec: Spec, data_dir: Path) -> tuple[LoadedText, TextTraining, Any]:
-    """The text, what training reads (`.train` random windows, `.val` the validation part) and the model."""
-    from seqbench.training.learners import build_learner
-
-    loaded = load_text(spec, data_dir)
-    learner = build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
-    return loaded, TextTraining(*training_data(spec, loaded), loaded), learner
-
-
-def memory_hint(spec: Spec, training: TextTraining, stage: str) -> str:
-    """What fills the memory while `stage` ("training" or "evaluating") and what to lower. The text is
-    held once, a byte per byte; training adds a batch, scoring a chunk of every stream and the
-    baselines' bounded counts (`seqbench.tasks.lm_baselines`): neither grows with the text."""
-    L, text = spec.dataset.seq_len, f"a text of {training.loaded.info['bytes']:,} bytes held in memory"
-    if stage == "training":
-        return (
-            f"{text}, batches of {spec.train.batch_size} windows of {L} bytes through a model of hidden size "
-            f"{spec.model.hidden_size}; lower train.batch_size, dataset.seq_len or model.hidden_size"
-        )
-    start, end = training.loaded.parts[training.loaded.held_out]
-    return (
-        f"{text}, its {end - start:,} held-out bytes scored {STREAMS} streams x {L} bytes at a time, "
-        "and the n-gram baseline's counts; use a shorter text (a part of the file) or a lower "
-        "dataset.seq_len (train.batch_size and train.eval_batch_size do not matter here)"
-    )
-
-
-def artifact_writers(spec: Spec, training: TextTraining, learner: Any, history: Any) -> dict[str, Any]:
-    """samples.txt (the loss curve is every task's: seqbench.run.experiment)."""
-    from seqbench.io import atomic_write_bytes
-
-    def write(path: Path) -> None:
-        atomic_write_bytes(path, samples_text(spec, training.loaded, learner))
-
-    def write_losses(path: Path) -> None:
-        atomic_write_bytes(path, held_out_losses_csv(spec, training, learner).encode("utf-8"))
-
-    return {"samples.txt": write, "heldout_losses.csv": write_losses}
-
-
 def held_out_losses_csv(spec: Spec, training: TextTraining, learner: Any) -> str:
     """heldout_losses.csv: the held-out part in blocks (`block_size`), each block's first byte,
     its length and its mean nats per byte: what a Diebold-Mariano test of two runs pairs."""
@@ -287,17 +247,6 @@ def held_out_losses_csv(spec: Spec, training: TextTraining, learner: Any) -> str
         for s, b, nats in zip(starts.tolist(), lengths.tolist(), block_nats.tolist(), strict=True)
     )
     return "start,bytes,nats\n" + rows
-
-
-def header(spec: Spec, loaded: LoadedText, training: TextTraining | None = None) -> list[str]:
-    """The data line a run prints first."""
-    sizes = ", ".join(f"{name} {end - start:,}" for name, (start, end) in loaded.parts.items())
-    return [
-        (
-            f"data {spec.dataset.label}: {loaded.info['bytes']:,} bytes "
-            f"({loaded.info['distinct_bytes']} distinct); {sizes} bytes; scores on {loaded.held_out}"
-        )
-    ]
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -331,41 +280,6 @@ def held_out_scores(spec: Spec, loaded: LoadedText, learner: Any, trained: bool)
     out["baselines"] = lm_baselines(train, val, loaded.data[start:end])
     out["held_out"] = held
     return out
-
-
-def evaluate(
-    spec: Spec, loaded: LoadedText, training: TextTraining, learner: Any, fit_result: Any, run_id: str
-) -> dict[str, Any]:
-    """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
-    from seqbench.tasks.common import common_config, common_metrics, versions
-
-    trained = fit_result.trained
-    held = held_out_scores(spec, loaded, learner, trained)
-    training.held_out_losses = held.pop("block_nats", None)  # for heldout_losses.csv
-    metrics = common_metrics(spec, learner, fit_result, run_id)
-    metrics["config"] = {
-        **common_config(spec),
-        "batches_per_epoch": spec.train.batches_per_epoch,
-        "split": list(spec.dataset.split),
-    }
-    metrics.update(
-        {
-            "headline": {"metric": "bits_per_byte", "split": held["held_out"]},
-            "test": held["test"],
-            "val": held["val"],
-            "baselines": held["baselines"],
-            "data": loaded.info,
-            "samples": sample_settings(spec, loaded),
-            "versions": versions(),
-        }
-    )
-    return metrics
-
-
-def headline(metrics: dict[str, Any]) -> float | None:
-    """The score an LM run is quoted by: bits per byte on its held-out part."""
-    part = metrics.get((metrics.get("headline") or {}).get("split", "test"))
-    return None if not isinstance(part, dict) else part.get("bits_per_byte")
 
 
 # ---- generation ------------------------------------------------------------------------------
@@ -459,21 +373,86 @@ class LMTask(Task):
     artifacts: ClassVar[tuple[str, ...]] = ARTIFACTS
 
     def prepare(self) -> Any:
-        self.loaded, self.data, learner = prepare(self.spec, self.data_dir)
-        return learner
+        """The text (`loaded`), what training reads (`data`: `.train` random windows, `.val` the
+        validation part); the model."""
+        from seqbench.training.learners import build_learner
+
+        self.loaded = loaded = load_text(self.spec, self.data_dir)
+        self.data = TextTraining(*training_data(self.spec, loaded), loaded)
+        return build_learner(self.spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
 
     def header(self) -> list[str]:
-        return header(self.spec, self.loaded, self.data)
+        """The data line a run prints first."""
+        spec, loaded = self.spec, self.loaded
+        sizes = ", ".join(f"{name} {end - start:,}" for name, (start, end) in loaded.parts.items())
+        return [
+            (
+                f"data {spec.dataset.label}: {loaded.info['bytes']:,} bytes "
+                f"({loaded.info['distinct_bytes']} distinct); {sizes} bytes; scores on {loaded.held_out}"
+            )
+        ]
 
-    def evaluate(self, learner: Any, fit_result: Any, run_id: str) -> dict[str, Any]:
-        return evaluate(self.spec, self.loaded, self.data, learner, fit_result, run_id)
+    def memory_hint(self, stage: str) -> str:
+        """What fills the memory while `stage` ("training" or "evaluating") and what to lower. The
+        text is held once, a byte per byte; training adds a batch, scoring a chunk of every stream and the
+        baselines' bounded counts (`seqbench.tasks.lm_baselines`): neither grows with the text."""
+        spec, training = self.spec, self.data
+        L, text = spec.dataset.seq_len, f"a text of {training.loaded.info['bytes']:,} bytes held in memory"
+        if stage == "training":
+            return (
+                f"{text}, batches of {spec.train.batch_size} windows of {L} bytes through a model of "
+                f"hidden size {spec.model.hidden_size}; lower train.batch_size, dataset.seq_len or "
+                "model.hidden_size"
+            )
+        start, end = training.loaded.parts[training.loaded.held_out]
+        return (
+            f"{text}, its {end - start:,} held-out bytes scored {STREAMS} streams x {L} bytes at a time, "
+            "and the n-gram baseline's counts; use a shorter text (a part of the file) or a lower "
+            "dataset.seq_len (train.batch_size and train.eval_batch_size do not matter here)"
+        )
 
     @staticmethod
     def headline(metrics: dict[str, Any]) -> float | None:
-        return headline(metrics)
+        """The score an LM run is quoted by: bits per byte on its held-out part."""
+        part = metrics.get((metrics.get("headline") or {}).get("split", "test"))
+        return None if not isinstance(part, dict) else part.get("bits_per_byte")
 
-    def memory_hint(self, stage: str) -> str:
-        return memory_hint(self.spec, self.data, stage)
+    def evaluate(self, learner: Any, fit_result: Any, run_id: str) -> dict[str, Any]:
+        """metrics.json of an LM run: the common keys, then nats, bits per byte, perplexity and baselines."""
+        spec, loaded, training = self.spec, self.loaded, self.data
+        from seqbench.tasks.common import common_config, common_metrics, versions
+
+        trained = fit_result.trained
+        held = held_out_scores(spec, loaded, learner, trained)
+        training.held_out_losses = held.pop("block_nats", None)  # for heldout_losses.csv
+        metrics = common_metrics(spec, learner, fit_result, run_id)
+        metrics["config"] = {
+            **common_config(spec),
+            "batches_per_epoch": spec.train.batches_per_epoch,
+            "split": list(spec.dataset.split),
+        }
+        metrics.update(
+            {
+                "headline": {"metric": "bits_per_byte", "split": held["held_out"]},
+                "test": held["test"],
+                "val": held["val"],
+                "baselines": held["baselines"],
+                "data": loaded.info,
+                "samples": sample_settings(spec, loaded),
+                "versions": versions(),
+            }
+        )
+        return metrics
 
     def artifact_writers(self, learner: Any, history: Any) -> dict[str, Any]:
-        return artifact_writers(self.spec, self.data, learner, history)
+        """samples.txt (the loss curve is every task's: seqbench.run.experiment)."""
+        spec, training = self.spec, self.data
+        from seqbench.io import atomic_write_bytes
+
+        def write(path: Path) -> None:
+            atomic_write_bytes(path, samples_text(spec, training.loaded, learner))
+
+        def write_losses(path: Path) -> None:
+            atomic_write_bytes(path, held_out_losses_csv(spec, training, learner).encode("utf-8"))
+
+        return {"samples.txt": write, "heldout_losses.csv": write_losses}

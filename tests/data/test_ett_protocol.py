@@ -217,7 +217,7 @@ def test_the_log_counts_windows_as_the_docs_do_and_says_the_channels_fold_into_r
     channels independent feeds the model 7 rows per window (59,143 training rows): its log says both."""
     from types import SimpleNamespace
 
-    from seqbench.tasks.forecast import header
+    from seqbench.tasks.forecast import ForecastTask
 
     cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
     df = frame(n=14_400, columns=cols)
@@ -226,7 +226,10 @@ def test_the_log_counts_windows_as_the_docs_do_and_says_the_channels_fold_into_r
     loaded = SimpleNamespace(frame=df, info={"first_date": "2020-01-01", "last_date": "2021-08-22"})
     folded = make_windows(df, cols, cols, spec(**kw, channels="independent"))
     assert len(folded.train.x) == 59_143
-    (line,) = header(run, loaded, folded)
+    task = ForecastTask(run, Path("data"))
+    task.loaded, task.data = loaded, folded
+    (line,) = task.header()
     assert line.endswith("windows train 8449, val 2785, test 2785 (x 7 channels, one row each)")
-    (line,) = header(run, loaded, make_windows(df, cols, cols, spec(**kw)))
+    task.data = make_windows(df, cols, cols, spec(**kw))
+    (line,) = task.header()
     assert line.endswith("windows train 8449, val 2785, test 2785")
