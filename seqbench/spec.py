@@ -364,11 +364,12 @@ class Spec(_Section):
             )
         if m.gate_init == "chrono" and m.mingru is not None and m.mingru.variant == "log_space":
             raise ValueError("model.gate_init chrono sets minGRU's b_z, which variant log_space has not")
-        if self.task == "forecast" and self.dataset.seq_len % m.segment:
+        seq_len = self.dataset.seq_len
+        if self.task == "forecast" and seq_len % m.segment:
+            fits = max(d for d in range(1, min(m.segment, seq_len) + 1) if seq_len % d == 0)
             raise ValueError(
-                f"model.segment {m.segment} must divide dataset.seq_len {self.dataset.seq_len} (a window is "
-                f"read as seq_len / segment steps of segment rows each); e.g. segment "
-                f"{max(d for d in range(1, m.segment + 1) if self.dataset.seq_len % d == 0)}"
+                f"model.segment {m.segment} must divide dataset.seq_len {seq_len} (a window is "
+                f"read as seq_len / segment steps of segment rows each); e.g. segment {fits}"
             )
         if self.task == "forecast" and m.decoder == "segments" and self.dataset.horizon % m.segment:
             raise ValueError(

@@ -214,6 +214,12 @@ CASES = {
         ["--set", "model.segment=6"],
         "model.segment 6 must divide dataset.seq_len 20",
     ),
+    "a huge segment (once minutes spent on the divisor the message suggests)": (
+        "dataset: sp500\nseq_len: 20\n",
+        ["--set", "model.segment=8378566852268545"],
+        "model.segment 8378566852268545 must divide dataset.seq_len 20 (a window is read as seq_len / "
+        "segment steps of segment rows each); e.g. segment 20",
+    ),
     "segment decoder not dividing the horizon": (
         "dataset: sp500\nseq_len: 20\nhorizon: 3\n",
         ["--set", "model.segment=5", "--set", "model.decoder=segments"],
