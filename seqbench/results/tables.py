@@ -124,13 +124,18 @@ def score_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def summary_table(metrics: dict[str, Any]) -> Table:
     """Test metrics of the model next to the baselines, in original units."""
-    table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} (test split)")
-    header, rows = forecast_score_rows(metrics)
+    title = f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} (test split)"
+    return _score_table(title, *forecast_score_rows(metrics), forecast_caption(metrics))
+
+
+def _score_table(title: str, header: list[str], rows: list[list[str]], caption: str) -> Table:
+    """The model's and the baselines' rows under `header`, the first column left-aligned."""
+    table = Table(title=title)
     for i, column in enumerate(header):
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    table.caption = forecast_caption(metrics)
+    table.caption = caption
     return table
 
 
@@ -142,14 +147,9 @@ def _number(value: float | None) -> str:
 def lm_summary_table(metrics: dict[str, Any]) -> Table:
     """An LM run's held-out scores next to its baselines, on the same bytes."""
     split = (metrics.get("headline") or {}).get("split", "test")
-    table = Table(title=f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} ({split} bytes)")
-    header, rows = lm_score_rows(metrics)
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    table.caption = "every held-out byte scored once; zlib and lzma: compressed size of the same bytes"
-    return table
+    title = f"{metrics['name']}: {metrics['model']} on {metrics['dataset']} ({split} bytes)"
+    caption = "every held-out byte scored once; zlib and lzma: compressed size of the same bytes"
+    return _score_table(title, *lm_score_rows(metrics), caption)
 
 
 def result_table(metrics: dict[str, Any]) -> Table:

@@ -138,14 +138,12 @@ def run_experiment(
         spec = seed_specs(spec)[0]
     task = task_for(spec, data_dir)
     learner = _prepare_logged(task, log)
-    with stop_on_signals() as stop, thread_limit(spec.train.threads):
-        run_dir, _ = create_run_dir(results_dir, spec.name)
-        with writes_into(run_dir), run_lock(run_dir):
-            log.attach(run_dir / "run.log")
-            atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
-            log(f"run {run_dir}")
-            _log_header(task, learner, log)
-            return _train(task, run_dir, learner, log, stop)
+    with (
+        stop_on_signals() as stop,
+        thread_limit(spec.train.threads),
+        _new_run_folder(task, learner, results_dir, log) as run_dir,
+    ):
+        return _train(task, run_dir, learner, log, stop)
 
 
 def import_experiment(
@@ -170,12 +168,8 @@ def import_experiment(
     learner = _prepare_logged(task, log)
     learner.restore(convert(learner.model))  # type: ignore[attr-defined]
     fit_result = FitResult(weights_given=True)
-    run_dir, _ = create_run_dir(results_dir, spec.name)
-    with writes_into(run_dir), run_lock(run_dir):
-        log.attach(run_dir / "run.log")
-        atomic_write_text(run_dir / "spec.yaml", dump_spec(spec))
-        log(f"run {run_dir}: weights converted from {source.get('file')} ({source.get('peer')}), no training")
-        _log_header(task, learner, log)
+    note = f": weights converted from {source.get('file')} ({source.get('peer')}), no training"
+    with _new_run_folder(task, learner, results_dir, log, note) as run_dir:
         learner.save(run_dir / learner.weights_file)  # type: ignore[attr-defined]
         failure = MemoryFailure(task, run_dir, learner, log, fit_result)
         with failure.catch("evaluating"):
@@ -183,6 +177,20 @@ def import_experiment(
             metrics["converted_from"] = source
             write_outputs(run_dir, task, learner, fit_result, metrics, log)
     return RunResult(run_dir, metrics)
+
+
+@contextlib.contextmanager
+def _new_run_folder(
+    task: Task, learner: Learner, results_dir: Path, log: RunLog, note: str = ""
+) -> Iterator[Path]:
+    """A new run folder, locked, with its spec.yaml and run.log begun (a failed write: RunFailed)."""
+    run_dir, _ = create_run_dir(results_dir, task.spec.name)
+    with writes_into(run_dir), run_lock(run_dir):
+        log.attach(run_dir / "run.log")
+        atomic_write_text(run_dir / "spec.yaml", dump_spec(task.spec))
+        log(f"run {run_dir}{note}")
+        _log_header(task, learner, log)
+        yield run_dir
 
 
 def run_seeds(
