@@ -85,13 +85,13 @@ def compare_gate(
     check_junit_path(junit)
     bound = parse_margin(margin) if margin is not None else None
     reference = load_reference(against, results_dir)
-    verdicts = [gate(run, reference, bound, level) for run in runs] if bound is not None else []
+    verdicts = []
     for run in runs:
-        if (
-            run.get("status") == "completed"
-            and Path(run["run_dir"]).resolve() != Path(reference.source).resolve()
-        ):
-            run["dm_against"] = dm_against(run, reference).p_value
+        dm = dm_against(run, reference) if run.get("status") == "completed" else None
+        if dm is not None and Path(run["run_dir"]).resolve() != Path(reference.source).resolve():
+            run["dm_against"] = dm.p_value
+        if bound is not None:
+            verdicts.append(gate(run, reference, bound, level, dm))
     return CompareGate(reference, verdicts, runs, junit)
 
 

@@ -72,8 +72,11 @@ def dm_against(run: dict[str, Any], reference: Reference) -> DMResult:
     return diebold_mariano(mine, theirs, reference.h)
 
 
-def gate(run: dict[str, Any], reference: Reference, margin: float, level: float) -> Verdict:
-    """One run against the reference (see the module doc)."""
+def gate(
+    run: dict[str, Any], reference: Reference, margin: float, level: float, dm: DMResult | None = None
+) -> Verdict:
+    """One run against the reference (see the module doc); `dm`: `dm_against(run, reference)` when
+    the caller has it already."""
     check_same_data(run, reference)
     metric, ref_value = reference.headline
     name = f"{metric} at most {margin:.1%} worse than the reference"
@@ -83,7 +86,7 @@ def gate(run: dict[str, Any], reference: Reference, margin: float, level: float)
         which = "the run" if value is None else "the reference"
         message = f"{which} has no test {metric} (status {shown(run.get('status'))})"
         return Verdict("gate", run_label(run), name, False, message)
-    dm = dm_against(run, reference)
+    dm = dm or dm_against(run, reference)
     worse = (value - ref_value) / abs(ref_value) if ref_value else math.inf * (value > ref_value)
     significant = dm.p_value < level and dm.mean_loss_diff > 0
     regression = worse > margin and significant
