@@ -29,6 +29,7 @@ after writing what is done.
     python benchmarks/ett.py                     # every cell: benchmarks/results/ett.{md,json,png} (hours)
     python benchmarks/ett.py --files ETTh1 --horizons 96 --inputs 96   # ETTh1 96 -> 96, 3 models x 3 seeds
     python benchmarks/ett.py --data-dir data --files ETTm1            # after `seqbench download ETTm1`
+    python benchmarks/ett.py --jobs 2 --threads 1                      # two runs at once, a core each
     python benchmarks/ett.py --quick --output /tmp/ett.md              # smoke run, < 1 min
 """
 
@@ -38,12 +39,15 @@ import argparse
 import datetime as dt
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -275,6 +279,35 @@ def run_cell(cell: Cell, spec: Any, results: Path, threads: int) -> dict[str, An
         )
     shutil.rmtree(result.run_dir, ignore_errors=True)
     return record
+
+
+def run_cell_or_failure(cell: Cell, spec: Any, results: Path, threads: int) -> dict[str, Any]:
+    """run_cell, or a failed record with seqbench's one-line message."""
+    from seqbench.errors import SeqbenchError
+
+    try:
+        return run_cell(cell, spec, results, threads)
+    except SeqbenchError as exc:
+        return {"status": "failed", "message": str(exc), "config_id": spec_id(spec)}
+
+
+def run_cells(
+    cells: list[Cell], specs: dict[str, Any], results: Path, args: argparse.Namespace
+) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """Each cell's record as it finishes: one after another, or --jobs at a time in worker processes
+    (each with --threads BLAS threads, which they inherit from this process's environment)."""
+    if args.jobs == 1:
+        for cell in cells:
+            yield cell, run_cell_or_failure(cell, specs[cell.key], results, args.threads)
+        return
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: BLAS threads set before NumPy
+    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=context)
+    try:
+        futures = {pool.submit(run_cell_or_failure, c, specs[c.key], results, args.threads): c for c in cells}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:  # Ctrl-C or a stop: the running cells end as interrupted, the others never start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---- what the cells say ----------------------------------------------------------------------------
@@ -721,7 +754,9 @@ def write_all(store: dict, cells: list[Cell], meta: dict, args: argparse.Namespa
         f"{meta['load_start']:.1f} / {os.getloadavg()[0]:.1f}"
     )
     dates = sorted(r["measured"] for r in results.records)
-    machines = sorted({f"{r['cpu']}, {r['threads']} thread(s)" for r in results.records})
+    machines = sorted(
+        {f"{r['cpu']}, {r['threads']} thread(s), {r.get('jobs', 1)} run(s) at once" for r in results.records}
+    )
     if dates:
         meta["shown"]["cells measured"] = (
             f"{dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} on "
@@ -815,6 +850,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, help="look for NAME.csv here first (e.g. data/)")
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="cells run at once, each in its own process (default 1)"
+    )
     parser.add_argument("--fresh", action="store_true", help="run every cell again (ignore the .json)")
     parser.add_argument(
         "--render",
@@ -831,8 +869,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, default=DEFAULT_OUTPUT, help=".md; .json and .png go beside it"
     )
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.threads < 1:
-        parser.error("--seeds and --threads must be at least 1")
+    if args.seeds < 1 or args.threads < 1 or args.jobs < 1:
+        parser.error("--seeds, --threads and --jobs must be at least 1")
     if args.output.suffix != ".md":
         parser.error(f"--output must name a .md file, got {args.output}")
     return args
@@ -919,12 +957,8 @@ def main(argv: list[str] | None = None) -> int:
     write_all(store, cells, meta, args, picture=False)
     interrupted, pictured = False, time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ett-bench-") as results:
-        for i, cell in enumerate(todo, 1):
-            try:
-                record = run_cell(cell, specs[cell.key], Path(results), args.threads)
-            except SeqbenchError as exc:
-                record = {"status": "failed", "message": str(exc), "config_id": spec_id(specs[cell.key])}
-            store[cell.key] = record
+        for i, (cell, record) in enumerate(run_cells(todo, specs, Path(results), args), 1):
+            store[cell.key] = {**record, "jobs": args.jobs} if "seconds" in record else record
             model = record.get("scaled", {}).get("model")
             scores = "" if model is None else fmt((model["mse"], model["mae"]))
             log(f"[{i}/{len(todo)}] {cell.key}: {record['status']} {scores} {record.get('seconds', 0):.0f} s")

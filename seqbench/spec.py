@@ -313,6 +313,7 @@ class TrainSpec(_Section):
     momentum: float = Field(0.9, ge=0, lt=1)  # sgd
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, ge=0)  # global-norm clipping; 0 or null = off
+    loss: Literal["mse", "mae", "mse+mae"] = "mse"  # a forecast's training and validation loss
     patience: int = Field(5, ge=0)  # early stopping on validation loss; 0 = off
     min_delta: float = Field(0.0, ge=0)
     dtype: Literal["float32", "float64"] = "float32"
@@ -362,6 +363,8 @@ class Spec(_Section):
                 "model.segment, model.decoder, model.linear_skip, model.dropout and model.gate_init are "
                 "for a forecast; leave them out for task lm"
             )
+        if self.task == "lm" and self.train.loss != "mse":
+            raise ValueError("train.loss is a forecast's (mse, mae, mse+mae); an LM trains on cross-entropy")
         if m.gate_init == "chrono" and m.mingru is not None and m.mingru.variant == "log_space":
             raise ValueError("model.gate_init chrono sets minGRU's b_z, which variant log_space has not")
         seq_len = self.dataset.seq_len
@@ -747,7 +750,9 @@ SOURCE_KEYS = {
     "text": {"name", "path"},
 }
 # keys only one task reads
-TASK_KEYS = {("train", "batches_per_epoch"): "lm", ("dataset", "horizon"): "forecast"}
+TASK_KEYS = {
+    ("train", "batches_per_epoch"): "lm", ("dataset", "horizon"): "forecast", ("train", "loss"): "forecast"
+}  # fmt: skip
 # forecast-only dataset keys (lm reads bytes: no columns, scaling or dates)
 FORECAST_DATASET_KEYS = {
     "features", "target", "horizon", "scaler", "transform", "normalize", "fill", "start", "end", "interval",
@@ -755,6 +760,7 @@ FORECAST_DATASET_KEYS = {
 }  # fmt: skip
 # dataset keys added after config ids were first made: left out at their default, so older ids hold
 LATER_DATASET_DEFAULTS = {"channels": "mixed", "season": None}
+LATER_TRAIN_DEFAULTS = {"loss": "mse"}
 # keys that never change a number: memory, threads, and the synthetic series' calendar
 NEVER_CHANGE_A_NUMBER = {("train", "eval_batch_size"), ("train", "threads"), ("dataset", "freq")}
 
@@ -795,6 +801,9 @@ def result_keys(spec: Spec) -> dict[str, Any]:
     for key, default in LATER_DATASET_DEFAULTS.items():
         if dataset.get(key, default) == default:
             dataset.pop(key, None)
+    for key, default in LATER_TRAIN_DEFAULTS.items():
+        if train.get(key, default) == default:
+            train.pop(key, None)
     for section, key in NEVER_CHANGE_A_NUMBER:
         canonical[section].pop(key, None)
     return canonical

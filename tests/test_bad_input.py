@@ -230,6 +230,16 @@ CASES = {
         ["--set", "model.dropout=0.1"],
         "are for a forecast; leave them out for task lm",
     ),
+    "a forecast loss on a language model": (
+        "dataset: notes.txt\n",
+        ["--set", "train.loss=mae"],
+        "train.loss is a forecast's (mse, mae, mse+mae); an LM trains on cross-entropy",
+    ),
+    "unknown forecast loss": (
+        "dataset: sp500\n",
+        ["--set", "train.loss=huber"],
+        "train.loss: Input should be 'mse', 'mae' or 'mse+mae' (got 'huber')",
+    ),
     # names
     "unknown model": ("dataset: sp500\nmodel: lstm\n", [], "unknown model 'lstm'; choose one of: gru, "),
     "unknown backend": (

@@ -148,8 +148,9 @@ ETTH1 = ett_benchmark.find_data()
     not ETTH1.is_file(), reason=f"ETTh1 is not at {ETTH1} (set SEQBENCH_SHARED to the shared/ folder)"
 )
 def test_ett_quick_writes_the_page_the_cells_and_the_picture(tmp_path):
+    """--jobs 2: the cell runs in a worker process (the pool's path), its record comes back."""
     output = tmp_path / "out" / "ett.md"
-    result = run_script("ett", "--quick", "--output", output, timeout=300)
+    result = run_script("ett", "--quick", "--jobs", "2", "--threads", "1", "--output", output, timeout=300)
     assert result.returncode == 0, result.stderr
     text = output.read_text()
     assert "Quick smoke run" in text and "| seasonal | measured | 0.512 / 0.433 |" in text
@@ -162,6 +163,7 @@ def test_ett_quick_writes_the_page_the_cells_and_the_picture(tmp_path):
     assert "| ETTh1 96 -> 96, input 96, mingru: one run (wall time) within 180 s |" in text
     [cell] = json.loads(output.with_suffix(".json").read_text())["cells"].values()
     assert cell["status"] == "completed" and cell["test_windows"] == 2785 and cell["linear_alpha"] > 0
+    assert cell["jobs"] == 2 and "1 thread(s), 2 run(s) at once" in text
     assert output.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in output.parent.iterdir()) == ["ett.json", "ett.md", "ett.png"]
 

@@ -229,6 +229,19 @@ def test_config_id_of_a_forecast_ignores_lm_keys_and_of_an_lm_its_forecast_keys(
     assert config_id(lm) != config_id(load_spec(write(tmp_path, "dataset: a.txt\nbatches_per_epoch: 7\n")))
 
 
+def test_train_loss_mse_keeps_older_config_ids_and_another_loss_is_its_own_config(tmp_path):
+    from seqbench.spec import config_id
+
+    plain = load_spec(write(tmp_path, "dataset: sp500\n"))
+    assert plain.train.loss == "mse"
+    assert config_id(plain) == config_id(load_spec(write(tmp_path, "dataset: sp500\nloss: mse\n")))
+    ids = {
+        config_id(load_spec(write(tmp_path, f"dataset: sp500\nloss: {loss}\n")))
+        for loss in ("mae", "mse+mae")
+    }
+    assert len(ids) == 2 and config_id(plain) not in ids
+
+
 # ---- a model's own options in its own section ------------------------------------------------
 
 

@@ -19,6 +19,7 @@ class ScriptedLearner:
     """
 
     n_params = 1
+    loss = "mse"
 
     def __init__(self, script):
         self.script = list(script)

@@ -18,12 +18,14 @@ from seqbench.training.loop import Learner
 
 
 def build_learner(
-    spec: Spec, n_features: int, n_outputs: int, vocab_size: int | None = None, loss: str = "mse"
+    spec: Spec, n_features: int, n_outputs: int, vocab_size: int | None = None, loss: str | None = None
 ) -> Learner:
     """The model of `spec` with its optimiser, weights drawn from `spec.seed` (the same on either backend).
 
-    A language model has `vocab_size` (byte values in, logits over them out) and loss cross_entropy.
+    A language model has `vocab_size` (byte values in, logits over them out) and loss cross_entropy;
+    a forecast's loss is spec.train.loss.
     """
+    loss = loss or spec.train.loss
     m, t = spec.model, spec.train
     window = (spec.dataset.seq_len, spec.dataset.horizon)
     weights = count_weights(m, n_features, n_outputs, vocab_size, window)

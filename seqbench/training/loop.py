@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from seqbench.data.windows import WindowSet
+from seqbench.models.numpy.layers import forecast_loss
 from seqbench.models.optim import scheduled_lr
 from seqbench.spec import TrainSpec
 
@@ -29,6 +30,7 @@ Arrays = dict[str, np.ndarray]
 
 class Learner(Protocol):
     n_params: int
+    loss: str  # a forecast's train.loss (mse, mae, mse+mae), or an LM's cross_entropy
 
     def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float: ...
     def predict(self, x: np.ndarray) -> np.ndarray: ...
@@ -128,9 +130,16 @@ def _batch(train: WindowSet | TrainData, ids: np.ndarray) -> tuple[np.ndarray, .
     return train.x[ids], train.y[ids], train.weight[ids]
 
 
+def window_loss(learner: Learner, windows: WindowSet) -> float:
+    """The learner's training loss (train.loss: mse, mae or mse+mae) over every window of a split."""
+    if learner.loss == "mse":
+        return mse(learner, windows)
+    return forecast_loss(learner.loss, learner.predict(windows.x), windows.y, windows.weight)[0]
+
+
 def validation_loss(learner: Learner, val: WindowSet | Validation) -> float:
-    """A forecast's MSE over every validation window, or the task's own validation loss."""
-    return mse(learner, val) if isinstance(val, WindowSet) else val.loss(learner)
+    """A forecast's training loss over every validation window, or the task's own validation loss."""
+    return window_loss(learner, val) if isinstance(val, WindowSet) else val.loss(learner)
 
 
 def fit(

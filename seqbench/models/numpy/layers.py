@@ -236,11 +236,41 @@ def linear_scan_backward(
 # ---- losses ------------------------------------------------------------------------------------
 
 
+FORECAST_LOSSES = ("mse", "mae", "mse+mae")  # train.loss of a forecast
+
+
 def mse_loss(y: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Mean (weighted) squared error, mean(w (y - target)^2), and its gradient with respect to y."""
     diff = y - target
     weighted = diff if weight is None else weight * diff
     return float(np.mean(weighted * diff)), (2.0 / diff.size) * weighted
+
+
+def mae_loss(y: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Mean (weighted) absolute error, mean(sqrt(w) |y - target|), and its (sub)gradient with respect to y.
+
+    `weight` is the one mse_loss takes, a scale squared (RevIN's), so sqrt(w) |y - target| is the
+    error in the scaler's units, as the protocol's MAE measures it.
+    """
+    diff = y - target
+    scale = 1.0 if weight is None else np.sqrt(weight)
+    return float(np.mean(scale * np.abs(diff))), (scale * np.sign(diff)) / diff.size
+
+
+def forecast_loss(
+    name: str, y: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Loss `name` of FORECAST_LOSSES (mse+mae: their sum, the two errors the protocol scores) and its
+    gradient with respect to y."""
+    if name == "mse":
+        return mse_loss(y, target, weight)
+    if name == "mae":
+        return mae_loss(y, target, weight)
+    if name == "mse+mae":
+        squared, d_squared = mse_loss(y, target, weight)
+        absolute, d_absolute = mae_loss(y, target, weight)
+        return squared + absolute, d_squared + d_absolute
+    raise ValueError(f"unknown forecast loss {name!r}; choose one of {FORECAST_LOSSES}")
 
 
 def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:

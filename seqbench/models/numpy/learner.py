@@ -31,7 +31,7 @@ class NumpyLearner:
     ) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.predict_batch = predict_batch  # windows per forward pass in predict (memory only)
-        self.loss = loss  # mse (a forecast) or cross_entropy (next-byte logits of an LM)
+        self.loss = loss  # a forecast's (mse, mae, mse+mae) or cross_entropy (next-byte logits of an LM)
         keep_freed_memory()  # large temporaries reuse warm pages (see memory.py)
 
     @property
@@ -42,7 +42,7 @@ class NumpyLearner:
         self.optimizer.lr = lr
 
     def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
-        """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
+        """One optimiser step on a batch; returns its loss (train.loss, or nats per byte) before the step."""
         self.model.training = True  # dropout on, for this step only
         try:
             out, caches = self.model.forward(x)
@@ -52,7 +52,7 @@ class NumpyLearner:
             loss, dy = layers.cross_entropy_loss(out, y)  # out (B, L, V) logits, y (B, L) byte ids
         else:
             w = None if weight is None else weight.astype(out.dtype, copy=False)
-            loss, dy = layers.mse_loss(out, y.astype(out.dtype, copy=False), w)
+            loss, dy = layers.forecast_loss(self.loss, out, y.astype(out.dtype, copy=False), w)
         if not np.isfinite(loss):
             return loss
         grad = self.optimizer.flatten(self.model.backward(dy, caches))

@@ -132,6 +132,25 @@ def mse_loss(y: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None 
     return (squared if weight is None else weight * squared).mean()
 
 
+def mae_loss(y: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean (weighted) absolute error, mean(sqrt(w) |y - target|): w a scale squared, as in mse_loss."""
+    absolute = (y - target).abs()
+    return (absolute if weight is None else weight.sqrt() * absolute).mean()
+
+
+def forecast_loss(
+    name: str, y: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Loss `name`: mse, mae, or mse+mae (their sum), as seqbench.models.numpy.layers.forecast_loss."""
+    if name == "mse":
+        return mse_loss(y, target, weight)
+    if name == "mae":
+        return mae_loss(y, target, weight)
+    if name == "mse+mae":
+        return mse_loss(y, target, weight) + mae_loss(y, target, weight)
+    raise ValueError(f"unknown forecast loss {name!r}")
+
+
 def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy in nats of logits (..., V) against integer targets (...)."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))

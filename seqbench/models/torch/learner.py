@@ -1,7 +1,7 @@
 """Binds a Torch model to its optimiser: one training step, prediction, saving.
 
 The twin of seqbench/models/numpy/learner.py, with the same interface (see
-seqbench.training.loop.Learner) and the same numbers: MSE loss, global-norm clipping
+seqbench.training.loop.Learner) and the same numbers: the same losses, global-norm clipping
 (torch.nn.utils.clip_grad_norm_, which scales by max_norm / (total + 1e-6) like
 seqbench.models.optim), and torch.optim's SGD / Adam / AdamW with the hyperparameters of
 seqbench.models.optim.make_optimizer. Everything that leaves the learner is plain NumPy
@@ -25,7 +25,7 @@ from seqbench.io import atomic_path
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.models.registry import model_class
 from seqbench.models.torch.base import TorchStack, load_numpy, to_numpy
-from seqbench.models.torch.layers import mse_loss
+from seqbench.models.torch.layers import forecast_loss
 from seqbench.models.weights_file import open_weights
 
 Arrays = dict[str, np.ndarray]
@@ -50,7 +50,7 @@ class TorchLearner:
     ) -> None:
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.predict_batch = predict_batch
-        self.loss = loss  # mse (a forecast) or cross_entropy (next-byte logits of an LM)
+        self.loss = loss  # a forecast's (mse, mae, mse+mae) or cross_entropy (next-byte logits of an LM)
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
         self.steps = 0  # optimiser steps taken (torch keeps no count for SGD)
@@ -72,7 +72,7 @@ class TorchLearner:
         return torch.as_tensor(array, dtype=dtype, device=self.device)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> float:
-        """One optimiser step on a batch; returns the batch's loss (MSE, or nats per byte) before the step."""
+        """One optimiser step on a batch; returns its loss (train.loss, or nats per byte) before the step."""
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()  # dropout on, for this step only
         try:
@@ -83,7 +83,8 @@ class TorchLearner:
             target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
             loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
         else:
-            loss = mse_loss(out, self._tensor(y), None if weight is None else self._tensor(weight))
+            weights = None if weight is None else self._tensor(weight)
+            loss = forecast_loss(self.loss, out, self._tensor(y), weights)
         value = float(loss.detach())
         if not math.isfinite(value):
             return value

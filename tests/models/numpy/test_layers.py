@@ -10,10 +10,12 @@ from seqbench.models.numpy.layers import (
     cross_entropy_loss,
     embedding,
     embedding_backward,
+    forecast_loss,
     linear,
     linear_backward,
     linear_scan,
     linear_scan_backward,
+    mae_loss,
     mse_loss,
     rms_norm,
     rms_norm_backward,
@@ -131,6 +133,30 @@ def test_weighted_mse_loss_and_its_gradient():
     assert loss == pytest.approx(np.mean(w * (y - t) ** 2))
     _, numeric = numeric_gradient(lambda: mse_loss(y, t, w)[0], y)
     assert relative_error(dy.reshape(-1), numeric) < 1e-6
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mae_loss_is_the_error_in_scaled_units_and_its_gradient(weighted):
+    """w is a scale squared (RevIN's), so sqrt(w) |y - t| is the error in the scaler's units."""
+    rng = np.random.default_rng(7)
+    y, t, w = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.uniform(0.01, 3.0, size=(4, 3))
+    w = w if weighted else None
+    loss, dy = mae_loss(y, t, w)
+    assert loss == pytest.approx(np.mean((1.0 if w is None else np.sqrt(w)) * np.abs(y - t)))
+    _, numeric = numeric_gradient(lambda: mae_loss(y, t, w)[0], y)  # no entry sits at y == t
+    assert relative_error(dy.reshape(-1), numeric) < 1e-6
+
+
+def test_mse_plus_mae_is_their_sum_with_its_gradient():
+    rng = np.random.default_rng(8)
+    y, t, w = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.uniform(0.01, 3.0, size=(4, 3))
+    loss, dy = forecast_loss("mse+mae", y, t, w)
+    assert loss == pytest.approx(mse_loss(y, t, w)[0] + mae_loss(y, t, w)[0])
+    _, numeric = numeric_gradient(lambda: forecast_loss("mse+mae", y, t, w)[0], y)
+    assert relative_error(dy.reshape(-1), numeric) < 1e-6
+    assert forecast_loss("mse", y, t, w)[0] == mse_loss(y, t, w)[0]
+    with pytest.raises(ValueError, match="unknown forecast loss"):
+        forecast_loss("huber", y, t, w)
 
 
 def check_gradients(forward, backward_grads, arrays, w):

@@ -8,7 +8,7 @@ from seqbench.models.numpy.learner import NumpyLearner
 from seqbench.models.optim import Adam
 from seqbench.models.registry import model_class, model_names
 from seqbench.spec import TrainSpec
-from seqbench.training.loop import fit, mse
+from seqbench.training.loop import fit, mse, window_loss
 
 MODELS = model_names()
 
@@ -40,6 +40,20 @@ def test_same_seed_same_weights(name):
     c = cls(2, 1, hidden_size=4, rng=np.random.default_rng(8)).params
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("loss", ["mae", "mse+mae"])
+def test_learns_the_memory_task_on_each_forecast_loss(loss, memory_task):
+    """train.loss mae or mse+mae: validation reads the same loss, and it falls well below the start."""
+    train, val = memory_task(512, seed=0), memory_task(256, seed=1)
+    model = model_class("gru", "numpy")(1, 1, hidden_size=16, rng=np.random.default_rng(0))
+    learner = NumpyLearner(model, Adam(model.params, lr=1e-2), grad_clip=1.0, loss=loss)
+    start = window_loss(learner, val)
+    spec = TrainSpec(epochs=30, batch_size=32, lr=1e-2, patience=0)
+    result = fit(learner, train, val, spec, np.random.default_rng(0))
+    assert result.best_val_loss == pytest.approx(window_loss(learner, val))
+    assert window_loss(learner, val) < 0.3 * start
+    assert mse(learner, val) < 0.1 * float(np.mean((val.x[:, -1] - val.y) ** 2))  # persistence
 
 
 @pytest.mark.parametrize("name", MODELS)

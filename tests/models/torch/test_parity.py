@@ -203,8 +203,33 @@ def test_mamba_parity_when_the_scan_recomputes_its_states(monkeypatch):
     test_same_outputs_loss_and_gradients("mamba", batch=2, seq_len=23, n_layers=2)
 
 
-def numpy_learner(model, optimizer, lr, weight_decay, momentum, grad_clip):
-    return NumpyLearner(model, make_optimizer(optimizer, model.params, lr, weight_decay, momentum), grad_clip)
+def numpy_learner(model, optimizer, lr, weight_decay, momentum, grad_clip, loss="mse"):
+    optim = make_optimizer(optimizer, model.params, lr, weight_decay, momentum)
+    return NumpyLearner(model, optim, grad_clip, loss=loss)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("loss", ["mae", "mse+mae"])
+def test_training_steps_on_each_forecast_loss_give_the_same_weights(name, loss):
+    """train.loss mae and mse+mae, weighted (RevIN) and not: the same losses and steps on either backend."""
+    hyper = {"lr": 0.05, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 1.0, "loss": loss}
+    numpy_model = model_class(name, "numpy")(
+        2, 3, hidden_size=6, rng=np.random.default_rng(5), dtype=np.float64, **OPTIONS.get(name, {})
+    )
+    ours = numpy_learner(numpy_model, "adam", **hyper)
+    theirs = build_torch_learner(
+        name, 2, 3, hidden_size=6, options=OPTIONS.get(name), optimizer="adam", dtype="float64", seed=5,
+        device="cpu", **hyper,
+    )  # fmt: skip
+    rng = np.random.default_rng(6)
+    for step in range(2):
+        x, y = rng.normal(size=(4, 5, 2)), rng.normal(size=(4, 3))
+        weight = rng.uniform(0.5, 2.0, size=(4, 3)) if step == 1 else None
+        loss_numpy, loss_torch = ours.train_step(x, y, weight), theirs.train_step(x, y, weight)
+        assert abs(loss_numpy - loss_torch) <= TOLERANCE * loss_numpy
+    new_weights = theirs.snapshot()
+    for key, value in ours.snapshot().items():
+        assert rel_diff(new_weights[key], value) < TOLERANCE, key
 
 
 @pytest.mark.parametrize("name", MODELS)
