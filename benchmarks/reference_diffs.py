@@ -25,23 +25,6 @@ HERE = Path(__file__).resolve().parent
 B, L, D = 3, 9, 6
 
 
-def rel_diff(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-12)
-
-
-def ours(model: Any, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """seqbench's forecast and gradients of sum(y * w): NumPy's backward pass, or Torch's autograd."""
-    if hasattr(model, "params"):
-        y, caches = model.forward(x)
-        return y, model.backward(w, caches)
-    import torch
-
-    y = model(torch.from_numpy(x))
-    (y * torch.from_numpy(w)).sum().backward()
-    return y.detach().numpy(), {k: p.grad.numpy() for k, p in model.named_parameters()}
-
-
 def params(model: Any) -> dict[str, Any]:
     import torch
 
@@ -159,10 +142,12 @@ def gru_case(backend: str) -> tuple:
 def measure(case: tuple) -> tuple[float, float]:
     import torch
 
+    from seqbench.checks.parity import forward_backward, rel_diff
+
     model, ref, reference, convert, n_features = case
     rng = np.random.default_rng(1)
     x, w = rng.normal(size=(B, L, n_features)), rng.normal(size=(B, 2))
-    y, grads = ours(model, x, w)
+    y, grads = forward_backward(model, x, w)
     y_ref = reference(torch.from_numpy(x))
     (y_ref * torch.from_numpy(w)).sum().backward()
     theirs = convert({k: p.grad for k, p in ref.named_parameters()})

@@ -134,13 +134,9 @@ def report(
 
     Example: seqbench report results/sweeps/aapl-sweep -o report.html
     """
-    from seqbench.artifacts.runs import check_output, find_runs
-    from seqbench.report.write import write_report
+    from seqbench.report.write import report_from_flags
 
-    check_output(output, force, "report.html")
-    written = write_report(find_runs(list(runs or []), results), output, group)
-    sweeps = f", {written.sweeps} sweep folder(s)" if written.sweeps else ""
-    print(f"wrote {written.path} ({written.runs} runs{sweeps})", file=sys.stderr)
+    print(report_from_flags(runs, results, output, group, force).summary, file=sys.stderr)
 
 
 @app.command(cls=Command)
@@ -187,14 +183,9 @@ def reference(
 
     Example: seqbench reference results/smoke/RUN -o smoke-reference.json
     """
-    from seqbench.artifacts.runs import check_output
-    from seqbench.ci.reference import reference_from_run, write_reference
+    from seqbench.ci.reference import reference_from_flags
 
-    check_output(output, force, "reference.json")
-    made = reference_from_run(run)
-    write_reference(made, output)
-    score = f"{made.headline[0]} {made.headline[1]:.6g}"
-    print(f"wrote {output}: {made.label}, {score}, {len(made.losses)} test losses", file=sys.stderr)
+    print(reference_from_flags(run, output, force), file=sys.stderr)
 
 
 @app.command(cls=Command)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from seqbench.errors import SeqbenchError, shown
+from seqbench.errors import SeqbenchError, error_line, shown
 
 try:  # typer 0.26 and later carry their own copy of click, whose exceptions these are
     from typer._click import Context, HelpFormatter
@@ -40,10 +40,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def handles_errors(command: F) -> F:
     """Run a command with its failures said in one or two lines, and its exit code.
 
-    SeqbenchError: its message and exit code (2 bad input, 1 failed run, 130 interrupted);
-    Ctrl-C outside a run: exit 130; any other failed read or write (OSError), or running out of
-    memory where no layer below said why: exit 1. Warnings are one `warning: ...` line each.
-    `--debug` lets the exception and its traceback through.
+    The line and the exit code are `seqbench.errors.error_line`'s (2 bad input, 1 failed run, 130
+    interrupted). Warnings are one `warning: ...` line each. `--debug` lets the exception and its
+    traceback through (a SeqbenchError's traceback, then its line and exit code).
     """
 
     @functools.wraps(command)
@@ -55,25 +54,14 @@ def handles_errors(command: F) -> F:
                     warnings.simplefilter("ignore", DeprecationWarning)
                     warnings.simplefilter("ignore", FutureWarning)
                 return command(*args, **kwargs)
-        except SeqbenchError as exc:
-            if state["debug"]:  # the traceback, then the same exit code as without --debug
+        except (SeqbenchError, KeyboardInterrupt, MemoryError, OSError) as exc:
+            if state["debug"] and not isinstance(exc, (SeqbenchError, KeyboardInterrupt)):
+                raise
+            if state["debug"] and isinstance(exc, SeqbenchError):  # the traceback, then the same exit code
                 traceback.print_exc()
-            print(f"{exc.label}: {exc}", file=sys.stderr)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
-        except MemoryError:  # where no layer below named the setting to lower (a run's stages do)
-            if state["debug"]:
-                raise
-            print("error: ran out of memory; free memory or give the command less to hold", file=sys.stderr)
-            raise typer.Exit(1) from None
-        except OSError as exc:  # a failed read or write that no layer below turned into a message
-            if state["debug"]:
-                raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            line, exit_code = error_line(exc)
+            print(line, file=sys.stderr)
+            raise typer.Exit(exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -35,6 +35,20 @@ class RunInterrupted(SeqbenchError):
     label = "interrupted"
 
 
+def error_line(exc: SeqbenchError | KeyboardInterrupt | MemoryError | OSError) -> tuple[str, int]:
+    """The one line a command's failure is said in, and its exit code: a SeqbenchError's message and
+    code; Ctrl-C outside a run, 130; running out of memory where no layer below said why, or a failed
+    read or write (OSError) that no layer below turned into a message, 1."""
+    if isinstance(exc, SeqbenchError):
+        return f"{exc.label}: {exc}", exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, MemoryError):
+        return "error: ran out of memory; free memory or give the command less to hold", 1
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"error: {where}{exc.strerror or exc}", 1
+
+
 def shown(text: object, limit: int = 100) -> str:
     """User text (a key, a column name, a value) for one line: control characters escaped, at most
     `limit` characters."""

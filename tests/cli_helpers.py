@@ -1,8 +1,20 @@
-"""What several CLI test files share: what a folder holds, a clean one-line error, a text to learn."""
+"""What several CLI test files share: invoking the CLI, what a folder holds, a clean one-line error,
+a text to learn. (The `workdir` fixture, an empty folder to run in, is in conftest.py.)"""
+
+from typing import Any
 
 import numpy as np
+from typer.testing import CliRunner, Result
 
 READ_UP_TO = 2**26  # a larger file (a sparse 3 GiB one) is known by its size, not read
+
+
+def invoke(*args: object, **options: Any) -> Result:
+    """`seqbench ARGS...` run in this process (each argument made a string); `options` go to
+    CliRunner.invoke (env, input, prog_name). stdout and stderr are kept apart."""
+    from seqbench.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **options)
 
 
 def files_of(folder):

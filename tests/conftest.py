@@ -20,6 +20,14 @@ def pictures_only_where_read(request, monkeypatch):
 
 
 @pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty folder, the current directory while the test runs (a module's own `workdir` may
+    request this one and add its files)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def price_csv(tmp_path):
     """A small CSV of daily prices with a Date column, like a Yahoo download."""
     rng = np.random.default_rng(0)

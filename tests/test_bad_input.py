@@ -10,18 +10,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
-
-runner = CliRunner()
 N_ROWS = 100
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(workdir):
     """A project folder with CSV files that are broken in one way each."""
-    monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     close = 50 + np.cumsum(rng.normal(0, 1, N_ROWS))
     good = pd.DataFrame(
@@ -32,8 +28,8 @@ def workdir(tmp_path, monkeypatch):
         }
     )
     good.to_csv("prices.csv", index=False)
-    (tmp_path / "empty.csv").write_text("")
-    (tmp_path / "header.csv").write_text("Date,Close\n")
+    (workdir / "empty.csv").write_text("")
+    (workdir / "header.csv").write_text("Date,Close\n")
     good.rename(columns={"Date": "when"}).assign(when=range(N_ROWS)).to_csv("nodate.csv", index=False)
     good.assign(Date=good["Date"].where(good.index != 5, "not-a-date")).to_csv("baddate.csv", index=False)
     text = good.astype({"Close": object})
@@ -46,7 +42,7 @@ def workdir(tmp_path, monkeypatch):
     gappy.to_csv("gappy.csv", index=False)
     good.assign(Close=good["Close"].where(good.index != 4, np.inf)).to_csv("inf.csv", index=False)
     good.assign(Date=good["Date"].where(good.index != 10, good["Date"][9])).to_csv("dup.csv", index=False)
-    return tmp_path
+    return workdir
 
 
 def spec(path, text):
@@ -56,10 +52,6 @@ def spec(path, text):
 
 def files_under(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def offline_yfinance(monkeypatch, raises=False):

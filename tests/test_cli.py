@@ -5,21 +5,7 @@ import re
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from seqbench.cli import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from cli_helpers import invoke
 
 
 def write_spec(path, text):

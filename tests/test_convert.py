@@ -4,24 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from seqbench.cli import app
+from cli_helpers import invoke
 
 torch = pytest.importorskip("torch")
 mambapy = pytest.importorskip("mambapy.mamba")
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def spec_file(workdir, price_csv, model):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from cli_helpers import make_text, no_pictures
+from cli_helpers import invoke, make_text, no_pictures
 from typer.testing import CliRunner
 
 from seqbench.cli import app
@@ -104,10 +104,6 @@ def _has_torch() -> bool:
     except ImportError:
         return False
     return True
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 # ---- what a folder holds, to tell what a command changed --------------------------------------

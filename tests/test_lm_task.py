@@ -9,28 +9,20 @@ import math
 
 import numpy as np
 import pytest
-from cli_helpers import files_of, make_text
+from cli_helpers import files_of, invoke, make_text
 from cli_helpers import one_line_error as shared_one_line_error
-from typer.testing import CliRunner
 
-from seqbench.cli import app
 from seqbench.models.registry import model_names, torch_installed
 from seqbench.run.experiment import resume_experiment, run_experiment
 from seqbench.spec import Spec
 
-runner = CliRunner()
 BACKENDS = ["numpy", "torch"] if torch_installed() else ["numpy"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "plays.txt").write_bytes(make_text())
-    return tmp_path
+def workdir(workdir):
+    (workdir / "plays.txt").write_bytes(make_text())
+    return workdir
 
 
 def spec_for(model: str, backend: str = "numpy", **train) -> Spec:

@@ -13,37 +13,29 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from cli_helpers import make_text
-from typer.testing import CliRunner
+from cli_helpers import invoke, make_text
 
-from seqbench.cli import app
 from seqbench.data import text as text_data
 from seqbench.models.numpy.learner import NumpyLearner
 from seqbench.tasks import lm, lm_baselines
 from seqbench.tasks.lm import block_size, log_softmax, score_text_blocks
 from seqbench.training import loop as train_loop
 
-runner = CliRunner()
 FORECAST = ["--set", "train.epochs=3", "--set", "model.hidden_size=4", "--set", "dataset.seq_len=5", "-q"]
 LM = ["--set", "train.epochs=3", "--quiet"]
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text("dataset: {source: synthetic, name: sine, length: 120}\n")
-    (tmp_path / "plays.txt").write_bytes(make_text(12_000))
-    (tmp_path / "lm.yaml").write_text(
+def workdir(workdir):
+    (workdir / "s.yaml").write_text("dataset: {source: synthetic, name: sine, length: 120}\n")
+    (workdir / "plays.txt").write_bytes(make_text(12_000))
+    (workdir / "lm.yaml").write_text(
         "task: lm\n"
         "dataset: {source: text, path: plays.txt, seq_len: 16}\n"
         "model: {name: mingru, hidden_size: 8}\n"
         "train: {batches_per_epoch: 3, batch_size: 4}\n"
     )
-    return tmp_path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return workdir
 
 
 def run_dir_of(workdir):

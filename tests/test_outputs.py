@@ -6,12 +6,7 @@ Each refusal is one `error:` line, exit 2, and leaves every file as it was (byte
 import os
 
 import pytest
-from cli_helpers import files_of, one_line_error
-from typer.testing import CliRunner
-
-from seqbench.cli import app
-
-runner = CliRunner()
+from cli_helpers import files_of, invoke, one_line_error
 
 SPEC = (
     "name: s\ndataset: {source: synthetic, name: sine, length: 300, seq_len: 8}\n"
@@ -25,10 +20,6 @@ COMMANDS = {  # each writes its -o file from the run folder
 SUFFIX = {"convert": ".npz", "predict": ".csv", "report": ".html"}
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
@@ -37,12 +28,6 @@ def run_dir(tmp_path_factory):
     assert result.exit_code == 0, result.output
     (run,) = (root / "results" / "s").iterdir()
     return run
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("command", COMMANDS)

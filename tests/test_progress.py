@@ -57,10 +57,9 @@ def test_elsewhere_one_plain_line_per_epoch(tmp_path):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(SPEC)
-    return tmp_path
+def workdir(workdir):
+    (workdir / "s.yaml").write_text(SPEC)
+    return workdir
 
 
 def test_quiet_prints_only_the_result(workdir):

@@ -15,24 +15,17 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
 from seqbench.spec import Spec, config_id
 
-runner = CliRunner()
 TINY = ["--set", "train.epochs=1", "--set", "model.hidden_size=4", "--set", "dataset.seq_len=5", "--quiet"]
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text("dataset: {source: synthetic, name: sine, length: 120}\n")
-    return tmp_path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+def workdir(workdir):
+    (workdir / "s.yaml").write_text("dataset: {source: synthetic, name: sine, length: 120}\n")
+    return workdir
 
 
 def files_under(folder):

@@ -10,12 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
 from seqbench.models.numpy.learner import NumpyLearner
 
-runner = CliRunner()
 BATCHES = 65  # per epoch: 1026 training windows of SPEC in batches of 16
 TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
 SPEC = """
@@ -27,20 +25,10 @@ train: {epochs: EPOCHS, batch_size: 16, patience: 0, schedule: cosine}
 """
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def write_spec(folder, epochs, name="sig.yaml"):
     path = folder / name
     path.write_text(SPEC.replace("EPOCHS", str(epochs)))
     return path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def numbers(metrics):

@@ -58,10 +58,9 @@ def test_when_every_id_is_taken_the_run_fails_cleanly(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(SPEC)
-    return tmp_path
+def workdir(workdir):
+    (workdir / "s.yaml").write_text(SPEC)
+    return workdir
 
 
 def fingerprint(folder):

@@ -5,14 +5,12 @@ import re
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
 from seqbench.errors import SpecError
 from seqbench.run.experiment import run_experiment, run_seeds
 from seqbench.spec import config_id, dump_spec, load_spec, seed_specs
 
-runner = CliRunner()
 TINY = """
 name: tiny
 dataset: {source: synthetic, name: sine, length: 300, seq_len: 10}
@@ -22,21 +20,11 @@ train: {epochs: 2}
 DIVERGES = "train: {epochs: 2, optimizer: sgd, momentum: 0, lr: 1000, grad_clip: 0}"
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def spec_file(folder, extra="", train=None):
     path = folder / "tiny.yaml"
     text = TINY if train is None else TINY.replace("train: {epochs: 2}", train)
     path.write_text(text + extra)
     return path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 # --- the spec ----------------------------------------------------------------------------------

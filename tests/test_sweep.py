@@ -8,14 +8,12 @@ import time
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
 from seqbench.errors import SpecError
 from seqbench.sweeps.executors import land_files, run_remote_task
 from seqbench.sweeps.sweep import grid_points, parse_grid, plan_sweep, run_name
 
-runner = CliRunner()
 TINY = """
 name: tiny
 dataset: {source: synthetic, name: sine, length: 300, seq_len: 10}
@@ -25,14 +23,9 @@ train: {epochs: 2, batch_size: 16, patience: 0}
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    return tmp_path
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+def workdir(workdir):
+    (workdir / "tiny.yaml").write_text(TINY)
+    return workdir
 
 
 def sweep(*args):

@@ -32,10 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    return tmp_path
+def workdir(workdir):
+    (workdir / "tiny.yaml").write_text(TINY)
+    return workdir
 
 
 def sweep(*args):

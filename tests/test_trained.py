@@ -5,12 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from seqbench.cli import app
 from seqbench.models.weights_file import open_weights
-
-runner = CliRunner()
 
 FORECAST = (
     "name: f\ndataset: {source: synthetic, name: sine, length: 300, seq_len: 8}\n"
@@ -20,10 +17,6 @@ LM = (
     "name: lm\ndataset: {{source: text, path: {text}, seq_len: 16}}\n"
     "model: {{name: gru, hidden_size: 8}}\ntrain: {{epochs: 1, batches_per_epoch: 3, batch_size: 8}}\n"
 )
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -17,20 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_helpers import files_of, one_line_error
-from typer.testing import CliRunner
+from cli_helpers import files_of, invoke, one_line_error
 
-from seqbench.cli import app
 from seqbench.io import FileRefused, read_head, read_regular
 from seqbench.report import write as report
 
-runner = CliRunner()
 SPARSE = 3 * 2**30  # a 3 GiB file that costs no disk
 GAP_ROWS = 30  # the last rows of the run's data: Volume missing, dropped by `fill: drop`
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def prices(n: int, freq: str) -> pd.DataFrame:

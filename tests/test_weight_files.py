@@ -12,15 +12,11 @@ import zlib
 
 import numpy as np
 import pytest
-from cli_helpers import files_of, one_line_error
+from cli_helpers import files_of, invoke, one_line_error
 from numpy.lib import format as npy
-from typer.testing import CliRunner
-
-from seqbench.cli import app
 
 torch = pytest.importorskip("torch")
 
-runner = CliRunner()
 
 DATA = "dataset: {source: synthetic, name: sine, length: 300, seq_len: 8}\n"
 MAMBA = "model: {name: mamba, hidden_size: 4, mamba: {state_size: 2, expand: 2, conv_kernel: 2}}\n"
@@ -31,10 +27,6 @@ LM_TORCH = (
     "train: {{epochs: 1, batches_per_epoch: 3, batch_size: 8}}\n"
 )
 A_LOG = "layers.0.mixer.A_log"  # (ED, N) = (8, 2)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +49,6 @@ def trained(tmp_path_factory):
     result = invoke("convert", runs["mamba"], "--to", "mambapy", "-o", root / "good.npz")
     assert result.exit_code == 0, result.output
     return {**runs, "spec": root / "mamba.yaml", "good": root / "good.npz"}
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def good_arrays(trained):

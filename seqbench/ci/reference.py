@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqbench.artifacts.runs import load_run
+from seqbench.artifacts.runs import check_output, load_run
 from seqbench.errors import SeqbenchError, brief, shown
 from seqbench.io import atomic_write_text, dumps_strict, loads_json, read_regular
 from seqbench.results.compare import HEADLINE, compare_rows, data_mismatches, run_label, task_of
@@ -124,6 +124,16 @@ def reference_text(reference: Reference) -> str:
 
 def write_reference(reference: Reference, path: Path) -> None:
     atomic_write_text(path, reference_text(reference))
+
+
+def reference_from_flags(run: Path, output: Path, force: bool = False) -> str:
+    """`seqbench reference`: the completed run folder `run`'s reference file, written to `output` (which
+    may exist only with `force`); returns the line that tells the user what was written."""
+    check_output(output, force, "reference.json")
+    made = reference_from_run(run)
+    write_reference(made, output)
+    score = f"{made.headline[0]} {made.headline[1]:.6g}"
+    return f"wrote {output}: {made.label}, {score}, {len(made.losses)} test losses"
 
 
 def read_reference(path: Path) -> Reference:

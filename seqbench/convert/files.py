@@ -21,7 +21,7 @@ from seqbench.convert.mambapy import from_mambapy, to_mamba_ssm, to_mambapy
 from seqbench.convert.mingru_pytorch import from_mingru_pytorch, to_mingru_pytorch
 from seqbench.errors import SeqbenchError, shown
 from seqbench.io import atomic_path, file_sha256
-from seqbench.models.weights_file import NPZ_SUFFIX, WeightsFile, open_weights, torch_module
+from seqbench.models.weights_file import NPZ_SUFFIX, WeightsFile, check_weights, open_weights, torch_module
 
 Arrays = dict[str, np.ndarray]
 OWN = ("embed.weight", "embed.bias", "head.weight", "head.bias")  # seqbench's names, its layout
@@ -130,7 +130,6 @@ def run_model(run_dir: Path, data_dir: Path = Path("data")) -> tuple[Any, Any]:
     """The spec and the NumPy model of a finished run folder, with its trained weights (whichever
     backend trained it; the sizes come from the weights, so the data need not be there)."""
     from seqbench.artifacts.runs import read_status
-    from seqbench.models.numpy.learner import check_weights
     from seqbench.models.registry import build_model
     from seqbench.spec import load_spec
 

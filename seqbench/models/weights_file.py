@@ -3,8 +3,8 @@
 `open_weights(path)` reads what each tensor claims to be, never its data: the name, shape and dtype
 in an .npz member's .npy header, or in a torch state dict loaded with `weights_only=True` and
 memory-mapped. It returns a `WeightsFile`, a mapping from names to `Stored` tensors; callers compare
-`stored.shape` with their model's before `np.asarray(stored)` reads one. So a header that claims
-10^11 floats, or a member the model never uses, costs nothing.
+`stored.shape` with their model's (`check_weights`) before `np.asarray(stored)` reads one. So a
+header that claims 10^11 floats, or a member the model never uses, costs nothing.
 
 A file's claims are never trusted: a tensor must fit in the bytes of the file that hold it; its
 dtype must be real numbers (bool, integers, floats; bfloat16 is widened to float32); its values
@@ -88,6 +88,21 @@ class WeightsFile(Mapping[str, Stored]):
     def arrays(self) -> dict[str, np.ndarray]:
         """Every tensor, read (for a file whose names and shapes were checked, or a bounded one)."""
         return {name: np.asarray(stored) for name, stored in self.items()}
+
+
+def check_weights(expected: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """`given` has exactly the names and shapes of `expected` (arrays, tensors or `Stored`s, by name),
+    or a ValueError says which differs."""
+    missing = sorted(set(expected) - set(given))
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"weights differ from the model: missing {missing or 'none'}, unexpected {extra or 'none'}"
+        )
+    for name, value in expected.items():
+        has, needs = tuple(given[name].shape), tuple(value.shape)
+        if has != needs:
+            raise ValueError(f"weight '{name}' has shape {has}, the model needs {needs}")
 
 
 def open_weights(path: str | Path, finite: bool = True, data: bytes | None = None) -> WeightsFile:

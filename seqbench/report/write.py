@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import seqbench
-from seqbench.artifacts.runs import load_runs
+from seqbench.artifacts.runs import check_output, find_runs, load_runs
 from seqbench.errors import SeqbenchError
 from seqbench.io import FileRefused, atomic_write_text, read_head, read_regular
 from seqbench.report import page as html
@@ -72,6 +72,21 @@ class Written:
     path: Path
     runs: int
     sweeps: int
+
+    @property
+    def summary(self) -> str:
+        """The line that tells the user what was written."""
+        sweeps = f", {self.sweeps} sweep folder(s)" if self.sweeps else ""
+        return f"wrote {self.path} ({self.runs} runs{sweeps})"
+
+
+def report_from_flags(
+    runs: list[str] | None, results: Path, output: Path, group: bool | None, force: bool
+) -> Written:
+    """`seqbench report`: the runs found under `runs` (default: `results`) on one page in `output`,
+    which may exist only with `force`."""
+    check_output(output, force, "report.html")
+    return write_report(find_runs(list(runs or []), results), output, group)
 
 
 def write_report(run_dirs: list[Path], path: Path, group: bool | None = None) -> Written:

@@ -341,12 +341,10 @@ OPTIONAL_COLUMNS = [
 
 
 def fitting_columns(
-    rows: list[dict[str, Any]],
-    width: int | None,
-    columns: list[str] | None = None,
-    optional: list[str] | None = None,
+    rows: list[dict[str, Any]], width: int | None, columns: list[str] | None, optional: list[str] | None
 ) -> list[str]:
-    """`columns` (default COLUMNS), less the `optional` ones a terminal `width` wide cannot show."""
+    """`columns` (None: COLUMNS), less the `optional` ones (None: OPTIONAL_COLUMNS) a terminal `width`
+    wide cannot show; `hidden_columns` names those left out."""
     columns = list(columns or COLUMNS)
 
     def needed() -> int:

@@ -1,19 +1,10 @@
-"""What the CI tests share: the examples folder, invoking the CLI, a run folder's path."""
+"""What the CI tests share: the examples folder, a run folder's path (invoking the CLI: cli_helpers)."""
 
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from seqbench.cli import app
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"
-runner = CliRunner()
-
-
-def invoke(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 def only_run(folder: Path) -> Path:

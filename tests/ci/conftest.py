@@ -1,8 +1,8 @@
 """Runs the CI tests share: the example smoke spec trained once (the reference), and tiny LM runs."""
 
 import pytest
-from ci_helpers import EXAMPLES, invoke, only_run
-from cli_helpers import make_text
+from ci_helpers import EXAMPLES, only_run
+from cli_helpers import invoke, make_text
 
 
 @pytest.fixture(scope="session")

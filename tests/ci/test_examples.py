@@ -7,7 +7,8 @@ import shutil
 
 import pandas as pd
 import yaml
-from ci_helpers import EXAMPLES, check_junit, invoke, only_run
+from ci_helpers import EXAMPLES, check_junit, only_run
+from cli_helpers import invoke
 
 INSTALL = "pip install seqbench"
 

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from ci_helpers import EXAMPLES, invoke, only_run
-from cli_helpers import one_line_error
+from ci_helpers import EXAMPLES, only_run
+from cli_helpers import invoke, one_line_error
 
 from seqbench.ci.expect import Expectation, judge, metric_value, numeric_paths, parse_expectation
 from seqbench.errors import SeqbenchError

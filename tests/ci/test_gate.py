@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from ci_helpers import check_junit, invoke
-from cli_helpers import one_line_error
+from ci_helpers import check_junit
+from cli_helpers import invoke, one_line_error
 
 MARGIN = "5%"  # the examples' margin: above the seed-to-seed spread of the smoke spec
 

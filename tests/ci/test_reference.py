@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from ci_helpers import copy_run, invoke
-from cli_helpers import files_of, one_line_error
+from ci_helpers import copy_run
+from cli_helpers import files_of, invoke, one_line_error
 
 from seqbench.ci.reference import read_reference, reference_from_run
 

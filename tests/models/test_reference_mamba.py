@@ -9,7 +9,8 @@ and D come back from float32 arithmetic there, which the 1e-6 tolerance allows (
 
 import numpy as np
 import pytest
-from reference_helpers import forward_backward, rel_diff
+
+from seqbench.checks.parity import forward_backward, rel_diff
 
 torch = pytest.importorskip("torch")
 mambapy = pytest.importorskip("mambapy.mamba")

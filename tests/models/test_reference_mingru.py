@@ -3,9 +3,9 @@ float64; its gradients against finite differences; and NumPy/Torch parity of the
 
 import numpy as np
 import pytest
-from reference_helpers import forward_backward, rel_diff
 
 from seqbench.checks.gradcheck import GRADCHECK_CONFIGS, check_model
+from seqbench.checks.parity import forward_backward, rel_diff
 from seqbench.convert import ConversionError, from_mingru_pytorch, load_mingru_pytorch, to_mingru_pytorch
 from seqbench.models.registry import model_class
 

@@ -13,8 +13,8 @@ import functools
 
 import numpy as np
 import pytest
-from reference_helpers import rel_diff
 
+from seqbench.checks.parity import rel_diff
 from seqbench.convert.files import convert_in
 from seqbench.models.registry import model_class
 

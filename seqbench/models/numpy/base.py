@@ -64,7 +64,9 @@ class RecurrentStack:
         dtype: type | np.dtype = np.float32,
         vocab_size: int | None = None,
         forecast: ForecastOptions | None = None,
+        **options: Any,
     ) -> None:
+        """`options`: the model's own keywords (its class's `options`, e.g. state_size), for `configure`."""
         rng = rng if rng is not None else np.random.default_rng(0)
         self.dtype = np.dtype(dtype)
         self.forecast = forecast or ForecastOptions()
@@ -83,6 +85,7 @@ class RecurrentStack:
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size, self.n_layers = hidden_size, n_layers
         self.training = False  # dropout is on only in a training step (the learner sets this)
+        self.configure(**options)
         self.params: Params = self.init_adapter(rng, self.step_size, hidden_size, self.dtype)
         for i in range(n_layers):
             layer_in = self.adapter_size if i == 0 else hidden_size
@@ -92,20 +95,26 @@ class RecurrentStack:
         self.params["head.weight"] = init_uniform(rng, (hidden_size, head_out), hidden_size, self.dtype)
         self.params["head.bias"] = init_uniform(rng, (head_out,), hidden_size, self.dtype)
         self.params.update(self.init_forecast_parts(rng))
+        self.params.update(self.init_final(rng))
         self.dropout_rng = np.random.default_rng(rng.integers(2**63)) if self.forecast.dropout else None
+
+    def configure(self) -> None:
+        """Take the model's own options (none here; a subclass's keywords, e.g. Mamba's state_size),
+        once the sizes and forecast options are set and before any weight is drawn."""
 
     @classmethod
     def count_weights(
         cls,
         input_size: int,
         output_size: int,
-        hidden_size: int = 128,
-        n_layers: int = 1,
+        *,
+        hidden_size: int,
+        n_layers: int,
         vocab_size: int | None = None,
         forecast: ForecastOptions | None = None,
         **options: Any,
     ) -> int:
-        """The `n_params` of the model these arguments build (the constructor's, less rng and dtype),
+        """The `n_params` of the model these arguments build (the constructor's, by name, less rng and dtype),
         counted without drawing a weight: a model too big for memory is refused before it is built."""
         f, D = forecast or ForecastOptions(), hidden_size
         step = vocab_size if vocab_size is not None else input_size * f.segment
@@ -188,6 +197,10 @@ class RecurrentStack:
         """The adapter's parameter gradients, given dL/d(its output)."""
         if self.is_lm:
             return {"embed.weight": embedding_backward(du, cache, self.vocab_size)}
+        return {}
+
+    def init_final(self, rng: np.random.Generator) -> Params:
+        """The parameters between the last layer and the head (none here; Mamba's final RMSNorm)."""
         return {}
 
     # ---- what a subclass supplies -----------------------------------------------------------

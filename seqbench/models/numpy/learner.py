@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.numpy.memory import keep_freed_memory
 from seqbench.models.optim import Optimizer, clip_grad_norm
-from seqbench.models.weights_file import open_weights
+from seqbench.models.weights_file import check_weights, open_weights
 
 
 class NumpyLearner:
@@ -112,16 +111,3 @@ class NumpyLearner:
         weights = open_weights(path)
         check_weights(self.model.params, weights)
         self.restore(weights.arrays())
-
-
-def check_weights(expected: Mapping[str, np.ndarray], given: Mapping[str, Any]) -> None:
-    """`given` has exactly the names and shapes of `expected`, or a ValueError says which differs."""
-    missing = sorted(set(expected) - set(given))
-    extra = sorted(set(given) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"weights differ from the model: missing {missing or 'none'}, unexpected {extra or 'none'}"
-        )
-    for name, value in expected.items():
-        if given[name].shape != value.shape:
-            raise ValueError(f"weight '{name}' has shape {given[name].shape}, the model needs {value.shape}")

@@ -26,12 +26,13 @@ softplus of a log-uniform step in [1e-3, 1e-1], D = 1, RMSNorm weights 1.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from seqbench.models.numpy.base import Params, RecurrentStack
-from seqbench.models.numpy.forecasting import ForecastOptions, chrono_time_scales
+from seqbench.models.numpy.forecasting import chrono_time_scales
 from seqbench.models.numpy.layers import (
     causal_conv1d,
     causal_conv1d_backward,
@@ -54,35 +55,36 @@ DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4
 DISCRETIZATIONS = ("delta_b", "zoh")  # B_bar = delta B (the official code) | the exact zero-order hold
 
 
+@dataclass(frozen=True)
+class MambaOptions:
+    """A Mamba block's own options (the spec's model.mamba.*), with the paper code's defaults."""
+
+    state_size: int = 16  # N
+    expand: int = 2  # E
+    conv_kernel: int = 4  # K
+    dt_rank: int | str = "auto"  # R; "auto": ceil(D / 16)
+    discretization: str = "delta_b"
+
+    def rank(self, hidden_size: int) -> int:
+        """R, the rank of delta's projection, for blocks of width D = `hidden_size`."""
+        return math.ceil(hidden_size / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+
 class Mamba(RecurrentStack):
     """Embedding, `n_layers` residual Mamba blocks, a final RMSNorm and a linear head."""
 
-    options = ("state_size", "expand", "conv_kernel", "dt_rank", "discretization")
+    options = tuple(field.name for field in fields(MambaOptions))
 
-    def __init__(
-        self,
-        input_size: int,
-        output_size: int,
-        hidden_size: int = 128,
-        n_layers: int = 1,
-        rng: np.random.Generator | None = None,
-        dtype: type | np.dtype = np.float32,
-        state_size: int = 16,
-        expand: int = 2,
-        conv_kernel: int = 4,
-        dt_rank: int | str = "auto",
-        discretization: str = "delta_b",
-        vocab_size: int | None = None,
-        forecast: ForecastOptions | None = None,
-    ) -> None:
-        if discretization not in DISCRETIZATIONS:
-            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, not {discretization!r}")
-        self.state_size, self.expand, self.conv_kernel = state_size, expand, conv_kernel
-        self.discretization = discretization
-        self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
-        # the embedding first, then the stack's layers, all D -> D
-        super().__init__(input_size, output_size, hidden_size, n_layers, rng, dtype, vocab_size, forecast)
-        self.params["norm_f.weight"] = np.ones(hidden_size, dtype=self.dtype)
+    def configure(self, **options: Any) -> None:
+        o = MambaOptions(**options)
+        if o.discretization not in DISCRETIZATIONS:
+            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, not {o.discretization!r}")
+        self.state_size, self.expand, self.conv_kernel = o.state_size, o.expand, o.conv_kernel
+        self.discretization = o.discretization
+        self.dt_rank = o.rank(self.hidden_size)
+
+    def init_final(self, rng: np.random.Generator) -> Params:
+        return {"norm_f.weight": np.ones(self.hidden_size, dtype=self.dtype)}
 
     # ---- the embedding: linear over features, or of token ids ---------------------------------
 
@@ -101,18 +103,9 @@ class Mamba(RecurrentStack):
         return step_size * hidden_size + hidden_size, hidden_size  # embed.weight, embed.bias
 
     @classmethod
-    def layer_weights(
-        cls,
-        input_size: int,
-        hidden_size: int,
-        state_size: int = 16,
-        expand: int = 2,
-        conv_kernel: int = 4,
-        dt_rank: int | str = "auto",
-        **_: Any,
-    ) -> int:
-        D, ED, N, K = hidden_size, expand * hidden_size, state_size, conv_kernel
-        R = math.ceil(hidden_size / 16) if dt_rank == "auto" else int(dt_rank)
+    def layer_weights(cls, input_size: int, hidden_size: int, **options: Any) -> int:
+        o = MambaOptions(**options)
+        D, ED, N, K, R = hidden_size, o.expand * hidden_size, o.state_size, o.conv_kernel, o.rank(hidden_size)
         # norm, in_proj, conv1d weight and bias, x_proj, dt_proj weight and bias, A_log, D, out_proj
         return D + D * 2 * ED + ED * K + ED + ED * (R + 2 * N) + R * ED + ED + ED * N + ED + ED * D
 

@@ -57,16 +57,14 @@ class MinGRU(RecurrentStack):
 
     options = ("variant", "expansion")
 
-    def __init__(self, *args: Any, variant: str = "paper", expansion: float = 1.0, **kwargs: Any) -> None:
+    def configure(self, variant: str = "paper", expansion: float = 1.0) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         if variant == "paper" and expansion != 1:
             raise ValueError("expansion != 1 needs variant log_space (the paper's minGRU has no expansion)")
-        forecast = kwargs.get("forecast")
-        if variant == "log_space" and forecast is not None and forecast.gate_init == "chrono":
+        if variant == "log_space" and self.forecast.gate_init == "chrono":
             raise ValueError("gate_init chrono sets b_z, which the log_space variant does not have")
         self.variant, self.expansion = variant, expansion
-        super().__init__(*args, **kwargs)
 
     @property
     def log_space(self) -> bool:

@@ -24,6 +24,7 @@ from torch import nn
 
 from seqbench.models.numpy.base import RecurrentStack
 from seqbench.models.torch.layers import Embedding, Linear
+from seqbench.models.weights_file import check_weights
 
 Params = dict[str, np.ndarray]
 
@@ -42,21 +43,6 @@ def to_numpy(model: nn.Module) -> Params:
     return {name: value.detach().cpu().numpy().copy() for name, value in model.state_dict().items()}
 
 
-def check_weights(expected: dict[str, tuple[int, ...]], given: dict[str, tuple[int, ...]]) -> None:
-    """`given` has exactly the names and shapes of `expected`, or a ValueError says which differs."""
-    missing = sorted(set(expected) - set(given))
-    extra = sorted(set(given) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"weights differ from the model: missing {missing or 'none'}, unexpected {extra or 'none'}"
-        )
-    for name, shape in expected.items():
-        if tuple(given[name]) != tuple(shape):
-            raise ValueError(
-                f"weight '{name}' has shape {tuple(given[name])}, the model needs {tuple(shape)}"
-            )
-
-
 def load_numpy(model: nn.Module, params: Mapping[str, Any]) -> None:
     """Copy weights (NumPy arrays or tensors, by name) into `model`, in its dtype and device.
 
@@ -64,9 +50,7 @@ def load_numpy(model: nn.Module, params: Mapping[str, Any]) -> None:
     difference and nothing is changed.
     """
     state = model.state_dict()
-    check_weights(
-        {k: tuple(v.shape) for k, v in state.items()}, {k: tuple(v.shape) for k, v in params.items()}
-    )
+    check_weights(state, params)
     with torch.no_grad():
         for name, target in state.items():
             value = params[name]

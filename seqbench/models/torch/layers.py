@@ -17,6 +17,8 @@ running a sequence in chunks (it returns the state after the last step).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -221,32 +223,33 @@ def selective_scan(
 
 @torch.no_grad()
 def selective_scan_state(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    h0: torch.Tensor,
-    z: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    chunk: int | None = None,
-    discretization: str = "delta_b",
+    *inputs: torch.Tensor, h0: torch.Tensor, **options: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """selective_scan from the state h0 (b, E, N) before the first step, without autograd:
-    returns the output (b, L, E) and the state after the last step (b, E, N)."""
-    chunk = chunk or SCAN_CHUNK.get(u.device.type, DEFAULT_SCAN_CHUNK)
+    """selective_scan(*inputs, **options), of the same u, delta, A, B, C, D and keyword options, run
+    from the state h0 (b, E, N) before the first step, without autograd: returns the output (b, L, E)
+    and the state after the last step (b, E, N)."""
+    u, delta, A, B, C, D = inputs
     A_t = A.t().contiguous()  # (N, E)
     B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
     h = h0.to(u.dtype).transpose(1, 2).contiguous()  # (b, N, E)
-    out, _, _, h = _scan_forward(
-        u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, False, False, discretization
-    )
+    out, _, _, h = _scan_forward(u, delta, A_t, B_t, C_t, D, h, keep=False, save_starts=False, **options)
     return out, h.transpose(1, 2).contiguous()  # (b, L, E), (b, E, N)
 
 
 def _scan_forward(
-    u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h, keep, save_starts=True, discretization="delta_b"
+    u,
+    delta,
+    A_t,
+    B_t,
+    C_t,
+    D,
+    h,
+    keep,
+    save_starts=True,
+    z=None,
+    delta_softplus=False,
+    chunk=None,
+    discretization="delta_b",
 ):
     """The forward pass of the selective scan, chunk by chunk, from the state h (b, N, E).
 
@@ -255,6 +258,7 @@ def _scan_forward(
     """
     b, L, E = u.shape  # u, delta, z: (b, L, E); A_t: (N, E); B_t, C_t: (L, b, N); D: (E,)
     N = A_t.shape[0]
+    chunk = chunk or SCAN_CHUNK.get(u.device.type, DEFAULT_SCAN_CHUNK)
     starts = range(0, L, chunk)
     h_starts = u.new_empty(len(starts), b, N, E) if save_starts else None  # the state before each chunk
     kept: list[torch.Tensor] = []  # (a_bar, zoh, B u, h) of every chunk, if keep
@@ -332,7 +336,7 @@ class _SelectiveScan(torch.autograd.Function):
         B_t, C_t = B.transpose(0, 1).contiguous(), C.transpose(0, 1).contiguous()  # (L, b, N)
         h0 = u.new_zeros(b, N, E)
         out, h_starts, kept, _ = _scan_forward(
-            u, delta, A_t, B_t, C_t, D, z, delta_softplus, chunk, h0, keep, True, discretization
+            u, delta, A_t, B_t, C_t, D, h0, keep, True, z, delta_softplus, chunk, discretization
         )
         ctx.chunk, ctx.delta_softplus, ctx.discretization = chunk, delta_softplus, discretization
         ctx.save_for_backward(u, delta, A_t, B_t, C_t, D, z, h_starts, *kept)

@@ -99,7 +99,7 @@ class MambaBlock(nn.Module):
         u, pre_delta, B, C, z, x_in = self.scan_inputs(x, conv_state)
         A = -torch.exp(self.A_log)  # (ED, N)
         gated, h = selective_scan_state(
-            u, pre_delta, A, B, C, self.D, h, z=z, delta_softplus=True, discretization=self.discretization
+            u, pre_delta, A, B, C, self.D, h0=h, z=z, delta_softplus=True, discretization=self.discretization
         )
         x_pad = conv_input(x_in, self.conv1d.weight.shape[1], conv_state)  # (B, K-1+L, ED)
         conv_state = x_pad[:, x_pad.shape[1] - conv_state.shape[1] :].clone()  # (B, K-1, ED)

@@ -1,4 +1,7 @@
-"""What the tests against reference implementations share (torch imported only when called)."""
+"""A seqbench model against another implementation of it, on the same weights: the forecast and
+every gradient of sum(y * w) on either backend (`forward_backward`), and how far two arrays are
+apart (`rel_diff`). The reference tests and benchmarks/reference_diffs.py measure with these.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ def rel_diff(a: Any, b: Any) -> float:
 
 def forward_backward(model: Any, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A seqbench model's forecast y (B, O) of x (B, L, F), and every gradient of sum(y * w), as NumPy
-    arrays; a NumPy model's own backward pass, a Torch model's autograd."""
+    arrays; a NumPy model's own backward pass, a Torch model's autograd (torch imported only then)."""
     if hasattr(model, "params"):
         y, caches = model.forward(x)
         return y, model.backward(w, caches)
