@@ -163,6 +163,39 @@ def test_gru_equals_torch_nn_gru_with_converted_weights(L, n_layers):
         torch.testing.assert_close(layer.b_h.grad, getattr(ref, f"bias_hh_l{i}").grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("L", [1, 5, 300])
+def test_gru_torch_kernel_and_custom_function_equal_the_cell_step_by_step(L):
+    """Without autograd a GRU layer runs torch's kernel; with it, the custom Function. Both are the
+    cell (`step`) applied L times, from zeros and from a carried state, and so are the gradients."""
+    rng = np.random.default_rng(L)
+    layer = model_class("gru", "torch")(3, 1, hidden_size=6, rng=rng, dtype=np.float64).layers[0]
+    x = torch.randn(2, L, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(L))
+    h0 = torch.randn(2, 6, dtype=torch.float64)
+
+    def cell_by_cell(h):  # plain autograd through the cell: (B, L, D)
+        hs = []
+        for t in range(L):
+            h = layer.step(x[:, t], h)[0]
+            hs.append(h)
+        return torch.stack(hs, dim=1)
+
+    for start in (layer.initial_state(2), h0):
+        ref = cell_by_cell(start).detach()
+        out, last = layer.forward_state(x, start)  # torch's kernel
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(last, ref[:, -1], rtol=1e-12, atol=1e-13)
+    ref = cell_by_cell(layer.initial_state(2))
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), ref.detach(), rtol=1e-12, atol=1e-13)
+    h = layer(x)  # the custom Function
+    torch.testing.assert_close(h.detach(), ref.detach(), rtol=1e-12, atol=1e-13)
+    w = torch.randn_like(h)
+    grads = torch.autograd.grad((h * w).sum(), list(layer.parameters()))
+    ref_grads = torch.autograd.grad((ref * w).sum(), list(layer.parameters()))
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_causal_conv1d_equals_a_grouped_conv1d_and_is_causal():
     x, weight, bias = f64(2, 7, 3), f64(3, 4, seed=1), f64(3, seed=2)
     ref = F.conv1d(x.transpose(1, 2), weight.unsqueeze(1), bias, padding=3, groups=3)[..., :7].transpose(1, 2)
