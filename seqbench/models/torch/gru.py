@@ -50,11 +50,10 @@ def gru_loop(
     """
     L, B, F = x.shape
     D = W_h.shape[0]
-    xp = torch.addmm(b_x, x.reshape(L * B, F), W_x).view(L, B, 3 * D)  # (L, B, 3D) all steps
-    rzh = torch.empty_like(xp)  # (L, B, 3D) pre-activations of r, z and b_hn, then [r, z, hn]
-    torch.add(xp[..., : 2 * D], b_h[: 2 * D], out=rzh[..., : 2 * D])
-    rzh[..., 2 * D :] = b_h[2 * D :]
-    n = xp[..., 2 * D :]  # (L, B, D) x W_xn + b_xn, then the candidates, in place
+    rzh = torch.addmm(b_x, x.reshape(L * B, F), W_x).view(L, B, 3 * D)  # (L, B, 3D) x W_x + b_x
+    n = rzh[..., 2 * D :].clone()  # (L, B, D) x W_xn + b_xn, then the candidates, in place
+    rzh[..., : 2 * D] += b_h[: 2 * D]  # pre-activations of r and z but h_{t-1} W_h
+    rzh[..., 2 * D :] = b_h[2 * D :]  # b_hn; after each step [r, z, hn]
     h_s = h_all.unbind(0)
     for t, (rzh_t, n_t) in enumerate(zip(rzh.unbind(0), n.unbind(0), strict=True)):
         rzh_t.addmm_(h_s[t], W_h)  # (B, 3D) [a_r, a_z, hn]
@@ -94,22 +93,20 @@ class _GRULayer(torch.autograd.Function):
         torch.mul(M[:, :, 2], hn, out=M[:, :, 0]).mul_(1 - r)  # dh/da_r
         torch.sub(h_prev, n, out=M[:, :, 1]).mul_(z).mul_(one_z)  # dh/da_z
         g = dh.clone(memory_format=torch.contiguous_format)  # (L, B, D) dh, then total gradients g
-        d_hp = torch.empty_like(M)  # (L, B, 3, D) dL/d(h_{t-1} W_h + b_h)
+        d_hp = M  # (L, B, 3, D) dL/d(h_{t-1} W_h + b_h) = g M, in M's memory
         W_h_T = W_h.t()
-        g_s, M_s, d_hp_s, z_s = g.unbind(0), M.unbind(0), d_hp.unbind(0), z.unbind(0)
+        g_s, d_hp_s, z_s = g.unbind(0), d_hp.unbind(0), z.unbind(0)
         for t in range(L - 1, -1, -1):
-            torch.mul(g_s[t].unsqueeze(1), M_s[t], out=d_hp_s[t])  # (B, 3, D)
+            d_hp_s[t].mul_(g_s[t].unsqueeze(1))  # (B, 3, D)
             if t:
                 g_s[t - 1].addmm_(d_hp_s[t].view(B, 3 * D), W_h_T).addcmul_(g_s[t], z_s[t])  # (B, D)
         d_hp2 = d_hp.view(L * B, 3 * D)
-        d_xp = torch.empty_like(d_hp)  # (L, B, 3, D) dL/d(x W_x + b_x)
-        d_xp[:, :, :2] = d_hp[:, :, :2]
-        torch.mul(g, d_n, out=d_xp[:, :, 2])
-        d_xp2 = d_xp.view(L * B, 3 * D)
+        dW_h, db_h = h_prev.reshape(L * B, D).t() @ d_hp2, d_hp2.sum(0)
+        torch.mul(g, d_n, out=d_hp[:, :, 2])  # d_hp becomes dL/d(x W_x + b_x), in place
+        d_xp2 = d_hp2
         dx = (d_xp2 @ W_x.t()).view(L, B, F) if ctx.needs_input_grad[0] else None
         dW_x = x.reshape(L * B, F).t() @ d_xp2
-        dW_h = h_prev.reshape(L * B, D).t() @ d_hp2
-        return dx, dW_x, d_xp2.sum(0), dW_h, d_hp2.sum(0)
+        return dx, dW_x, d_xp2.sum(0), dW_h, db_h
 
 
 class GRULayer(nn.Module):
