@@ -32,11 +32,15 @@ from seqbench.models.torch.base import TorchStack
 
 
 def gru_fused(x: torch.Tensor, h0: torch.Tensor, W_x, b_x, W_h, b_h) -> torch.Tensor:
-    """The GRU over time by torch's own kernel (torch.nn.GRU's, the same function): x (L, B, F) time-major
-    from h_{-1} = h0 (B, D) -> h (L, B, D). Without autograd (its graph has nodes per step)."""
-    # torch's weight_ih_l0, weight_hh_l0 (copies in its layout: measured 4% faster than views), biases
-    weights = [W_x.t().contiguous(), W_h.t().contiguous(), b_x, b_h]
-    return torch._VF.gru(x, h0[None], weights, True, 1, 0.0, False, False, False)[0]
+    """The GRU over time by torch's own kernel (torch.nn.GRU's, the same function): x (B, L, F) from
+    h_{-1} = h0 (B, D) -> h (B, L, D). Without autograd (its graph has nodes per step).
+
+    The kernel's input and weights are copies in its layouts: time-major x makes its input projection
+    one matrix product (a strided x made it a batched product, 15% slower), and weights (3D, .) are
+    4% faster than views of ours."""
+    weights = [W_x.t().contiguous(), W_h.t().contiguous(), b_x, b_h]  # weight_ih, weight_hh, biases
+    x = x.transpose(0, 1).contiguous()  # (L, B, F)
+    return torch._VF.gru(x, h0[None], weights, True, 1, 0.0, False, False, False)[0].transpose(0, 1)
 
 
 def gru_loop(
@@ -132,8 +136,8 @@ class GRULayer(nn.Module):
     def forward_state(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, L, F) from the state h0 (B, D) -> h (B, L, D) and the last state (B, D); no autograd."""
         with torch.no_grad():
-            h = gru_fused(x.transpose(0, 1), h0, self.W_x, self.b_x, self.W_h, self.b_h)  # (L, B, D)
-        return h.transpose(0, 1), h[-1].clone()
+            h = gru_fused(x, h0, self.W_x, self.b_x, self.W_h, self.b_h)  # (B, L, D)
+        return h, h[:, -1].clone()
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The cell once: x (B, F), h_{t-1} (B, D) -> h_t (B, D), as output and as the next state."""
