@@ -18,9 +18,13 @@ float32 its chunks restart every few dozen steps, and each restart re-sums the r
 A layer's state is its last h (B, D): `forward_state` starts the same loop from it, and
 `step` is one lerp.
 
-`variant: log_space` (appendix B.3, as minGRU-pytorch): no biases, h~ = g(x W_h) > 0, the
-scan in log space (B.3.1, Heinsen's log-cumsum-exp), an output projection W_out when
-expansion != 1; plain autograd, as minGRU-pytorch computes it.
+`variant: log_space` (appendix B.3, as minGRU-pytorch): no biases, h~ = g(x W_h) > 0, an output
+projection W_out when expansion != 1. B.3.1 computes log h_t by a scan in log space (Heinsen's
+log-cumsum-exp), as minGRU-pytorch does with plain autograd; h_t is the same recurrence, so here
+it is the same loop and Function as above, with g and its derivative inside. Measured on CPU
+(batch 32, hidden 128, one thread, L = 1024): a training step about 6x faster than the log-space
+scan; a linear scan over chunks of 16-64 steps (one loop inside all chunks at once, one over the
+chunks' ends; no division, so nothing overflows) took 2-4x the loop's time, forward.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
-from torch.nn import functional as F
 
 from seqbench.models.numpy.mingru import MinGRU as NumpyMinGRU
 from seqbench.models.torch.base import TorchStack
@@ -49,32 +52,38 @@ def min_gru_scan(z: torch.Tensor, h_tilde: torch.Tensor, h0: torch.Tensor | None
 
 
 class _MinGRUScan(torch.autograd.Function):
-    """Gate pre-activations and candidates (B, L, 2D) = [k, h~] -> all states h (B, L, D)."""
+    """Gate pre-activations and candidates (B, L, 2D) = [k, a] -> all states h (B, L, D), h~ = a, or
+    h~ = g(a) > 0 when `positive` (appendix B.3)."""
 
     @staticmethod
-    def forward(ctx, kh: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, kh: torch.Tensor, positive: bool = False) -> torch.Tensor:
         D = kh.shape[-1] // 2
-        k, h_tilde = kh[..., :D], kh[..., D:]  # (B, L, D) each
+        k, a = kh[..., :D], kh[..., D:]  # (B, L, D) each
         z = torch.sigmoid(k)  # (B, L, D)
+        h_tilde = g(a) if positive else a  # (B, L, D)
         h = min_gru_scan(z, h_tilde)  # (B, L, D)
-        ctx.save_for_backward(z, h_tilde, h)
+        ctx.positive = positive
+        ctx.save_for_backward(z, a, h_tilde, h)
         return h
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dh: torch.Tensor) -> torch.Tensor:
-        """g_t = dh_t + (1 - z_{t+1}) g_{t+1};  dh~ = g z;  dk = g (h~ - h_{t-1}) z (1 - z)."""
-        z, h_tilde, h = ctx.saved_tensors
+    def backward(ctx, dh: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """g_t = dh_t + (1 - z_{t+1}) g_{t+1};  dh~ = g z;  dk = g (h~ - h_{t-1}) z (1 - z);
+        da = dh~ g'(a) for h~ = g(a), else dh~."""
+        z, a, h_tilde, h = ctx.saved_tensors
         B, L, D = z.shape
         one_minus_z = 1 - z  # (B, L, D) the decay a_t
-        g = reverse_scan_steps_(one_minus_z, dh.clone(memory_format=torch.contiguous_format), dim=1)
+        grad = reverse_scan_steps_(one_minus_z, dh.clone(memory_format=torch.contiguous_format), dim=1)
         dkh = torch.empty(B, L, 2 * D, dtype=z.dtype, device=z.device)
-        dk, dh_tilde = dkh[..., :D], dkh[..., D:]  # (B, L, D) each
-        torch.mul(g, z, out=dh_tilde)
+        dk, da = dkh[..., :D], dkh[..., D:]  # (B, L, D) each
+        torch.mul(grad, z, out=da)  # dh~
         dk[:, 0] = h_tilde[:, 0]  # h~ - h_{t-1}, with h_{-1} = 0
         torch.sub(h_tilde[:, 1:], h[:, :-1], out=dk[:, 1:])
-        dk.mul_(dh_tilde).mul_(one_minus_z)
-        return dkh
+        dk.mul_(da).mul_(one_minus_z)
+        if ctx.positive:
+            da.mul_(g_grad(a))
+        return dkh, None
 
 
 class MinGRULayer(nn.Module):
@@ -115,20 +124,17 @@ class MinGRULayer(nn.Module):
 
 
 def g(a: torch.Tensor) -> torch.Tensor:
-    """Appendix B.3's positive activation: a + 1/2 for a >= 0, sigmoid(a) below."""
-    return torch.where(a >= 0, a + 0.5, a.sigmoid())
+    """Appendix B.3's positive activation: a + 1/2 for a >= 0, sigmoid(a) below, written
+    sigmoid(min(a, 0)) + max(a, 0) (the same numbers; torch.where measured 4x slower on CPU)."""
+    return a.clamp(max=0).sigmoid_().add_(a.clamp(min=0))
 
 
-def log_g(a: torch.Tensor) -> torch.Tensor:
-    """log g(a), computed stably: log(relu(a) + 1/2) for a >= 0, -softplus(-a) below."""
-    return torch.where(a >= 0, (F.relu(a) + 0.5).log(), -F.softplus(-a))
-
-
-def log_space_scan(log_coeffs: torch.Tensor, log_values: torch.Tensor) -> torch.Tensor:
-    """h_t = exp(log_coeffs_t) h_{t-1} + exp(log_values_t) along dim 1, from h_{-1} = 0, in log
-    space (Heinsen 2023, appendix B.3.1): h = exp(a* + logcumsumexp(log_values - a*)), a* = cumsum."""
-    a_star = log_coeffs.cumsum(dim=1)  # (B, L, ED)
-    return (a_star + (log_values - a_star).logcumsumexp(dim=1)).exp()  # (B, L, ED)
+def g_grad(a: torch.Tensor) -> torch.Tensor:
+    """dg/da: 1 for a >= 0, s (1 - s) below with s = sigmoid(a), as s (1 - s) + [a >= 0] (1 - s (1 - s))
+    (at a >= 0, s = sigmoid(0) and the sum is exactly 1)."""
+    s = a.clamp(max=0).sigmoid_()  # sigmoid(min(a, 0))
+    step = torch.ge(a, 0, out=torch.empty_like(a))  # [a >= 0] as 0. / 1.
+    return torch.addcmul(s, s, s, value=-1).lerp_(torch.ones_like(s[..., :1]), step)
 
 
 class MinGRULogSpaceLayer(nn.Module):
@@ -146,15 +152,14 @@ class MinGRULogSpaceLayer(nn.Module):
         return h if self.W_out is None else h @ self.W_out  # (..., D)
 
     def states(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L, F) -> h (B, L, ED), from h_{-1} = h0 (B, ED) (None: zeros)."""
-        k, a = x @ self.W_z, x @ self.W_h  # (B, L, ED) each
-        log_coeffs = -F.softplus(k)  # log(1 - z)
-        log_values = -F.softplus(-k) + log_g(a)  # log(z h~)
+        """x (B, L, F) -> h (B, L, ED), from h_{-1} = h0 (B, ED) (None: zeros; a given h0: no autograd)."""
+        B, L, F = x.shape
+        W = torch.cat([self.W_z, self.W_h], dim=1)  # (F, 2ED): both projections in one product
+        kh = (x.reshape(B * L, F) @ W).view(B, L, -1)  # (B, L, 2ED) [k, a]
         if h0 is None:
-            return log_space_scan(log_coeffs, log_values)
-        log_values = torch.cat([h0.log()[:, None], log_values], dim=1)  # h0 as the step before
-        log_coeffs = F.pad(log_coeffs, (0, 0, 1, 0))
-        return log_space_scan(log_coeffs, log_values)[:, 1:]
+            return _MinGRUScan.apply(kh, True)  # (B, L, ED)
+        k, a = kh.chunk(2, dim=-1)  # (B, L, ED) each
+        return min_gru_scan(torch.sigmoid(k), g(a), h0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.states(x))  # (B, L, D)
@@ -164,7 +169,8 @@ class MinGRULogSpaceLayer(nn.Module):
 
     def forward_state(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, L, F) from the state h0 (B, ED) -> y (B, L, D) and the last state (B, ED)."""
-        h = self.states(x, h0)  # (B, L, ED); log(0) = -inf of a zero state contributes exp(-inf) = 0
+        with torch.no_grad():
+            h = self.states(x, h0)  # (B, L, ED)
         return self.out(h), h[:, -1].clone()
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from torch.nn import functional as F  # noqa: E402
 
 from seqbench.models.registry import model_class  # noqa: E402
-from seqbench.models.torch import layers  # noqa: E402
+from seqbench.models.torch import layers, mingru  # noqa: E402
 from seqbench.models.torch.gru import _GRULayer  # noqa: E402
 from seqbench.models.torch.layers import causal_conv1d, linear, rms_norm, selective_scan  # noqa: E402
 from seqbench.models.torch.mingru import _MinGRUScan  # noqa: E402
@@ -122,6 +122,76 @@ def test_mingru_scan_gradcheck_and_reference(L):
     torch.testing.assert_close(_MinGRUScan.apply(kh), torch.stack(ref, dim=1), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("L", [1, 2, 9])
+def test_mingru_scan_with_positive_candidates_gradcheck(L):
+    """Appendix B.3's h~ = g(a) inside the Function: its gradients against finite differences."""
+    kh = f64(3, L, 8, seed=L)
+    assert torch.autograd.gradcheck(lambda v: _MinGRUScan.apply(v, True), (kh,), atol=1e-8, rtol=1e-6)
+
+
+def test_g_and_its_derivative_are_the_two_branches():
+    a = torch.cat(
+        [
+            5 * torch.randn(1000, dtype=torch.float64),
+            torch.tensor([0.0, -0.0, 1e-300, -1e-300, -1e-9, 800, -800]),
+        ]
+    )
+    a.requires_grad_()
+    ref = torch.where(a >= 0, a + 0.5, a.sigmoid())  # a + 1/2 for a >= 0, sigmoid(a) below
+    torch.testing.assert_close(mingru.g(a.detach()), ref.detach(), rtol=0, atol=0)
+    sigma = a.detach().sigmoid()
+    ref_grad = torch.where(a.detach() >= 0, 1.0, sigma * (1 - sigma))
+    torch.testing.assert_close(mingru.g_grad(a.detach()), ref_grad, rtol=1e-15, atol=1e-17)
+
+
+def log_space_states(layer, x, h0=None):
+    """minGRU-pytorch's algorithm (appendix B.3.1) with plain autograd, the reference: log h by
+    Heinsen's scan, log h_t = a*_t + logcumsumexp(log z h~ - a*)_t, a* = cumsum log(1 - z)."""
+    k, a = x @ layer.W_z, x @ layer.W_h  # (B, L, ED) each
+    log_coeffs = -F.softplus(k)  # log(1 - z)
+    log_values = -F.softplus(-k) + torch.where(a >= 0, (F.relu(a) + 0.5).log(), -F.softplus(-a))  # log z h~
+    if h0 is not None:  # h0 as the step before
+        log_values = torch.cat([h0.log()[:, None], log_values], dim=1)
+        log_coeffs = F.pad(log_coeffs, (0, 0, 1, 0))
+    a_star = log_coeffs.cumsum(dim=1)
+    h = (a_star + (log_values - a_star).logcumsumexp(dim=1)).exp()
+    return h if h0 is None else h[:, 1:]
+
+
+@torch.no_grad()
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())  # relative to the largest entry
+
+
+@pytest.mark.parametrize("L", [1, 1024, 4096])
+@pytest.mark.parametrize("scale", [1.0, 10.0, 40.0])  # 40: |k| up to about 100, z at 0 and 1 in float64
+def test_mingru_log_space_layer_equals_the_log_space_scan(L, scale):
+    """The linear loop computes minGRU-pytorch's function: states, a carried state and gradients to 1e-6."""
+    options = {"variant": "log_space", "expansion": 1.5}
+    rng = np.random.default_rng(L)
+    layer = model_class("mingru", "torch")(3, 1, hidden_size=4, rng=rng, dtype=np.float64, **options).layers[
+        0
+    ]
+    gen = torch.Generator().manual_seed(L)
+    x = scale * torch.randn(2, L, 3, dtype=torch.float64, generator=gen)
+    h, ref = layer.states(x), log_space_states(layer, x)  # (B, L, ED)
+    z = torch.sigmoid(x @ layer.W_z)
+    assert scale < 40 or L == 1 or (z.min() < 1e-30 and z.max() == 1.0)  # saturated both ways
+    assert rel(h.detach(), ref.detach()) < 1e-6
+    w = torch.randn(h.shape, dtype=torch.float64, generator=gen)
+    grads = torch.autograd.grad((layer.out(h) * w[..., :4]).sum() + (h * w).sum(), list(layer.parameters()))
+    ref_grads = torch.autograd.grad(
+        (layer.out(ref) * w[..., :4]).sum() + (ref * w).sum(), list(layer.parameters())
+    )
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert rel(got, want) < 1e-6
+    h0 = torch.rand(2, 6, dtype=torch.float64, generator=gen) + 0.1  # a state is positive
+    with torch.no_grad():
+        y, last = layer.forward_state(x, h0)
+        ref = log_space_states(layer, x, h0)
+    assert rel(y, layer.out(ref)) < 1e-6 and rel(last, ref[:, -1]) < 1e-6
+
+
 @pytest.mark.parametrize("L", [1, 6])
 def test_gru_layer_gradcheck(L):
     D, Fin = 3, 2
@@ -161,6 +231,39 @@ def test_gru_equals_torch_nn_gru_with_converted_weights(L, n_layers):
         )
         torch.testing.assert_close(layer.b_x.grad, getattr(ref, f"bias_ih_l{i}").grad, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(layer.b_h.grad, getattr(ref, f"bias_hh_l{i}").grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("L", [1, 5, 300])
+def test_gru_torch_kernel_and_custom_function_equal_the_cell_step_by_step(L):
+    """Without autograd a GRU layer runs torch's kernel; with it, the custom Function. Both are the
+    cell (`step`) applied L times, from zeros and from a carried state, and so are the gradients."""
+    rng = np.random.default_rng(L)
+    layer = model_class("gru", "torch")(3, 1, hidden_size=6, rng=rng, dtype=np.float64).layers[0]
+    x = torch.randn(2, L, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(L))
+    h0 = torch.randn(2, 6, dtype=torch.float64)
+
+    def cell_by_cell(h):  # plain autograd through the cell: (B, L, D)
+        hs = []
+        for t in range(L):
+            h = layer.step(x[:, t], h)[0]
+            hs.append(h)
+        return torch.stack(hs, dim=1)
+
+    for start in (layer.initial_state(2), h0):
+        ref = cell_by_cell(start).detach()
+        out, last = layer.forward_state(x, start)  # torch's kernel
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(last, ref[:, -1], rtol=1e-12, atol=1e-13)
+    ref = cell_by_cell(layer.initial_state(2))
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), ref.detach(), rtol=1e-12, atol=1e-13)
+    h = layer(x)  # the custom Function
+    torch.testing.assert_close(h.detach(), ref.detach(), rtol=1e-12, atol=1e-13)
+    w = torch.randn_like(h)
+    grads = torch.autograd.grad((h * w).sum(), list(layer.parameters()))
+    ref_grads = torch.autograd.grad((ref * w).sum(), list(layer.parameters()))
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_causal_conv1d_equals_a_grouped_conv1d_and_is_causal():
