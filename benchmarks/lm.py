@@ -81,7 +81,8 @@ TARGET_MARGIN = 0.15  # ... and at least this much better than the peer in the s
 TARGET_NUMPY = 1.886  # the NumPy LM within --numpy-minutes (10)
 TARGET_FLAT = 1.2  # generation: ms per byte, max / min over the lengths
 TARGET_GEN_SPEEDUP = 5.0  # generation against the peer at RATIO_AT bytes
-QUICK = {"gpt_iters": 20, "seconds": 2.0, "held_out": 4_096, "gen_lengths": (10, 20, 50), "ratio_at": 20}
+QUICK_GPT = {"max_iters": 20, "warmup_iters": 2, "n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}
+QUICK = {"seconds": 2.0, "held_out": 4_096, "gen_lengths": (10, 20, 50), "ratio_at": 20}
 
 
 def find_data(name: str) -> Path:
@@ -697,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK["seconds"]
     if has_peer:
         cfg = (
-            replace(GPTConfig(), max_iters=QUICK["gpt_iters"], warmup_iters=2) if args.quick else GPTConfig()
+            replace(GPTConfig(), **QUICK_GPT) if args.quick else GPTConfig()
         )
         model, peer = train_gpt(cfg, split)
         peer.nats = gpt_score(model, split.train, split.held_out, cfg.block_size)

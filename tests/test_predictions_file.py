@@ -110,6 +110,21 @@ def test_round_significant_matches_printf_and_keeps_odd_values():
 # --- writing and reading -------------------------------------------------------------------------
 
 
+def test_csv_text_is_pandas_to_csv_byte_for_byte():
+    """Strings that need quoting, odd floats, ints; a missing value goes through pandas itself."""
+    frame = pd.DataFrame(
+        {
+            "series": ["a", 'b,"c"', "d\ne", "f"],
+            "x": [0.1, -1e-300, 1.7976931348623157e308, 12345678.0],
+            "n": [1, 2, 3, 4],
+            "date_1": ["2020-01-01 00:00:00"] * 4,
+        }
+    )
+    assert predictions_file.csv_text(frame) == frame.to_csv(index=False)
+    frame.loc[1, "x"] = np.nan
+    assert predictions_file.csv_text(frame) == frame.to_csv(index=False)
+
+
 def test_small_forecasts_keep_the_plain_file_byte_for_byte(tmp_path):
     frame = forecasts()
     written = write_forecasts(tmp_path / PLAIN, frame)
