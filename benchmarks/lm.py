@@ -20,9 +20,10 @@ elapsed training seconds. The Torch ones train for the peer's training time, the
 Scoring, every held-out byte exactly once, in nats per byte (bits = nats / ln 2):
 - seqbench: `seqbench.tasks.lm.score_text` (16 streams, recurrent state carried chunk to
   chunk; the training part is the text before, so the first bytes have context);
-- the GPT: windows of its block size (64) that advance by half a block; each window scores
-  its last 32 bytes, so every byte is scored once, predicted from the 33 to 64 bytes before it
-  (nanoGPT's own estimate_loss averages over 1 to 64); the first windows read the end of train;
+- the GPT: windows of its block size (64) that advance by 16 bytes; each window scores its last
+  16 bytes, so every byte is scored once, predicted from the 49 to 64 bytes before it
+  (GPT_MIN_CONTEXT; nanoGPT's own estimate_loss averages over 1 to 64); the first windows read the
+  end of train;
 - references: lzma (preset 9e) of the held-out bytes alone, and the Kneser-Ney n-gram of
   `seqbench.tasks.lm_baselines` (counts on train, order chosen on train's last 5 %).
 Training curves score the first 16 KB of the held-out part the same way at 8 checkpoints
@@ -284,15 +285,21 @@ def gpt_logits(model: Any, ids: Any) -> Any:
         return model(torch.as_tensor(ids, dtype=torch.long)).double().numpy().astype(np.float64)
 
 
-def gpt_score(model: Any, before: Any, text: Any, block: int, batch: int = 256) -> float:
-    """Mean nats per byte of `text`, every byte once: windows of `block` bytes advancing by block // 2,
-    each scoring its last block // 2 bytes, so each byte is predicted from the block // 2 + 1 to block
-    bytes before it; `before` (at least `block` bytes) is the text before `text`."""
+GPT_MIN_CONTEXT = 48  # bytes before every held-out byte the GPT scores (its block is 64)
+
+
+def gpt_score(
+    model: Any, before: Any, text: Any, block: int, batch: int = 256, min_context: int = GPT_MIN_CONTEXT
+) -> float:
+    """Mean nats per byte of `text`, every byte once: windows of `block` bytes advancing by
+    stride = block - min_context, each scoring its last `stride` bytes, so each byte is predicted from
+    the min_context + 1 to block bytes before it (the GPT at its best: no byte starts a window);
+    `before` (at least `block` bytes) is the text before `text`."""
     import numpy as np
 
     from seqbench.tasks.lm import log_softmax
 
-    stride = block // 2
+    stride = max(1, block - min_context)
     full = np.concatenate([before[-block:], text]).astype(np.int64)  # (W + N,)
     lead, n = len(full) - len(text), len(text)  # the input predicting text[i] is full[lead + i - 1]
     starts = np.arange(0, n, stride)  # (S,) first scored byte of each window, in text's coordinates

@@ -138,6 +138,36 @@ def test_gpt_score_scores_every_byte_once_from_the_byte_before():
     previous = np.concatenate([before[-1:], text[:-1]])
     expected = -np.mean(log_p[previous, text])
     assert abs(lm_benchmark.gpt_score(Bigram(), before, text, block=16, batch=3) - expected) < 1e-12
+    assert abs(lm_benchmark.gpt_score(Bigram(), before, text, 16, batch=3, min_context=11) - expected) < 1e-12
+
+
+def test_gpt_score_gives_every_byte_at_least_min_context_bytes_before_it():
+    """A model whose loss at window position t is L(t) (logit t on byte 0, on a text of zero bytes):
+    with block 64 and min_context 48 the scored positions are 48..63 of each window (each byte
+    predicted from 49 to 64 bytes), the last window's first 8 of them for 200 bytes."""
+    import numpy as np
+    import torch
+
+    class PositionLogit:
+        def __call__(self, ids):
+            B, T = ids.shape
+            logits = torch.zeros(B, T, 256, dtype=torch.float64)
+            logits[:, :, 0] = torch.arange(T, dtype=torch.float64)
+            return logits
+
+        def eval(self):
+            return self
+
+        def train(self):
+            return self
+
+    def loss(t):  # -log p(byte 0) at position t
+        return np.log(np.exp(t) + 255) - t
+
+    before, text = np.zeros(64, dtype=np.uint8), np.zeros(200, dtype=np.uint8)
+    nats = lm_benchmark.gpt_score(PositionLogit(), before, text, block=64, batch=5, min_context=48)
+    expected = (12 * sum(loss(t) for t in range(48, 64)) + sum(loss(t) for t in range(48, 56))) / 200
+    assert abs(nats - expected) < 1e-12
 
 
 ett_benchmark = load_benchmark("ett", "ett_benchmark")
