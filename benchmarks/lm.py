@@ -83,7 +83,7 @@ TARGET_NUMPY = 1.886  # the NumPy LM within --numpy-minutes (10)
 TARGET_FLAT = 1.2  # generation: ms per byte, max / min over the lengths
 TARGET_GEN_SPEEDUP = 5.0  # generation against the peer at RATIO_AT bytes
 QUICK_GPT = {"max_iters": 20, "warmup_iters": 2, "n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}
-QUICK = {"seconds": 2.0, "held_out": 4_096, "gen_lengths": (10, 20, 50), "ratio_at": 20}
+QUICK = {"seconds": 1.0, "held_out": 2_048, "gen_lengths": (10, 20, 50), "ratio_at": 20}
 
 
 def find_data(name: str) -> Path:
@@ -704,9 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     peer = None
     budget = QUICK["seconds"]
     if has_peer:
-        cfg = (
-            replace(GPTConfig(), **QUICK_GPT) if args.quick else GPTConfig()
-        )
+        cfg = replace(GPTConfig(), **QUICK_GPT) if args.quick else GPTConfig()
         model, peer = train_gpt(cfg, split)
         peer.nats = gpt_score(model, split.train, split.held_out, cfg.block_size)
         peer.gen_ms = time_generation(

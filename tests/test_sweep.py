@@ -119,6 +119,7 @@ def test_bad_data_for_one_point_is_exit_2_with_nothing_written(workdir):
 # --- running -----------------------------------------------------------------------------------
 
 
+@pytest.mark.draws_pictures
 def test_sweep_writes_its_folder_and_a_second_run_skips_everything(workdir):
     result = sweep("--grid", "model.hidden_size=4,8", "--grid", "lr=1e-3,3e-3", "--seeds", "2")
     assert result.exit_code == 0, result.output
