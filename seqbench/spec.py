@@ -758,9 +758,9 @@ FORECAST_DATASET_KEYS = {
     "features", "target", "horizon", "scaler", "transform", "normalize", "fill", "start", "end", "interval",
     "channels", "season",
 }  # fmt: skip
-# dataset keys added after config ids were first made: left out at their default, so older ids hold
-LATER_DATASET_DEFAULTS = {"channels": "mixed", "season": None}
-LATER_TRAIN_DEFAULTS = {"loss": "mse"}
+# dataset and train keys added after config ids were first made: left out at their default, so older
+# ids hold
+LATER_DEFAULTS = {("dataset", "channels"): "mixed", ("dataset", "season"): None, ("train", "loss"): "mse"}
 # keys that never change a number: memory, threads, and the synthetic series' calendar
 NEVER_CHANGE_A_NUMBER = {("train", "eval_batch_size"), ("train", "threads"), ("dataset", "freq")}
 
@@ -798,12 +798,9 @@ def result_keys(spec: Spec) -> dict[str, Any]:
     if spec.task == "lm":
         for key in FORECAST_DATASET_KEYS:
             dataset.pop(key, None)
-    for key, default in LATER_DATASET_DEFAULTS.items():
-        if dataset.get(key, default) == default:
-            dataset.pop(key, None)
-    for key, default in LATER_TRAIN_DEFAULTS.items():
-        if train.get(key, default) == default:
-            train.pop(key, None)
+    for (section, key), default in LATER_DEFAULTS.items():
+        if canonical[section].get(key, default) == default:
+            canonical[section].pop(key, None)
     for section, key in NEVER_CHANGE_A_NUMBER:
         canonical[section].pop(key, None)
     return canonical
