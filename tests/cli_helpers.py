@@ -35,16 +35,21 @@ def one_line_error(result, message):
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
 
-def no_pictures(monkeypatch):
-    """Figures built from the data as always, but not drawn: a stand-in PNG where each picture goes
-    (drawing is ~1 s a figure; a test that reads no picture need not pay it)."""
+def no_pictures(monkeypatch, built: bool = False):
+    """A stand-in PNG where each picture goes: no figure is built or drawn (drawing is ~1 s a
+    figure, building its axes ~0.1 s a run). With `built=True` each figure is still built from its
+    data, not drawn (the fuzz tests: hostile data must not break the plotting code)."""
     from pathlib import Path
 
     from seqbench.artifacts import plots
 
     monkeypatch.setattr(plots, "_write", lambda fig, path, tight=True: Path(path).write_bytes(PNG_SIGNATURE))
+    if not built:
+        for builder in FIGURE_BUILDERS:
+            monkeypatch.setattr(plots, builder, lambda *args, **kwargs: None)
 
 
+FIGURE_BUILDERS = ("loss_curve_figure", "predictions_figure", "horizon_figure", "val_curves_figure")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

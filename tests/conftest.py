@@ -1,9 +1,15 @@
+import functools
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
+import typer.testing
 from cli_helpers import no_pictures
+
+# the click command of `seqbench` is built once per test process, as a real process builds it once
+# (typer rebuilds it on every CliRunner.invoke: ~40 ms, a thousand times in the suite)
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 # the test modules that read pictures back (or time them): only they pay for drawing; elsewhere a
 # test that reads one is marked @pytest.mark.draws_pictures
@@ -14,8 +20,8 @@ DRAWS_PICTURES = {
 
 @pytest.fixture(autouse=True)
 def pictures_only_where_read(request, monkeypatch):
-    """Every figure is built from its data as always; it is drawn only in the tests that read
-    pictures (drawing is about 1 s a figure). Elsewhere a stand-in PNG marks where it goes."""
+    """Figures are built and drawn only in the tests that read pictures (drawing is about 1 s a
+    figure); elsewhere a stand-in PNG marks where each goes."""
     module = request.module.__name__.rsplit(".", 1)[-1]
     if module not in DRAWS_PICTURES and request.node.get_closest_marker("draws_pictures") is None:
         no_pictures(monkeypatch)

@@ -72,7 +72,7 @@ def project(tmp_path, monkeypatch):
     """A project folder; yfinance answers as it does offline (tests never touch the network)."""
     import yfinance
 
-    no_pictures(monkeypatch)  # each figure is built from the mutated data, not drawn (~2 s a run)
+    no_pictures(monkeypatch, built=True)  # each figure is built from the mutated data, not drawn
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(yfinance, "download", lambda *args, **kwargs: pd.DataFrame())
     return tmp_path
