@@ -35,21 +35,32 @@ def one_line_error(result, message):
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
 
-def no_pictures(monkeypatch, built: bool = False):
+RUN_FIGURES = ("loss_curve_figure", "predictions_figure", "horizon_figure")  # a run folder's pictures
+FIGURE_BUILDERS = (*RUN_FIGURES, "val_curves_figure")
+
+
+def no_pictures(monkeypatch, built: bool = False, builders: tuple[str, ...] = FIGURE_BUILDERS):
     """A stand-in PNG where each picture goes: no figure is built or drawn (drawing is ~1 s a
     figure, building its axes ~0.1 s a run). With `built=True` each figure is still built from its
-    data, not drawn (the fuzz tests: hostile data must not break the plotting code)."""
+    data, not drawn (the fuzz tests: hostile data must not break the plotting code). With
+    `builders`, only those figures are left out; every other one is built and drawn as always."""
     from pathlib import Path
 
     from seqbench.artifacts import plots
 
-    monkeypatch.setattr(plots, "_write", lambda fig, path, tight=True: Path(path).write_bytes(PNG_SIGNATURE))
-    if not built:
-        for builder in FIGURE_BUILDERS:
-            monkeypatch.setattr(plots, builder, lambda *args, **kwargs: None)
+    draw, draw_the_others = plots._write, builders != FIGURE_BUILDERS
+
+    def write(fig, path, tight=True):
+        if fig is not None and draw_the_others:
+            draw(fig, path, tight)
+        else:
+            Path(path).write_bytes(PNG_SIGNATURE)
+
+    monkeypatch.setattr(plots, "_write", write)
+    for builder in () if built else builders:
+        monkeypatch.setattr(plots, builder, lambda *args, **kwargs: None)
 
 
-FIGURE_BUILDERS = ("loss_curve_figure", "predictions_figure", "horizon_figure", "val_curves_figure")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

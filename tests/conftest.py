@@ -1,11 +1,23 @@
 import functools
 import os
 
+# Under `pytest -n N` each worker gets its share of the cores for torch's and BLAS's threads: N
+# workers each running one thread per core oversubscribe the machine, where torch's spinning
+# threads crawl (set before numpy or torch load, and inherited by the processes the tests start).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, THREADS)
+
 import numpy as np
 import pandas as pd
 import pytest
 import typer.testing
 from cli_helpers import no_pictures
+from threadpoolctl import threadpool_limits
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # in case a plugin loaded numpy's BLAS before
+    threadpool_limits(int(THREADS))
 
 # the click command of `seqbench` is built once per test process, as a real process builds it once
 # (typer rebuilds it on every CliRunner.invoke: ~40 ms, a thousand times in the suite)

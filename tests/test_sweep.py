@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from cli_helpers import invoke
+from cli_helpers import RUN_FIGURES, invoke, no_pictures
 
 from seqbench.errors import SpecError
 from seqbench.sweeps.executors import land_files, run_remote_task
@@ -120,7 +120,8 @@ def test_bad_data_for_one_point_is_exit_2_with_nothing_written(workdir):
 
 
 @pytest.mark.draws_pictures
-def test_sweep_writes_its_folder_and_a_second_run_skips_everything(workdir):
+def test_sweep_writes_its_folder_and_a_second_run_skips_everything(workdir, monkeypatch):
+    no_pictures(monkeypatch, builders=RUN_FIGURES)  # the sweep's own pictures are drawn and read
     result = sweep("--grid", "model.hidden_size=4,8", "--grid", "lr=1e-3,3e-3", "--seeds", "2")
     assert result.exit_code == 0, result.output
     sweep_dir = workdir / "results" / "sweeps" / "tiny"
