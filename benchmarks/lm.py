@@ -449,7 +449,8 @@ def train_gpt(cfg: GPTConfig, split: Split) -> tuple[Any, Result]:
         result.train_s += time.perf_counter() - start
         result.steps, result.tokens = it + 1, result.tokens + y.numel()
         if (it + 1) % every == 0 or it + 1 == cfg.max_iters:
-            nats = gpt_score(model, split.train, split.curve_text, cfg.block_size, 256, cfg.min_context)
+            curve = split.curve_text
+            nats = gpt_score(model, split.train, curve, cfg.block_size, min_context=cfg.min_context)
             record_curve(result, f"GPT iter {it + 1}/{cfg.max_iters}", loss.item(), nats)
     return model, result
 
