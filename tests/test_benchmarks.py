@@ -99,9 +99,31 @@ def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
         assert 0 < model["nats"] < 8 and model["params"] > 0 and model["train_s"] > 0
         assert set(model["gen_ms_per_byte"]) == {str(n) for n in lm_benchmark.QUICK["gen_lengths"]}
         assert model["curve"], model["model"]
-    targets = [t["target"] for t in report["targets"]]
-    assert len(targets) == 6 and all(isinstance(t["passed"], bool) for t in report["targets"])
-    assert any("faster than the peer" in t for t in targets) and any("NumPy" in t for t in targets)
+    targets = {t["target"]: t for t in report["targets"]}
+    assert len(targets) == 9 and all(isinstance(t["passed"], bool) for t in targets.values())
+    assert any("faster than the peer (KV-cached)" in t for t in targets) and any(
+        "NumPy" in t for t in targets
+    )
+    # the long run: the best Torch contender at the peer's time, trained again
+    runs = {m["model"]: m["run"] for m in report["models"]}
+    (long_label,) = [label for label, run in runs.items() if run == "long"]
+    peer_time = [m for m in report["models"] if m["run"] == "peer time"]
+    assert long_label.startswith(min(peer_time, key=lambda m: m["nats"])["config"]["model"] + " (torch, ")
+    # the n-gram: its order the best of 1..8 on validation, the page naming it
+    (gram,) = [ref for ref in report["references"].values() if ref.get("ngram")]
+    val = {int(order): bits for order, bits in gram["val_bits_per_byte"].items()}
+    assert sorted(val) == list(range(1, 9)) and gram["order"] == min(val, key=val.get)
+    assert f"order {gram['order']} won" in text and gram["fit_bytes"] == 1_003_854 and gram["val_bytes"] > 0
+    # each new target judged from the numbers beside it
+    mamba = models["mamba (torch)"]["train_tokens_per_s"]
+    (mamba_row,) = [t for name, t in targets.items() if "tokens/s" in name]
+    assert mamba_row["passed"] == (mamba >= lm_benchmark.TARGET_MAMBA_TOKENS)
+    best = min(m["nats"] for m in report["models"] if not m["peer"])  # every run of --quick is 1 s
+    (gram_row,) = [t for name, t in targets.items() if "beats the n-gram" in name]
+    assert gram_row["passed"] == (best < gram["nats"])
+    (long_row,) = [t for name, t in targets.items() if "<= 1.47 nats within 10 minutes" in name]
+    assert long_row["passed"] == (best <= 1.47) and f"{best:.3f} nats" in long_row["reached"]
+    assert "KV cache" in text and report["meta"]["peer_uncached_gen_ms"]
     assert output.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in output.parent.iterdir()) == ["lm.json", "lm.md", "lm.png"]
 
@@ -168,6 +190,112 @@ def test_gpt_score_gives_every_byte_at_least_min_context_bytes_before_it():
     nats = lm_benchmark.gpt_score(PositionLogit(), before, text, block=64, batch=5, min_context=48)
     expected = (12 * sum(loss(t) for t in range(48, 64)) + sum(loss(t) for t in range(48, 56))) / 200
     assert abs(nats - expected) < 1e-12
+
+
+def tiny_gpt(block: int = 16):
+    import torch
+
+    cfg = lm_benchmark.GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=block)
+    torch.manual_seed(1)
+    model = lm_benchmark.build_gpt(cfg).eval()
+    with torch.no_grad():  # weights far from the initial ones, so that every position matters
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+def test_gpt_decoder_kv_cache_gives_the_logits_of_a_full_pass_over_the_same_window():
+    """The KV-cached GPT's logits equal a full forward pass over its window at every step, across the
+    window's restarts (block 16, keep 9: a restart every 8 bytes), and its window stays within 9..16
+    bytes; nanoGPT's loop (no keep) agrees on the first step only, its window being the last 16 bytes."""
+    import numpy as np
+    import torch
+
+    block, keep = 16, lm_benchmark.gpt_keep(16, 8)
+    assert keep == 9 and lm_benchmark.gpt_keep(64, 48) == 49 and lm_benchmark.gpt_keep(32, 48) == 32
+    model = tiny_gpt(block)
+    rng = np.random.default_rng(0)
+    prompt = bytes(rng.integers(0, 256, 20, dtype=np.uint8))
+    cached = lm_benchmark.GPTDecoder(model, prompt, block, keep, cache=True)
+    full = lm_benchmark.GPTDecoder(model, prompt, block, keep, cache=False)
+    nanogpt = lm_benchmark.GPTDecoder(model, prompt, block, None, cache=False)
+    assert np.allclose(cached.logits, nanogpt.logits, atol=1e-5)
+    lengths, differ = set(), 0
+    for byte in rng.integers(0, 256, 40):
+        for decoder in (cached, full, nanogpt):
+            decoder.push(int(byte))
+        assert cached.window == full.window and len(nanogpt.window) == block
+        with torch.no_grad():
+            direct = model(torch.tensor([cached.window]))[0, -1].double().numpy()
+        assert np.allclose(cached.logits, full.logits, atol=1e-5) and np.allclose(
+            cached.logits, direct, atol=1e-5
+        )
+        lengths.add(len(cached.window))
+        differ += not np.allclose(cached.logits, nanogpt.logits, atol=1e-3)
+    assert lengths == set(range(keep, block + 1)) and differ > 20
+    with pytest.raises(ValueError, match="keep"):
+        lm_benchmark.GPTDecoder(model, prompt, block, None, cache=True)
+
+
+def test_gpt_generate_samples_the_same_bytes_with_and_without_the_cache():
+    import numpy as np
+
+    model = tiny_gpt(16)
+    prompt = bytes(np.random.default_rng(1).integers(0, 256, 16, dtype=np.uint8))
+    args = (model, prompt, 40, 16, 0.8, 40)
+    cached = lm_benchmark.gpt_generate(*args, keep=9, cache=True)
+    assert cached == lm_benchmark.gpt_generate(*args, keep=9, cache=False) and len(cached) == 40
+    assert model.training  # handed back in training mode
+
+
+def lm_result(label, nats, budget_s, run="peer time", model="gru", tokens=1000, train_s=1.0, gen=1.0):
+    config = {"model": model, "backend": "numpy" if run == "numpy" else "torch", "budget_s": budget_s}
+    r = lm_benchmark.Result(label, 100, nats=nats, train_s=train_s, tokens=tokens, config=config, run=run)
+    r.gen_ms = {100: gen, 2000: gen}
+    return r
+
+
+def test_lm_verdicts_judge_every_target_from_the_runs():
+    """The best within 10 minutes is taken over every run of at most 600 s (NumPy included, a longer run
+    left out), the n-gram row compares it with the n-gram, the mamba row its tokens/s with 17,000."""
+    import math
+
+    peer = lm_result("GPT", 1.95, 0, gen=10.0)
+    runs = [
+        lm_result("gru (torch)", 1.62, 74),
+        lm_result("mamba (torch)", 1.76, 74, model="mamba", tokens=16_999 * 74, train_s=74.0, gen=2.5),
+        lm_result("mingru (numpy)", 1.55, 600, run="numpy", model="mingru"),
+        lm_result("gru (torch, 10 minutes)", 1.46, 600, run="long"),
+        lm_result("gru (torch, 15 minutes)", 1.40, 900, run="long"),
+    ]
+    refs = {
+        "7-gram (Kneser-Ney)": {"ngram": True, "nats": 1.50, "bits_per_byte": 1.50 / math.log(2)},
+        "lzma (preset 9e)": {"bits_per_byte": 2.9},
+    }
+    got = {target: (reached, ok) for target, reached, ok in lm_benchmark.verdicts(runs, peer, refs, 2000)}
+    assert len(got) == 9
+
+    def row(words):
+        (key,) = [k for k in got if words in k]
+        return got[key]
+
+    assert row("<= 1.60 nats within the peer's") == ("gru (torch): 1.620 nats in 1 s", False)
+    assert row("better than the peer")[1] is True  # 1.95 - 1.62 >= 0.15
+    assert row("<= 1.47 nats within 10 minutes")[0].startswith("gru (torch, 10 minutes): 1.460")
+    assert row("<= 1.47 nats within 10 minutes")[1] and row("beats the n-gram")[1]
+    assert row("tokens/s") == ("16,999 tokens/s (1,257,926 bytes predicted in 74 s)", False)
+    assert row("faster than the peer (KV-cached)") == (
+        "gru (torch) 10.0x, mamba (torch) 4.0x, mingru (numpy) 10.0x, gru (torch, 10 minutes) 10.0x, "
+        "gru (torch, 15 minutes) 10.0x",
+        False,
+    )
+    runs[3] = lm_result("gru (torch, 10 minutes)", 1.52, 600, run="long")
+    got = {target: (reached, ok) for target, reached, ok in lm_benchmark.verdicts(runs, peer, refs, 2000)}
+    assert not row("<= 1.47 nats within 10 minutes")[1] and not row("beats the n-gram")[1]  # 1.52 > 1.50
+    assert (
+        row("beats the n-gram")[0] == "gru (torch, 10 minutes): 2.193 vs 7-gram (Kneser-Ney) 2.164 bits/byte"
+    )
+    assert row("NumPy LM")[1] is True
 
 
 ett_benchmark = load_benchmark("ett", "ett_benchmark")
