@@ -14,7 +14,17 @@ process per case after a few training steps; "extra" subtracts the VmHWM reached
 the first step (imports, model, data). A last table puts seqbench's Torch and NumPy
 backends side by side on the original guide's workload (L 20, 1 feature, hidden 128).
 
+Loop overhead (LOOP_CASES): what `seqbench train` adds to the training step. A byte-level LM run
+(`run_experiment`, the path `seqbench train` takes) of Torch Mamba (the mamba pair's setting,
+hidden 64, 2 layers) and of NumPy minGRU (hidden 128), L 1024, batch 32, `--loop-batches` batches
+an epoch, 2 epochs, on a generated 1 MB text, against the pure step: `train_step` of a learner
+built from the same spec (the same model, head and loss) on one fixed batch, timed in the same
+process, round-robin with the runs, medians. The run's training time per batch comes from its
+metrics.json `samples_per_second` (the training batches alone); its validation seconds per
+epoch stand beside it. Target: the run's training per batch at most 1.2x the pure step.
+
 Usage: python benchmarks/torch_speed.py [--threads 1] [--rounds 5] [--lengths 64,256,1024]
+       python benchmarks/torch_speed.py --only-loop [--loop-length 1024] (the loop-overhead table alone)
 Needs the `bench` extra: pip install -c constraints.txt -e ".[torch,bench]"
 """
 
@@ -45,6 +55,12 @@ SETTINGS = {  # seqbench's options that make each model the peer's function
     "gru": {},
 }
 BATCH = 32
+LOOP_CASES = {  # the loop-overhead runs: model spec section by name
+    "mamba (torch)": {"name": "mamba", "backend": "torch", "hidden_size": 64, "n_layers": 2, "state_size": 16,
+                      "expand": 2, "conv_kernel": 4, **SETTINGS["mamba"]},
+    "mingru (numpy)": {"name": "mingru", "backend": "numpy", "hidden_size": 128, "n_layers": 1},
+}  # fmt: skip
+LOOP_TARGET = 1.2  # the run's training time per batch over the pure step, at most
 TARGETS = {  # ratio of the peer's time to ours, at the longest L
     "mamba": "train >= 5x faster, peak memory <= 1/3",
     "mingru": "train >= 2x faster",
@@ -276,7 +292,126 @@ def backend_table(rounds: int, threads: int, models: list[str]) -> list[dict]:
     return rows
 
 
-def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) -> str:
+def loop_text(size: int = 1_000_000, seed: int = 0) -> bytes:
+    """A text of `size` bytes: words of 2-8 lowercase letters from a 2,000-word vocabulary."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [bytes(rng.integers(97, 123, size=rng.integers(2, 9)).tolist()) for _ in range(2000)]
+    text = b" ".join(words[i] for i in rng.integers(0, len(words), size=size // 3))
+    return text[:size]
+
+
+def loop_spec(model: dict, text: Path, L: int, batches: int, threads: int) -> object:
+    from seqbench.spec import Spec
+
+    return Spec.model_validate(
+        {
+            "name": "loop",
+            "dataset": {"source": "text", "path": str(text), "seq_len": L},
+            "model": model,
+            "train": {"epochs": 2, "batches_per_epoch": batches, "batch_size": BATCH, "threads": threads,
+                      "patience": 0, "device": "cpu"},
+        }
+    )  # fmt: skip
+
+
+def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> list[dict]:
+    """Per LOOP_CASES: a run's training seconds per batch (metrics.json) and validation seconds per
+    epoch, against the pure step of the same model, round-robin, medians of `rounds`."""
+    import tempfile
+
+    import numpy as np
+
+    from seqbench.run.experiment import run_experiment
+    from seqbench.tasks.lm import VOCAB
+    from seqbench.training.learners import build_learner, thread_limit
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, VOCAB, size=(BATCH, L + 1))
+    x, y = ids[:, :-1], ids[:, 1:]  # (B, L) each
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "text.txt"
+        text.write_bytes(loop_text())
+        specs = {name: loop_spec(model, text, L, batches, threads) for name, model in LOOP_CASES.items()}
+        learners = {
+            name: build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
+            for name, spec in specs.items()
+        }
+
+        def pure_step(name: str) -> float:
+            with thread_limit(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return timed(lambda: learners[name].train_step(x, y), batches)
+
+        for name in specs:  # warm-up: the first step's allocations
+            pure_step(name)
+        times: dict[str, dict[str, list[float]]] = {
+            name: {"step": [], "run": [], "val": [], "all": []} for name in specs
+        }
+        for r in range(rounds):
+            for name, spec in specs.items():
+                times[name]["step"].append(pure_step(name))
+                m = run_experiment(spec, Path(tmp) / "results", Path(tmp) / "data").metrics
+                samples = m["epochs_run"] * batches * BATCH
+                train_alone = samples / m["samples_per_second"]
+                times[name]["run"].append(train_alone / (m["epochs_run"] * batches))
+                times[name]["val"].append((m["train_seconds"] - train_alone) / m["epochs_run"])
+                times[name]["all"].append(m["train_seconds"] / (m["epochs_run"] * batches))
+            print(f"loop round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    rows = []
+    for name, t in times.items():
+        step, run, val, every = (statistics.median(t[k]) for k in ("step", "run", "val", "all"))
+        model = LOOP_CASES[name]
+        rows.append(
+            {
+                "case": name,
+                "setting": ", ".join(f"{k} {v}" for k, v in model.items() if k not in ("name", "backend")),
+                "L": L,
+                "batches": batches,
+                "step_ms": step * 1e3,
+                "run_ms": run * 1e3,
+                "ratio": run / step,
+                "samples_s": BATCH / run,
+                "val_s": val,
+                "with_val_samples_s": BATCH / every,
+                "with_val_ratio": every / step,
+            }
+        )
+    return rows
+
+
+def loop_markdown(loop: list[dict]) -> list[str]:
+    """The loop-overhead table and its target verdict."""
+    if not loop:
+        return []
+    lines = [
+        f"## Loop overhead: `seqbench train` against the pure step (batch {BATCH}, LM runs of 2 epochs)",
+        "",
+        "| case | setting | L | batches / epoch | pure step ms | run's training ms / batch | run / step "
+        "| training samples/s | validation s / epoch | samples/s with validation | with validation / step |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in loop:
+        lines.append(
+            f"| {r['case']} | {r['setting']} | {r['L']} | {r['batches']} | {r['step_ms']:.0f} "
+            f"| {r['run_ms']:.0f} | {r['ratio']:.2f}x | {r['samples_s']:.1f} | {r['val_s']:.2f} "
+            f"| {r['with_val_samples_s']:.1f} | {r['with_val_ratio']:.2f}x |"
+        )
+    verdicts = [
+        f"{r['case']} {r['ratio']:.2f}x {'met' if r['ratio'] <= LOOP_TARGET else 'NOT met'}" for r in loop
+    ]
+    lines += [
+        "",
+        f"Target: the run's training time per batch at most {LOOP_TARGET}x the pure step: "
+        + "; ".join(verdicts),
+        "",
+    ]
+    return lines
+
+
+def markdown(
+    speed: list[dict], backends: list[dict], args: argparse.Namespace, loop: list[dict] | None = None
+) -> str:
     import torch
 
     cpu = next(
@@ -295,6 +430,8 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
         f"- batch {BATCH}, float32; train = forward + backward + AdamW; memory = VmHWM in a fresh process, "
         "extra = above the VmHWM before the first step",
         "",
+    ]
+    table = [
         "| model | setting | peer | L | train ms | peer train ms | speed-up | infer ms | peer infer ms "
         "| speed-up | us/token | extra MB | peer extra MB | memory ratio |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -316,8 +453,10 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
             f"{r['peer_extra_mb']:.0f}",
             f"{r['memory_ratio']:.2f}",
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "Targets (at the longest L): " + "; ".join(f"{m}: {t}" for m, t in TARGETS.items()), ""]
+        table.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if speed:
+        targets = "Targets (at the longest L): " + "; ".join(f"{m}: {t}" for m, t in TARGETS.items())
+        lines += [*table, "", targets, ""]
     if backends:
         lines += [
             "## seqbench Torch vs NumPy on the guide's workload (L 20, 1 feature, hidden 128, batch 32)",
@@ -330,6 +469,8 @@ def markdown(speed: list[dict], backends: list[dict], args: argparse.Namespace) 
             f"{r['torch_vs_numpy']:.2f}x |"
             for r in backends
         ]
+    if loop:
+        lines += ["", *loop_markdown(loop)]
     return "\n".join(lines) + "\n"
 
 
@@ -341,6 +482,12 @@ def main() -> None:
     parser.add_argument("--models", default="mamba,mingru,gru")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "torch_speed.md")
     parser.add_argument("--skip-backends", action="store_true", help="skip the Torch vs NumPy table")
+    parser.add_argument("--skip-loop", action="store_true", help="skip the loop-overhead table")
+    parser.add_argument("--only-loop", action="store_true", help="the loop-overhead table alone")
+    parser.add_argument("--loop-length", type=int, default=1024, help="the loop-overhead runs' seq_len")
+    parser.add_argument(
+        "--loop-batches", type=int, default=4, help="the loop-overhead runs' batches an epoch"
+    )
     parser.add_argument("--memory-case", nargs=2, metavar=("CONTENDER", "L"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -349,9 +496,15 @@ def main() -> None:
         return
     sys.path.insert(0, str(HERE.parent))
     models = args.models.split(",")
-    speed = speed_table([int(v) for v in args.lengths.split(",")], args.rounds, args.threads, models)
-    backends = [] if args.skip_backends else backend_table(args.rounds, args.threads, models)
-    text = markdown(speed, backends, args)
+    lengths = [] if args.only_loop else [int(v) for v in args.lengths.split(",")]
+    speed = speed_table(lengths, args.rounds, args.threads, models)
+    backends = (
+        [] if args.skip_backends or args.only_loop else backend_table(args.rounds, args.threads, models)
+    )
+    loop = (
+        [] if args.skip_loop else loop_table(args.rounds, args.threads, args.loop_length, args.loop_batches)
+    )
+    text = markdown(speed, backends, args, loop)
     print(text)
     from seqbench.io import atomic_write_text
 

@@ -305,7 +305,8 @@ class ModelSpec(_Section):
 class TrainSpec(_Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)  # windows per forward pass when predicting (memory only)
+    # windows per forward pass when predicting, at most (fewer for long windows: 32 K window steps a pass)
+    eval_batch_size: int = Field(1024, ge=1)  # memory only
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
     schedule: Literal["constant", "cosine"] = "constant"  # lr after warm-up (see optim.scheduled_lr)

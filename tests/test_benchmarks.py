@@ -1,5 +1,6 @@
 """The benchmarks run as scripts: a quick smoke run of each, writing to a temporary path."""
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -80,6 +81,20 @@ SHAKESPEARE = lm_benchmark.find_data("tinyshakespeare")
     not SHAKESPEARE.is_file(),
     reason=f"tinyshakespeare is not at {SHAKESPEARE} (set SEQBENCH_SHARED to the shared/ folder)",
 )
+def test_torch_speed_loop_overhead_table_has_every_case_and_a_verdict(monkeypatch):
+    pytest.importorskip("torch")
+    torch_speed = load_benchmark("torch_speed", "torch_speed")
+    text = torch_speed.loop_text(size=20_000)
+    monkeypatch.setattr(torch_speed, "loop_text", lambda: text)  # a short text: a quick validation
+    rows = torch_speed.loop_table(rounds=1, threads=1, L=16, batches=1)
+    assert [r["case"] for r in rows] == list(torch_speed.LOOP_CASES)
+    assert all(r["step_ms"] > 0 and r["run_ms"] > 0 and r["val_s"] >= 0 for r in rows)
+    args = argparse.Namespace(threads=1, rounds=1)
+    page = torch_speed.markdown([], [], args, rows)
+    assert "## Loop overhead" in page and "| mamba (torch) | " in page and "| mingru (numpy) | " in page
+    assert "Target: the run's training time per batch at most 1.2x the pure step: mamba (torch) " in page
+
+
 def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
     pytest.importorskip("x_transformers", reason="the GPT peer needs x-transformers (the dev extra has it)")
     output = tmp_path / "out" / "lm.md"

@@ -378,7 +378,7 @@ def _train(
             mark = " *" if improved else ""
             log(
                 f"epoch {record.epoch:3d}/{spec.train.epochs}  train {record.train_loss:.6f}  "
-                f"val {record.val_loss:.6f}  {record.seconds:.2f}s{mark}"
+                f"val {record.val_loss:.6f}  {record.seconds:.2f}s (val {record.val_seconds:.2f}s){mark}"
             )
             if bar is not None:
                 bar.on_epoch(record)

@@ -16,6 +16,7 @@ from seqbench.training.loop import FitResult, Learner
 def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
     """The metrics.json keys every task writes: who, what, how long (scores are the task's)."""
     seconds = fit_result.train_seconds
+    batches = seconds - fit_result.val_seconds  # the training batches alone, without validation
     return {
         "run_id": run_id,
         "name": spec.name,
@@ -31,7 +32,8 @@ def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: 
         "best_epoch": fit_result.best_epoch,
         "train_seconds": seconds,
         "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
-        "samples_per_second": fit_result.samples_seen / seconds if seconds > 0 else None,
+        # training alone: the epochs' batches, not their validation (run.log says each epoch's)
+        "samples_per_second": fit_result.samples_seen / batches if batches > 0 else None,
     }
 
 

@@ -49,7 +49,8 @@ class EpochRecord:
     train_loss: float
     val_loss: float
     lr: float
-    seconds: float
+    seconds: float  # the epoch's training batches and its validation
+    val_seconds: float = 0.0  # of which the validation
 
 
 @dataclass
@@ -59,7 +60,8 @@ class FitResult:
     best_epoch: int = 0
     best_val_loss: float = float("inf")
     stale: int = 0  # epochs since the last improvement (early stopping)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # the finished epochs': training batches and validation
+    val_seconds: float = 0.0  # of which validation
     samples_seen: int = 0
     weights_given: bool = False  # weights from elsewhere (seqbench convert): scored without training
 
@@ -203,13 +205,16 @@ def fit(
         if result.status == "interrupted":
             break  # the unfinished epoch is dropped: a resume repeats it from its start
         train_loss = float(np.sum(losses) / len(order))
+        val_start = time.perf_counter()
         val_loss = validation_loss(learner, val) if result.status == "completed" else float("nan")
         if not np.isfinite(val_loss):
             result.status = "diverged"
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds, val_seconds = end - start, end - val_start
         result.train_seconds += seconds
+        result.val_seconds += val_seconds
         result.samples_seen += len(order)
-        record = EpochRecord(epoch, train_loss, val_loss, lr, seconds)
+        record = EpochRecord(epoch, train_loss, val_loss, lr, seconds, val_seconds)
         result.history.append(record)
         improved = bool(np.isfinite(val_loss) and val_loss < result.best_val_loss - spec.min_delta)
         if improved:

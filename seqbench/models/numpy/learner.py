@@ -10,7 +10,7 @@ import numpy as np
 from seqbench.io import atomic_path
 from seqbench.models.numpy import layers
 from seqbench.models.numpy.base import RecurrentStack
-from seqbench.models.numpy.memory import keep_freed_memory
+from seqbench.models.numpy.memory import keep_freed_memory, windows_per_pass
 from seqbench.models.optim import Optimizer, clip_grad_norm
 from seqbench.models.weights_file import check_weights, open_weights
 
@@ -60,8 +60,11 @@ class NumpyLearner:
         return loss
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Forecasts for every window, the last partial batch included: (N, L, F) -> (N, O), float64."""
-        return self.model.predict(x, self.predict_batch).astype(np.float64)
+        """Forecasts for every window, the last partial batch included: (N, L, F) -> (N, O), float64.
+
+        At most `predict_batch` windows a pass, fewer for long windows (`windows_per_pass`)."""
+        batch = windows_per_pass(self.predict_batch, x.shape[1] if x.ndim > 1 else 1)
+        return self.model.predict(x, batch).astype(np.float64)
 
     # ---- the recurrent mode (an LM's evaluation and generation) ----------------------------------
 

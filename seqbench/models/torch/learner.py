@@ -22,7 +22,7 @@ import torch
 
 from seqbench.errors import SeqbenchError
 from seqbench.io import atomic_path
-from seqbench.models.numpy.memory import keep_freed_memory
+from seqbench.models.numpy.memory import keep_freed_memory, windows_per_pass
 from seqbench.models.registry import model_class
 from seqbench.models.torch.base import TorchStack, load_numpy, to_numpy
 from seqbench.models.torch.layers import forecast_loss
@@ -96,13 +96,15 @@ class TorchLearner:
         return value
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Forecasts for every window, in batches to bound memory: (N, L, F) -> (N, O), float64."""
+        """Forecasts for every window, in batches to bound memory: (N, L, F) -> (N, O), float64.
+
+        At most `predict_batch` windows a pass, fewer for long windows (`windows_per_pass`)."""
         if len(x) == 0:
             return np.zeros((0, self.model.output_size))
+        batch = windows_per_pass(self.predict_batch, x.shape[1] if x.ndim > 1 else 1)
         with torch.no_grad():
             parts = [
-                self.model(self._tensor(x[i : i + self.predict_batch])).cpu().numpy()
-                for i in range(0, len(x), self.predict_batch)
+                self.model(self._tensor(x[i : i + batch])).cpu().numpy() for i in range(0, len(x), batch)
             ]
         return np.concatenate(parts).astype(np.float64)
 

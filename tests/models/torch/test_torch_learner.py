@@ -73,3 +73,32 @@ def test_set_lr_and_a_diverged_step_leaves_the_weights():
     assert np.isnan(learner.train_step(x, np.zeros((2, 1))))
     after = learner.snapshot()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_windows_per_pass_bounds_the_window_steps_of_a_prediction_pass():
+    from seqbench.models.numpy.memory import STEPS_PER_PASS, windows_per_pass
+
+    assert windows_per_pass(1024, 20) == 1024  # short windows: train.eval_batch_size
+    assert windows_per_pass(1024, 1024) == STEPS_PER_PASS // 1024
+    assert windows_per_pass(16, 1024) == 16
+    assert windows_per_pass(1024, 10 * STEPS_PER_PASS) == 1  # at least one window
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_predictions_in_passes_of_few_window_steps_are_the_same(monkeypatch, backend):
+    import seqbench.models.numpy.memory as memory
+    from seqbench.spec import Spec
+    from seqbench.training.learners import build_learner
+
+    spec = Spec.model_validate(
+        {
+            "dataset": {"source": "synthetic", "name": "sine", "seq_len": 12},
+            "model": {"name": "mamba", "backend": backend, "hidden_size": 8, "state_size": 4},
+            "train": {"dtype": "float64", "device": "cpu"},
+        }
+    )
+    learner = build_learner(spec, 1, 1)
+    x = np.random.default_rng(0).normal(size=(10, 12, 1))
+    whole = learner.predict(x)
+    monkeypatch.setattr(memory, "STEPS_PER_PASS", 30)  # passes of 2 windows of 12 steps
+    assert np.allclose(learner.predict(x), whole, rtol=1e-12, atol=0)
