@@ -125,6 +125,17 @@ def test_csv_text_is_pandas_to_csv_byte_for_byte():
     assert predictions_file.csv_text(frame) == frame.to_csv(index=False)
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, 1024])
+def test_the_xz_file_is_the_whole_text_compressed_in_one_call(block_rows):
+    """Made in blocks of rows, compressed block by block in a thread: the bytes of lzma.compress on
+    the whole text (a block with a missing value written by pandas, the others by the csv writer)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"series": list("abcdefg"), "x": rng.normal(size=7), "y": rng.normal(size=7)})
+    frame.loc[4, "y"] = np.nan
+    whole = lzma.compress(frame.to_csv(index=False).encode("utf-8"), preset=predictions_file.XZ_PRESET)
+    assert predictions_file.xz_csv(frame, block_rows) == whole
+
+
 def test_small_forecasts_keep_the_plain_file_byte_for_byte(tmp_path):
     frame = forecasts()
     written = write_forecasts(tmp_path / PLAIN, frame)
