@@ -118,14 +118,45 @@ def causal_conv1d(
     x: (B, L, C); weight: (C, K); bias: (C,); prefix: (B, K-1, C), the inputs before x (the
     convolution's state when a sequence runs in pieces). One tap per multiply-add over the
     whole sequence (K is small), like the NumPy backend; measured faster on CPU than
-    torch's grouped Conv1d with its transposes.
+    torch's grouped Conv1d with its transposes. Without a prefix, a Function whose backward
+    is the same taps reversed (`_CausalConv1d`), with no padded copy of x.
     """
+    if prefix is None:
+        return _CausalConv1d.apply(x, weight, bias)
     L, K = x.shape[1], weight.shape[1]
     x_pad = conv_input(x, K, prefix)  # (B, L + K - 1, C)
     y = torch.addcmul(bias, x_pad[:, :L], weight[:, 0])  # (B, L, C)
     for k in range(1, K):
         y = torch.addcmul(y, x_pad[:, k : k + L], weight[:, k])
     return y
+
+
+class _CausalConv1d(torch.autograd.Function):
+    """causal_conv1d from zeros: y_t = bias + sum_j weight[:, K-1-j] x_{t-j}, each tap j one in-place
+    multiply-add over the steps t >= j. Backward: dx_t = sum_j weight[:, K-1-j] dy_{t+j},
+    dweight[:, K-1-j] = sum_{b,t} dy_t x_{t-j}, dbias = sum_{b,t} dy_t."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        L, K = x.shape[1], weight.shape[1]  # x: (B, L, C); weight: (C, K)
+        y = torch.addcmul(bias, x, weight[:, K - 1])  # (B, L, C) the tap on x_t
+        for j in range(1, min(K, L)):  # the tap on x_{t-j}
+            y[:, j:].addcmul_(x[:, : L - j], weight[:, K - 1 - j])
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        L, K = x.shape[1], weight.shape[1]
+        dx = dy * weight[:, K - 1]  # (B, L, C)
+        dweight = torch.zeros_like(weight)  # (C, K)
+        dweight[:, K - 1] = (dy * x).sum(dim=(0, 1))
+        for j in range(1, min(K, L)):
+            dx[:, : L - j].addcmul_(dy[:, j:], weight[:, K - 1 - j])
+            dweight[:, K - 1 - j] = (dy[:, j:] * x[:, : L - j]).sum(dim=(0, 1))
+        return dx, dweight, dy.sum(dim=(0, 1))
 
 
 def mse_loss(y: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
