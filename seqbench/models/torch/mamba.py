@@ -33,12 +33,14 @@ from torch.nn import functional as F
 from seqbench.models.numpy.mamba import Mamba as NumpyMamba
 from seqbench.models.torch.base import TorchStack
 from seqbench.models.torch.layers import (
+    LOG2_E,
     CausalConv1d,
     Embedding,
     Linear,
     RMSNorm,
     conv_input,
     linear,
+    rms_norm,
     selective_scan,
     selective_scan_state,
 )
@@ -106,25 +108,44 @@ class MambaBlock(nn.Module):
         return x + self.out_proj(gated), (conv_state, h)
 
     def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state."""
+        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state.
+
+        The recurrence, as few tensor operations as it takes (a byte of generation is three blocks of
+        them, each costing more in dispatch than in arithmetic): A log2(e) comes from `A_log2e`, and
+        exp(delta A) is 2^(delta A log2 e); the state passed in is not written to.
+        """
         R, N = self.R, self.N
         conv_state, h = state
-        xn = self.norm(x)  # (B, D)
         W_in = self.in_proj.weight  # (D, 2ED)
         ED = W_in.shape[1] // 2
-        x_in, z = (xn @ W_in).split([ED, ED], dim=-1)  # (B, ED) each
-        window = torch.cat([conv_state, x_in[:, None]], dim=1)  # (B, K, ED) the last K inputs
+        xz = rms_norm(x, self.norm.weight, self.norm.eps) @ W_in  # (B, 2ED) x_in, z
+        window = torch.cat([conv_state, xz[:, None, :ED]], dim=1)  # (B, K, ED) the last K inputs
         pre_u = (window * self.conv1d.weight.t()).sum(1).add_(self.conv1d.bias)  # (B, ED)
-        u = F.silu(pre_u)
-        delta_r, B, C = self.x_proj(u).split([R, N, N], dim=-1)  # (B, R), (B, N), (B, N)
-        delta = F.softplus(self.dt_proj(delta_r))  # (B, ED)
-        A = -torch.exp(self.A_log)  # (ED, N)
-        delta_A = delta[..., None] * A  # (B, ED, N)
-        zoh = self.discretization == "zoh"
-        w = torch.expm1(delta_A) / A if zoh else delta[..., None]  # B_bar / B: (A_bar - 1) / A, or delta
-        h = torch.exp(delta_A) * h + w * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
-        y = torch.addcmul((h @ C[..., None])[..., 0], self.D, u)  # (B, ED) C h + D u
-        return x + self.out_proj(y * F.silu(z)), (window[:, 1:], h)
+        u = F.silu(pre_u, inplace=True)  # (B, ED)
+        x_dbl = u @ self.x_proj.weight  # (B, R + 2N) delta_r, B, C
+        delta = F.softplus(torch.addmm(self.dt_proj.bias, x_dbl[:, :R], self.dt_proj.weight))  # (B, ED)
+        B, C = x_dbl[:, None, R : R + N], x_dbl[:, R + N :, None]  # (B, 1, N), (B, N, 1)
+        if self.discretization == "zoh":
+            A = -torch.exp(self.A_log)  # (ED, N)
+            delta_A = delta[..., None] * A  # (B, ED, N)
+            w = torch.expm1(delta_A).div_(A)  # (A_bar - 1) / A = B_bar / B
+            h = torch.exp(delta_A).mul_(h).addcmul_(w, B * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        else:
+            h = torch.exp2(delta[..., None] * self.A_log2e()).mul_(h)  # (B, ED, N) A_bar h
+            h.addcmul_((delta * u)[..., None], B)  # + B_bar u = delta B u
+        y = torch.bmm(h, C)[..., 0].addcmul_(self.D, u)  # (B, ED) C h + D u
+        out = torch.addmm(x, y.mul_(F.silu(xz[:, ED:])), self.out_proj.weight)  # (B, D) x + (y SiLU(z)) W_out
+        return out, (window[:, 1:], h)
+
+    def A_log2e(self) -> torch.Tensor:
+        """A log2(e) = -exp(A_log) log2(e) (ED, N), computed again only when A_log has changed (its
+        version counter moves with every in-place update: an optimiser step, a load)."""
+        key = (self.A_log._version, self.A_log.data_ptr(), self.A_log.dtype)
+        if getattr(self, "_A_log2e_key", None) != key:
+            with torch.no_grad():
+                self._A_log2e = -torch.exp(self.A_log) * LOG2_E
+            self._A_log2e_key = key
+        return self._A_log2e
 
 
 class Mamba(TorchStack):
