@@ -342,7 +342,11 @@ def sample_byte(logits: np.ndarray, temperature: float, top_k: int | None, rng: 
         cut = np.partition(logits, -top_k)[-top_k]
         logits = np.where(logits >= cut, logits, -np.inf)
     p = np.exp(log_softmax(logits / temperature))
-    return int(rng.choice(len(p), p=p / p.sum()))
+    # rng.choice(len(p), p=p / p.sum())'s own draw (its cumulative sum, one uniform, searchsorted),
+    # without its checks of p: the same byte from the same generator, in 2/3 of the time
+    cdf = (p / p.sum()).cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def samples_text(spec: Spec, loaded: LoadedText, learner: Any) -> bytes:

@@ -113,6 +113,17 @@ def test_top_k_only_samples_the_k_most_likely_bytes():
     assert {sample_byte(logits, 1.0, 3, rng) for _ in range(300)} <= top
 
 
+@pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.8, 40), (2.5, 3), (1e-3, 256)])
+def test_a_byte_is_drawn_as_rng_choice_draws_it(temperature, top_k):
+    """The same bytes as numpy's Generator.choice with the same probabilities and generator (samples
+    made before the draw was written out keep their bytes)."""
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    for logits in np.random.default_rng(0).normal(0, 3, size=(400, 256)):
+        kept = logits if top_k is None else np.where(logits >= np.sort(logits)[-top_k], logits, -np.inf)
+        p = np.exp(log_softmax(kept / temperature))
+        assert sample_byte(logits, temperature, top_k, ours) == theirs.choice(256, p=p / p.sum())
+
+
 @pytest.mark.parametrize(
     ("prompt", "temperature", "top_k", "message"),
     [(b"", 1.0, None, "the prompt is empty"), (b"a", -1, None, "--temperature"), (b"a", 1.0, 0, "--top-k")],

@@ -239,14 +239,14 @@ class TorchStack(nn.Module):
         """The state before any input (zeros), one entry per layer, for `forward_state` and `step`."""
         return [layer.initial_state(batch_size) for layer in self.layers]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward_state(self, x: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
         """x (B, L, F), or ids (B, L), and the state before it -> the head at every step (B, L, O), and the
         state after it: chunks run from the state the one before left give one long forward's outputs."""
         h, new_state = self.backbone(self.adapter(x), state)  # (B, L, D)
         return self.head(h), new_state  # (B, L, O)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, x_t: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
         """One time step, as the recurrence: x_t (B, F), or ids (B,), and the state -> y_t (B, O), the
         next state."""

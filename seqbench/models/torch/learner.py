@@ -115,13 +115,13 @@ class TorchLearner:
 
     def forward_state(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """x (B, L) -> outputs at every step (B, L, O), float64, and the state after step L."""
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all: the recurrent mode never trains
             y, state = self.model.forward_state(self._tensor(x), state)
         return y.cpu().numpy().astype(np.float64), state
 
     def step(self, x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
-        with torch.no_grad():
+        with torch.inference_mode():
             y, state = self.model.step(self._tensor(x_t), state)
         return y.cpu().numpy().astype(np.float64), state
 
