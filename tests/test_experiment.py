@@ -61,6 +61,7 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
         "train_seconds",
         "seconds_per_epoch",
         "samples_per_second",
+        "val_seconds",
         "test",
         "test_model_space",
         "test_scaled",
@@ -71,6 +72,7 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
     ):
         assert key in metrics, key
     assert metrics["status"] == "completed" and metrics["dataset"] == "prices"
+    assert 0 < metrics["val_seconds"] < metrics["train_seconds"]  # validation, of the epochs' time
     assert set(metrics["test"]) == {"mse", "rmse", "mae", "r2", "mape", "direction_accuracy"}
     assert set(metrics["test_model_space"]) == {"mse", "rmse", "mae", "r2"}
     assert metrics["test_scaled"] == metrics["test_model_space"]  # its old name, still written
@@ -109,7 +111,7 @@ def test_saved_weights_reproduce_the_test_metrics(tmp_path, price_csv):
     assert rmse == pytest.approx(result.metrics["test"]["rmse"], rel=1e-9)
 
 
-TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
+TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second", "val_seconds"}
 
 
 def numbers(run_dir):
