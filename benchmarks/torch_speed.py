@@ -23,7 +23,9 @@ of one feature cut into exactly `--loop-batches` batches of training windows and
 validation and test windows. Each against its pure step: `train_step` of a learner built from the
 same spec (the same model, head and loss) on one fixed batch, timed in the same process,
 round-robin with the runs, medians. The run's training time per batch comes from its metrics.json
-`samples_per_second` (the training batches alone); its `val_seconds` per epoch stand beside it.
+`samples_per_second` (the training batches alone); "loop's own" is that less the seconds spent
+inside the run's own `train_step` calls, per batch (what the loop adds, free of the machine's load
+between the run and the pure step); its `val_seconds` per epoch stand beside it.
 Target: the run's training per batch at most 1.2x the pure step.
 
 Usage: python benchmarks/torch_speed.py [--threads 1] [--rounds 5] [--lengths 64,256,1024]
@@ -34,6 +36,7 @@ Needs the `bench` extra: pip install -c constraints.txt -e ".[torch,bench]"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -42,7 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,6 +337,35 @@ def loop_spec(task: str, model: dict, text: Path, L: int, batches: int, threads:
     return Spec.model_validate(run)
 
 
+@contextlib.contextmanager
+def steps_timed() -> Iterator[list[float]]:
+    """Inside, every learner's `train_step` (either backend) adds its seconds to the list yielded:
+    what a run spends in its steps, so that the rest of its training time is the loop's own."""
+    from seqbench.models.numpy.learner import NumpyLearner
+    from seqbench.models.torch.learner import TorchLearner
+
+    seconds: list[float] = []
+    originals = {cls: cls.train_step for cls in (NumpyLearner, TorchLearner)}
+
+    def timing(step: Callable) -> Callable:
+        def train_step(self: object, *args: object, **kwargs: object) -> float:
+            start = time.perf_counter()
+            try:
+                return step(self, *args, **kwargs)
+            finally:
+                seconds.append(time.perf_counter() - start)
+
+        return train_step
+
+    try:
+        for cls, step in originals.items():
+            cls.train_step = timing(step)  # type: ignore[method-assign]
+        yield seconds
+    finally:
+        for cls, step in originals.items():
+            cls.train_step = step  # type: ignore[method-assign]
+
+
 def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> list[dict]:
     """Per LOOP_TASKS and LOOP_CASES: a run's training seconds per batch (metrics.json) and validation
     seconds per epoch, against the pure step of the same model, round-robin, medians of `rounds`."""
@@ -372,21 +404,23 @@ def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> li
         for case in cases:  # warm-up: the first step's allocations
             pure_step(case)
         times: dict[tuple[str, str], dict[str, list[float]]] = {
-            case: {"step": [], "run": [], "val": [], "all": []} for case in cases
+            case: {"step": [], "run": [], "own": [], "val": [], "all": []} for case in cases
         }
         for r in range(rounds):
             for case in cases:
                 times[case]["step"].append(pure_step(case))
-                m = run_experiment(specs[case], Path(tmp) / "results", Path(tmp) / "data").metrics
+                with steps_timed() as steps:
+                    m = run_experiment(specs[case], Path(tmp) / "results", Path(tmp) / "data").metrics
                 n = m["epochs_run"] * batches
                 train_alone = n * BATCH / m["samples_per_second"]
                 times[case]["run"].append(train_alone / n)
+                times[case]["own"].append((train_alone - sum(steps)) / n)  # the loop's, beside its steps
                 times[case]["val"].append(m["val_seconds"] / m["epochs_run"])
                 times[case]["all"].append(m["train_seconds"] / n)
             print(f"loop round {r + 1}/{rounds}", file=sys.stderr, flush=True)
     rows = []
     for (task, name), t in times.items():
-        step, run, val, every = (statistics.median(t[k]) for k in ("step", "run", "val", "all"))
+        step, run, own, val, every = (statistics.median(t[k]) for k in ("step", "run", "own", "val", "all"))
         model = LOOP_CASES[name]
         rows.append(
             {
@@ -398,6 +432,7 @@ def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> li
                 "step_ms": step * 1e3,
                 "run_ms": run * 1e3,
                 "ratio": run / step,
+                "own_ms": own * 1e3,
                 "samples_s": BATCH / run,
                 "val_s": val,
                 "with_val_samples_s": BATCH / every,
@@ -415,15 +450,15 @@ def loop_markdown(loop: list[dict]) -> list[str]:
         f"## Loop overhead: `seqbench train` against the pure step (batch {BATCH}, runs of 2 epochs)",
         "",
         "| task | case | setting | L | batches / epoch | pure step ms | run's training ms / batch "
-        "| run / step | training samples/s | validation s / epoch | samples/s with validation "
-        "| with validation / step |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run / step | loop's own ms / batch | training samples/s | validation s / epoch "
+        "| samples/s with validation | with validation / step |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in loop:
         lines.append(
             f"| {r['task']} | {r['case']} | {r['setting']} | {r['L']} | {r['batches']} | {r['step_ms']:.0f} "
-            f"| {r['run_ms']:.0f} | {r['ratio']:.2f}x | {r['samples_s']:.1f} | {r['val_s']:.2f} "
-            f"| {r['with_val_samples_s']:.1f} | {r['with_val_ratio']:.2f}x |"
+            f"| {r['run_ms']:.0f} | {r['ratio']:.2f}x | {r['own_ms']:.1f} | {r['samples_s']:.1f} "
+            f"| {r['val_s']:.2f} | {r['with_val_samples_s']:.1f} | {r['with_val_ratio']:.2f}x |"
         )
     verdicts = [
         f"{r['task']} {r['case']} {r['ratio']:.2f}x {'met' if r['ratio'] <= LOOP_TARGET else 'NOT met'}"

@@ -89,6 +89,7 @@ def test_torch_speed_loop_overhead_table_has_every_case_and_a_verdict(monkeypatc
     assert [(r["task"], r["case"]) for r in rows] == cases
     assert {task for task, _ in cases} == {"lm", "forecast"}
     assert all(r["step_ms"] > 0 and r["run_ms"] > 0 and r["val_s"] > 0 for r in rows)
+    assert all(0 <= r["own_ms"] < r["run_ms"] for r in rows)  # the loop's own, beside its steps
     args = argparse.Namespace(threads=1, rounds=1)
     page = torch_speed.markdown([], [], args, rows)
     assert "## Loop overhead" in page
