@@ -14,14 +14,19 @@ process per case after a few training steps; "extra" subtracts the VmHWM reached
 the first step (imports, model, data). A last table puts seqbench's Torch and NumPy
 backends side by side on the original guide's workload (L 20, 1 feature, hidden 128).
 
-Loop overhead (LOOP_CASES): what `seqbench train` adds to the training step. A byte-level LM run
-(`run_experiment`, the path `seqbench train` takes) of Torch Mamba (the mamba pair's setting,
-hidden 64, 2 layers) and of NumPy minGRU (hidden 128), L 1024, batch 32, `--loop-batches` batches
-an epoch, 2 epochs, on a generated 1 MB text, against the pure step: `train_step` of a learner
-built from the same spec (the same model, head and loss) on one fixed batch, timed in the same
-process, round-robin with the runs, medians. The run's training time per batch comes from its
-metrics.json `samples_per_second` (the training batches alone); its validation seconds per
-epoch stand beside it. Target: the run's training per batch at most 1.2x the pure step.
+Loop overhead (LOOP_CASES, LOOP_TASKS): what `seqbench train` adds to the training step. Runs
+(`run_experiment`, the path `seqbench train` takes) of Torch Mamba (the mamba pair's model: d_model
+64, 2 layers, state 16, expand 2, conv 4, delta_b) and of NumPy minGRU (hidden 128), L 1024, batch
+32, `--loop-batches` batches an epoch, 2 epochs: a byte-level LM on a generated 1 MB text, and a
+forecast (one step ahead, read from the last step, as the speed table's models) of a synthetic sine
+of one feature cut into exactly `--loop-batches` batches of training windows and 2 batches each of
+validation and test windows. Each against its pure step: `train_step` of a learner built from the
+same spec (the same model, head and loss) on one fixed batch, timed in the same process,
+round-robin with the runs, medians. The run's training time per batch comes from its metrics.json
+`samples_per_second` (the training batches alone); "loop's own" is that less the seconds spent
+inside the run's own `train_step` calls, per batch (what the loop adds, free of the machine's load
+between the run and the pure step); its `val_seconds` per epoch stand beside it.
+Target: the run's training per batch at most 1.2x the pure step.
 
 Usage: python benchmarks/torch_speed.py [--threads 1] [--rounds 5] [--lengths 64,256,1024]
        python benchmarks/torch_speed.py --only-loop [--loop-length 1024] (the loop-overhead table alone)
@@ -31,6 +36,7 @@ Needs the `bench` extra: pip install -c constraints.txt -e ".[torch,bench]"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,7 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +66,8 @@ LOOP_CASES = {  # the loop-overhead runs: model spec section by name
                       "expand": 2, "conv_kernel": 4, **SETTINGS["mamba"]},
     "mingru (numpy)": {"name": "mingru", "backend": "numpy", "hidden_size": 128, "n_layers": 1},
 }  # fmt: skip
+LOOP_TASKS = ("lm", "forecast")  # each case runs as each task
+LOOP_EVAL_BATCHES = 2  # a forecast run's validation and test windows, in batches
 LOOP_TARGET = 1.2  # the run's training time per batch over the pure step, at most
 TARGETS = {  # ratio of the peer's time to ours, at the longest L
     "mamba": "train >= 5x faster, peak memory <= 1/3",
@@ -302,23 +310,65 @@ def loop_text(size: int = 1_000_000, seed: int = 0) -> bytes:
     return text[:size]
 
 
-def loop_spec(model: dict, text: Path, L: int, batches: int, threads: int) -> object:
+def loop_spec(task: str, model: dict, text: Path, L: int, batches: int, threads: int) -> object:
+    """A 2-epoch run of `model` at seq_len `L`, `batches` training batches an epoch: an LM on the
+    file `text`, or a forecast of a synthetic sine (row counts: exactly `batches` batches of
+    training windows, LOOP_EVAL_BATCHES of validation and of test windows)."""
     from seqbench.spec import Spec
 
-    return Spec.model_validate(
-        {
-            "name": "loop",
-            "dataset": {"source": "text", "path": str(text), "seq_len": L},
-            "model": model,
-            "train": {"epochs": 2, "batches_per_epoch": batches, "batch_size": BATCH, "threads": threads,
-                      "patience": 0, "device": "cpu"},
+    train = {"epochs": 2, "batch_size": BATCH, "threads": threads, "patience": 0, "device": "cpu"}
+    if task == "lm":
+        dataset = {"source": "text", "path": str(text), "seq_len": L}
+        train["batches_per_epoch"] = batches
+    else:
+        rows = {
+            "train": L + batches * BATCH,
+            "val": LOOP_EVAL_BATCHES * BATCH,
+            "test": LOOP_EVAL_BATCHES * BATCH,
         }
-    )  # fmt: skip
+        dataset = {
+            "source": "synthetic",
+            "name": "sine",
+            "length": sum(rows.values()),
+            "seq_len": L,
+            "split": rows,
+        }
+    run = {"name": f"loop-{task}", "dataset": dataset, "model": model, "train": train}
+    return Spec.model_validate(run)
+
+
+@contextlib.contextmanager
+def steps_timed() -> Iterator[list[float]]:
+    """Inside, every learner's `train_step` (either backend) adds its seconds to the list yielded:
+    what a run spends in its steps, so that the rest of its training time is the loop's own."""
+    from seqbench.models.numpy.learner import NumpyLearner
+    from seqbench.models.torch.learner import TorchLearner
+
+    seconds: list[float] = []
+    originals = {cls: cls.train_step for cls in (NumpyLearner, TorchLearner)}
+
+    def timing(step: Callable) -> Callable:
+        def train_step(self: object, *args: object, **kwargs: object) -> float:
+            start = time.perf_counter()
+            try:
+                return step(self, *args, **kwargs)
+            finally:
+                seconds.append(time.perf_counter() - start)
+
+        return train_step
+
+    try:
+        for cls, step in originals.items():
+            cls.train_step = timing(step)  # type: ignore[method-assign]
+        yield seconds
+    finally:
+        for cls, step in originals.items():
+            cls.train_step = step  # type: ignore[method-assign]
 
 
 def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> list[dict]:
-    """Per LOOP_CASES: a run's training seconds per batch (metrics.json) and validation seconds per
-    epoch, against the pure step of the same model, round-robin, medians of `rounds`."""
+    """Per LOOP_TASKS and LOOP_CASES: a run's training seconds per batch (metrics.json) and validation
+    seconds per epoch, against the pure step of the same model, round-robin, medians of `rounds`."""
     import tempfile
 
     import numpy as np
@@ -329,41 +379,52 @@ def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> li
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, VOCAB, size=(BATCH, L + 1))
-    x, y = ids[:, :-1], ids[:, 1:]  # (B, L) each
+    batch = {
+        "lm": (ids[:, :-1], ids[:, 1:]),  # (B, L) byte ids, and the next byte of each
+        "forecast": (rng.normal(size=(BATCH, L, 1)), rng.normal(size=(BATCH, 1))),  # as the windows: float64
+    }
+    cases = [(task, name) for task in LOOP_TASKS for name in LOOP_CASES]
     with tempfile.TemporaryDirectory() as tmp:
         text = Path(tmp) / "text.txt"
         text.write_bytes(loop_text())
-        specs = {name: loop_spec(model, text, L, batches, threads) for name, model in LOOP_CASES.items()}
-        learners = {
-            name: build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
-            for name, spec in specs.items()
+        specs = {
+            (task, name): loop_spec(task, LOOP_CASES[name], text, L, batches, threads) for task, name in cases
         }
+        learners = {
+            (task, name): build_learner(spec, VOCAB, VOCAB, vocab_size=VOCAB, loss="cross_entropy")
+            if task == "lm"
+            else build_learner(spec, 1, 1)
+            for (task, name), spec in specs.items()
+        }  # fmt: skip
 
-        def pure_step(name: str) -> float:
+        def pure_step(case: tuple[str, str]) -> float:
             with thread_limit(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                return timed(lambda: learners[name].train_step(x, y), batches)
+                return timed(lambda: learners[case].train_step(*batch[case[0]]), batches)
 
-        for name in specs:  # warm-up: the first step's allocations
-            pure_step(name)
-        times: dict[str, dict[str, list[float]]] = {
-            name: {"step": [], "run": [], "val": [], "all": []} for name in specs
+        for case in cases:  # warm-up: the first step's allocations
+            pure_step(case)
+        times: dict[tuple[str, str], dict[str, list[float]]] = {
+            case: {"step": [], "run": [], "own": [], "val": [], "all": []} for case in cases
         }
         for r in range(rounds):
-            for name, spec in specs.items():
-                times[name]["step"].append(pure_step(name))
-                m = run_experiment(spec, Path(tmp) / "results", Path(tmp) / "data").metrics
-                samples = m["epochs_run"] * batches * BATCH
-                train_alone = samples / m["samples_per_second"]
-                times[name]["run"].append(train_alone / (m["epochs_run"] * batches))
-                times[name]["val"].append((m["train_seconds"] - train_alone) / m["epochs_run"])
-                times[name]["all"].append(m["train_seconds"] / (m["epochs_run"] * batches))
+            for case in cases:
+                times[case]["step"].append(pure_step(case))
+                with steps_timed() as steps:
+                    m = run_experiment(specs[case], Path(tmp) / "results", Path(tmp) / "data").metrics
+                n = m["epochs_run"] * batches
+                train_alone = n * BATCH / m["samples_per_second"]
+                times[case]["run"].append(train_alone / n)
+                times[case]["own"].append((train_alone - sum(steps)) / n)  # the loop's, beside its steps
+                times[case]["val"].append(m["val_seconds"] / m["epochs_run"])
+                times[case]["all"].append(m["train_seconds"] / n)
             print(f"loop round {r + 1}/{rounds}", file=sys.stderr, flush=True)
     rows = []
-    for name, t in times.items():
-        step, run, val, every = (statistics.median(t[k]) for k in ("step", "run", "val", "all"))
+    for (task, name), t in times.items():
+        step, run, own, val, every = (statistics.median(t[k]) for k in ("step", "run", "own", "val", "all"))
         model = LOOP_CASES[name]
         rows.append(
             {
+                "task": task,
                 "case": name,
                 "setting": ", ".join(f"{k} {v}" for k, v in model.items() if k not in ("name", "backend")),
                 "L": L,
@@ -371,6 +432,7 @@ def loop_table(rounds: int, threads: int, L: int = 1024, batches: int = 4) -> li
                 "step_ms": step * 1e3,
                 "run_ms": run * 1e3,
                 "ratio": run / step,
+                "own_ms": own * 1e3,
                 "samples_s": BATCH / run,
                 "val_s": val,
                 "with_val_samples_s": BATCH / every,
@@ -385,20 +447,22 @@ def loop_markdown(loop: list[dict]) -> list[str]:
     if not loop:
         return []
     lines = [
-        f"## Loop overhead: `seqbench train` against the pure step (batch {BATCH}, LM runs of 2 epochs)",
+        f"## Loop overhead: `seqbench train` against the pure step (batch {BATCH}, runs of 2 epochs)",
         "",
-        "| case | setting | L | batches / epoch | pure step ms | run's training ms / batch | run / step "
-        "| training samples/s | validation s / epoch | samples/s with validation | with validation / step |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| task | case | setting | L | batches / epoch | pure step ms | run's training ms / batch "
+        "| run / step | loop's own ms / batch | training samples/s | validation s / epoch "
+        "| samples/s with validation | with validation / step |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in loop:
         lines.append(
-            f"| {r['case']} | {r['setting']} | {r['L']} | {r['batches']} | {r['step_ms']:.0f} "
-            f"| {r['run_ms']:.0f} | {r['ratio']:.2f}x | {r['samples_s']:.1f} | {r['val_s']:.2f} "
-            f"| {r['with_val_samples_s']:.1f} | {r['with_val_ratio']:.2f}x |"
+            f"| {r['task']} | {r['case']} | {r['setting']} | {r['L']} | {r['batches']} | {r['step_ms']:.0f} "
+            f"| {r['run_ms']:.0f} | {r['ratio']:.2f}x | {r['own_ms']:.1f} | {r['samples_s']:.1f} "
+            f"| {r['val_s']:.2f} | {r['with_val_samples_s']:.1f} | {r['with_val_ratio']:.2f}x |"
         )
     verdicts = [
-        f"{r['case']} {r['ratio']:.2f}x {'met' if r['ratio'] <= LOOP_TARGET else 'NOT met'}" for r in loop
+        f"{r['task']} {r['case']} {r['ratio']:.2f}x {'met' if r['ratio'] <= LOOP_TARGET else 'NOT met'}"
+        for r in loop
     ]
     lines += [
         "",

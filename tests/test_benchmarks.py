@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from cli_helpers import no_pictures
 
 from seqbench.models.registry import model_names
 
@@ -77,24 +78,43 @@ lm_benchmark = load_benchmark("lm", "lm_benchmark")
 SHAKESPEARE = lm_benchmark.find_data("tinyshakespeare")
 
 
-@pytest.mark.skipif(
-    not SHAKESPEARE.is_file(),
-    reason=f"tinyshakespeare is not at {SHAKESPEARE} (set SEQBENCH_SHARED to the shared/ folder)",
-)
 def test_torch_speed_loop_overhead_table_has_every_case_and_a_verdict(monkeypatch):
     pytest.importorskip("torch")
     torch_speed = load_benchmark("torch_speed", "torch_speed")
     text = torch_speed.loop_text(size=20_000)
     monkeypatch.setattr(torch_speed, "loop_text", lambda: text)  # a short text: a quick validation
+    no_pictures(monkeypatch)  # the runs' pictures are not read here
     rows = torch_speed.loop_table(rounds=1, threads=1, L=16, batches=1)
-    assert [r["case"] for r in rows] == list(torch_speed.LOOP_CASES)
-    assert all(r["step_ms"] > 0 and r["run_ms"] > 0 and r["val_s"] >= 0 for r in rows)
+    cases = [(task, case) for task in torch_speed.LOOP_TASKS for case in torch_speed.LOOP_CASES]
+    assert [(r["task"], r["case"]) for r in rows] == cases
+    assert {task for task, _ in cases} == {"lm", "forecast"}
+    assert all(r["step_ms"] > 0 and r["run_ms"] > 0 and r["val_s"] > 0 for r in rows)
+    assert all(0 <= r["own_ms"] < r["run_ms"] for r in rows)  # the loop's own, beside its steps
     args = argparse.Namespace(threads=1, rounds=1)
     page = torch_speed.markdown([], [], args, rows)
-    assert "## Loop overhead" in page and "| mamba (torch) | " in page and "| mingru (numpy) | " in page
-    assert "Target: the run's training time per batch at most 1.2x the pure step: mamba (torch) " in page
+    assert "## Loop overhead" in page
+    for task, case in cases:
+        assert f"| {task} | {case} | " in page
+    assert "Target: the run's training time per batch at most 1.2x the pure step: lm mamba (torch) " in page
+    assert "; forecast mamba (torch) " in page and "; forecast mingru (numpy) " in page
 
 
+def test_torch_speed_forecast_loop_spec_has_the_batches_asked_for(tmp_path):
+    from seqbench.run.experiment import prepare
+
+    torch_speed = load_benchmark("torch_speed", "torch_speed")
+    model = torch_speed.LOOP_CASES["mingru (numpy)"]
+    spec = torch_speed.loop_spec("forecast", model, tmp_path / "unused.txt", L=16, batches=3, threads=1)
+    _, windows, _ = prepare(spec, tmp_path / "data")
+    eval_windows = torch_speed.LOOP_EVAL_BATCHES * torch_speed.BATCH
+    assert windows.train.x.shape == (3 * torch_speed.BATCH, 16, 1)
+    assert len(windows.val.x) == len(windows.test.x) == eval_windows
+
+
+@pytest.mark.skipif(
+    not SHAKESPEARE.is_file(),
+    reason=f"tinyshakespeare is not at {SHAKESPEARE} (set SEQBENCH_SHARED to the shared/ folder)",
+)
 def test_lm_benchmark_quick_runs_the_peer_and_every_contender(tmp_path):
     pytest.importorskip("x_transformers", reason="the GPT peer needs x-transformers (the dev extra has it)")
     output = tmp_path / "out" / "lm.md"

@@ -20,7 +20,7 @@ MODELS = model_names()
 RTOL = 1e-9
 N_BATCHES = 9  # per epoch: 132 training windows of spec_for() in batches of 16
 # what may differ between two runs of the same spec (timings, the folder) and between backends
-TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
+TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second", "val_seconds"}
 BACKEND_KEYS = {"backend", "versions", "config_id"}  # config_id hashes the backend too
 
 

@@ -61,6 +61,7 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
         "train_seconds",
         "seconds_per_epoch",
         "samples_per_second",
+        "val_seconds",
         "test",
         "test_model_space",
         "test_scaled",
@@ -71,6 +72,7 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
     ):
         assert key in metrics, key
     assert metrics["status"] == "completed" and metrics["dataset"] == "prices"
+    assert 0 < metrics["val_seconds"] < metrics["train_seconds"]  # validation, of the epochs' time
     assert set(metrics["test"]) == {"mse", "rmse", "mae", "r2", "mape", "direction_accuracy"}
     assert set(metrics["test_model_space"]) == {"mse", "rmse", "mae", "r2"}
     assert metrics["test_scaled"] == metrics["test_model_space"]  # its old name, still written
@@ -97,6 +99,18 @@ def test_run_folder_is_complete_and_consistent(tmp_path, price_csv):
     assert "epoch   1/3" in (result.run_dir / "run.log").read_text()
 
 
+def test_a_run_predicts_the_test_windows_once(tmp_path, price_csv, monkeypatch):
+    """Validation each epoch, then the validation and test windows once each for the scores:
+    predictions.csv is written from the scores' test forecast, not predicted again."""
+    from seqbench.models.numpy.learner import NumpyLearner
+
+    predict, calls = NumpyLearner.predict, []
+    monkeypatch.setattr(NumpyLearner, "predict", lambda self, x: calls.append(len(x)) or predict(self, x))
+    result = run_experiment(csv_spec(price_csv), tmp_path / "results", tmp_path / "data")
+    assert len(calls) == result.metrics["epochs_run"] + 2
+    assert calls[-1] == result.metrics["test_windows"]
+
+
 def test_saved_weights_reproduce_the_test_metrics(tmp_path, price_csv):
     from seqbench.run.experiment import prepare
 
@@ -109,7 +123,7 @@ def test_saved_weights_reproduce_the_test_metrics(tmp_path, price_csv):
     assert rmse == pytest.approx(result.metrics["test"]["rmse"], rel=1e-9)
 
 
-TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
+TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second", "val_seconds"}
 
 
 def numbers(run_dir):

@@ -15,7 +15,7 @@ from cli_helpers import invoke
 from seqbench.models.numpy.learner import NumpyLearner
 
 BATCHES = 65  # per epoch: 1026 training windows of SPEC in batches of 16
-TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second"}
+TIMINGS = {"run_id", "train_seconds", "seconds_per_epoch", "samples_per_second", "val_seconds"}
 SPEC = """
 name: sig
 seed: 3

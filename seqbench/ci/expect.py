@@ -29,12 +29,12 @@ PATTERN = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
 METRICS_KEYS = {
     "forecast": (
         "params", "epochs_run", "best_epoch", "train_seconds", "seconds_per_epoch", "samples_per_second",
-        "config", "test", "test_model_space", "test_scaled", "val", "baselines", "baseline_settings",
-        "test_windows", "scaled", "significance", "splits", "data",
+        "val_seconds", "config", "test", "test_model_space", "test_scaled", "val", "baselines",
+        "baseline_settings", "test_windows", "scaled", "significance", "splits", "data",
     ),
     "lm": (
         "params", "epochs_run", "best_epoch", "train_seconds", "seconds_per_epoch", "samples_per_second",
-        "config", "test", "val", "baselines", "data", "samples",
+        "val_seconds", "config", "test", "val", "baselines", "data", "samples",
     ),
 }  # fmt: skip
 

@@ -34,6 +34,7 @@ def common_metrics(spec: Spec, learner: Learner, fit_result: FitResult, run_id: 
         "seconds_per_epoch": seconds / max(fit_result.epochs_run, 1),
         # training alone: the epochs' batches, not their validation (run.log says each epoch's)
         "samples_per_second": fit_result.samples_seen / batches if batches > 0 else None,
+        "val_seconds": fit_result.val_seconds,  # of train_seconds, the epochs' validation
     }
 
 

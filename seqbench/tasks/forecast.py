@@ -144,6 +144,9 @@ class ForecastTask(Task):
 
     name: ClassVar[str] = "forecast"
     artifacts: ClassVar[tuple[str, ...]] = ARTIFACTS
+    # evaluate's test forecast (original units) and the learner that made it: the artifacts written
+    # next reuse it instead of predicting every test window again (at L 1024 as long as validating)
+    _test_forecast: tuple[Learner, np.ndarray] | None = None
 
     def prepare(self) -> Learner:
         """The series (`loaded`), its windows (`data`: what training reads, `.train`, `.val`); the model."""
@@ -199,6 +202,7 @@ class ForecastTask(Task):
         forecasts = {split: learner.predict(windows.split(split).x) for split in ("val", "test")}
         test_truth, last = windows.truth("test"), windows.persistence("test")
         test_pred = windows.to_original("test", forecasts["test"])
+        self._test_forecast = (learner, test_pred)
         own = regression_metrics(windows.test.y, forecasts["test"])  # in what the model reads and writes
         model_space = {k: own[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None
         baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
@@ -251,7 +255,10 @@ class ForecastTask(Task):
         """predictions.csv (or .csv.xz) and predictions.png (the loss curve is every task's:
         seqbench.run.experiment)."""
         spec, windows = self.spec, self.data
-        forecast = windows.to_original("test", learner.predict(windows.test.x))
+        if self._test_forecast is not None and self._test_forecast[0] is learner:  # evaluate's, just made
+            forecast = self._test_forecast[1]
+        else:  # the artifacts of a finished run written again (--resume)
+            forecast = windows.to_original("test", learner.predict(windows.test.x))
         baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
         predictions = predictions_frame(windows, forecast, baselines["linear"])
         horizon = None
