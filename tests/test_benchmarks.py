@@ -99,6 +99,32 @@ def test_torch_speed_loop_overhead_table_has_every_case_and_a_verdict(monkeypatc
     assert "; forecast mamba (torch) " in page and "; forecast mingru (numpy) " in page
 
 
+def test_torch_speed_judges_each_target_on_the_longest_length():
+    torch_speed = load_benchmark("torch_speed", "torch_speed")
+
+    def row(model, L, train, infer, memory=0.2):
+        return {"model": model, "L": L, "train_speedup": train, "infer_speedup": infer,
+                "memory_ratio": memory}  # fmt: skip
+
+    rows = [
+        row("gru", 64, 0.5, 0.5), row("gru", 1024, 1.1, 0.97),  # inference under 1x: not met
+        row("mingru", 1024, 2.1, 1.0), row("mingru-paper", 1024, 2.4, 3.0),  # 2.4 < 2.5
+        row("mamba", 1024, 6.0, 4.0, memory=0.5),  # fast, but more than 1/3 of the peer's memory
+    ]  # fmt: skip
+    lines = torch_speed.targets_markdown(rows)
+    assert lines[0] == "Targets, at L 1024:"
+    verdicts = {line.split(" | ")[0][2:]: line.rsplit(" | ", 1)[1].strip(" |") for line in lines[4:]}
+    assert verdicts == {"gru": "NOT met", "mingru": "met", "mingru-paper": "NOT met", "mamba": "NOT met"}
+
+
+def test_torch_speed_paper_contender_is_the_default_mingru():
+    pytest.importorskip("torch")
+    torch_speed = load_benchmark("torch_speed", "torch_speed")
+    case = torch_speed.build("mingru-paper", 8)
+    assert type(case.model).__name__ == "MinGRU" and case.model.variant == "paper"
+    assert torch_speed.PAIRS["mingru-paper"] == torch_speed.PAIRS["mingru"]
+
+
 def test_torch_speed_forecast_loop_spec_has_the_batches_asked_for(tmp_path):
     from seqbench.run.experiment import prepare
 
