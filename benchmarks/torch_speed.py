@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -510,11 +511,15 @@ def markdown(
         ),
         platform.processor(),
     )
+    load_start = getattr(args, "load_start", math.nan)  # set by main() before the first measurement
     lines = [
         "# Torch backend speed and memory (CPU)",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; cpu: {cpu} ({os.cpu_count()} cores)",
         f"- torch {torch.__version__}; threads {args.threads}; rounds {args.rounds} (medians, round-robin)",
+        f"- command: `{' '.join(['python benchmarks/torch_speed.py', *sys.argv[1:]])}`",
+        f"- load average (1 min) at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} "
+        "(other processes share the cores)",
         f"- batch {BATCH}, float32; train = forward + backward + AdamW; memory = VmHWM in a fresh process, "
         "extra = above the VmHWM before the first step",
         "",
@@ -584,6 +589,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent))
     models = args.models.split(",")
     lengths = [] if args.only_loop else [int(v) for v in args.lengths.split(",")]
+    args.load_start = os.getloadavg()[0]
     speed = speed_table(lengths, args.rounds, args.threads, models)
     backends = (
         [] if args.skip_backends or args.only_loop else backend_table(args.rounds, args.threads, models)
