@@ -13,6 +13,7 @@ persistence and linear baselines and their Diebold-Mariano p-values. Outputs: pr
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -193,6 +194,12 @@ class ForecastTask(Task):
         """The score a forecast run is quoted by: test RMSE in original units."""
         return (metrics.get("test") or {}).get("rmse")
 
+    @cached_property
+    def test_baselines(self) -> dict[str, np.ndarray]:
+        """Each baseline's test forecast (N, H, T) in original units, made once a run (the metrics and
+        the predictions file both read them; none depends on the model)."""
+        return {name: forecast(self.data, "test") for name, forecast in BASELINES.items()}
+
     def evaluate(self, learner: Learner, fit_result: FitResult, run_id: str) -> dict[str, Any]:
         """metrics.json: test metrics in original units, in the scaler's units (`scaled`, the papers'
         MSE and MAE, next to each baseline's) and in the model's own space (`test_model_space`), next
@@ -205,7 +212,7 @@ class ForecastTask(Task):
         self._test_forecast = (learner, test_pred)
         own = regression_metrics(windows.test.y, forecasts["test"])  # in what the model reads and writes
         model_space = {k: own[k] for k in ("mse", "rmse", "mae", "r2")} if trained else None
-        baseline_forecasts = {name: forecast(windows, "test") for name, forecast in BASELINES.items()}
+        baseline_forecasts = self.test_baselines
         baselines = {
             name: regression_metrics(test_truth, forecast, last)
             for name, forecast in baseline_forecasts.items()
@@ -259,7 +266,7 @@ class ForecastTask(Task):
             forecast = self._test_forecast[1]
         else:  # the artifacts of a finished run written again (--resume)
             forecast = windows.to_original("test", learner.predict(windows.test.x))
-        baselines = {name: baseline(windows, "test") for name, baseline in BASELINES.items()}
+        baselines = self.test_baselines
         predictions = predictions_frame(windows, forecast, baselines["linear"])
         horizon = None
         if windows.horizon > 1:
