@@ -488,3 +488,15 @@ def test_ett_quoted_averages_are_the_means_of_their_horizons():
                 assert abs(mean - q.avg[i]) <= slack + 1e-9, (file, q.name, i)
     [segrnn_720] = ett_benchmark.quoted_rows("ETTh1", ett_benchmark.QUOTED_LONG[720])
     assert segrnn_720.scores[96] == (0.351, 0.392)
+
+
+def test_generation_flatness_leaves_the_prompts_reading_out():
+    """A generation's one-time cost (the prompt read, the setup) is not a byte's: bytes of constant cost
+    are flat however long the prompt took; bytes that cost more as the text grows are not."""
+    r = lm_result("mamba (torch)", 1.5, 60)
+    start, per_byte = 20.0, 0.3
+    r.gen_ms = {n: (start + per_byte * (n - 1)) / n for n in (100, 2000)}
+    r.gen_start_ms = start
+    assert lm_benchmark.flatness(r) == pytest.approx(1.0)
+    r.gen_ms[2000] *= 1.5
+    assert lm_benchmark.flatness(r) > 1.4

@@ -32,6 +32,9 @@ class BigramLearner:
     def step(self, x_t: np.ndarray, state: np.ndarray):
         return self.log_p[x_t], state + 1  # (B, V)
 
+    def step_function(self):
+        return self.step
+
 
 def exact_bigram_nats(learner: BigramLearner, before: np.ndarray, text: np.ndarray) -> float:
     previous = np.concatenate([before[-1:], text[:-1]])

@@ -23,6 +23,7 @@ weights convert both ways).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from seqbench.models.numpy.layers import (
 
 Params = dict[str, np.ndarray]
 State = list[Any]  # one entry per layer, opaque outside the model
+StepFunction = Callable[[np.ndarray, State], tuple[np.ndarray, State]]  # (x_t, state) -> (y_t, next state)
 
 
 class RecurrentStack:
@@ -371,6 +373,11 @@ class RecurrentStack:
         u = self.adapter(np.asarray(x_t)[:, None])[0][:, 0]  # (B, .)
         h, new_state = self.backbone_step(u, state)  # (B, D)
         return linear(h, self.params["head.weight"], self.params["head.bias"]), new_state  # (B, O)
+
+    def step_function(self) -> StepFunction:
+        """`step` for a run of steps on weights that do not change meanwhile (a generation), where a model
+        may prepare its weights once (Mamba folds them); by default `step` itself."""
+        return self.step
 
     @property
     def n_params(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,16 @@ class NumpyLearner:
         """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
         y, state = self.model.step(x_t, state)
         return np.asarray(y, dtype=np.float64), state
+
+    def step_function(self) -> Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]:
+        """`step` for a run of steps on unchanging weights (a generation): the model's step function."""
+        step = self.model.step_function()
+
+        def run(x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+            y, state = step(x_t, state)
+            return np.asarray(y, dtype=np.float64), state
+
+        return run
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.model.params.items()}

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from seqbench.models.numpy.base import Params, RecurrentStack
+from seqbench.models.numpy.base import Params, RecurrentStack, State, StepFunction
 from seqbench.models.numpy.forecasting import chrono_time_scales
 from seqbench.models.numpy.layers import (
     causal_conv1d,
@@ -258,3 +258,78 @@ class Mamba(RecurrentStack):
     def backbone_step(self, u: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         h, new_state = super().backbone_step(u, state)  # (B, D)
         return rms_norm(h, self.params["norm_f.weight"])[0], new_state
+
+    def step_function(self) -> StepFunction:
+        """`step` on the weights as they are now, folded once (`FoldedBlock`): the same function in fewer
+        operations, for a run of steps such as a generation (one sequence's step costs more in calls
+        than in arithmetic)."""
+        p = self.params
+        blocks = [
+            FoldedBlock.of(self.layer_params(i), self.dt_rank, self.discretization)
+            for i in range(self.n_layers)
+        ]
+        norm_f, W_head, b_head = p["norm_f.weight"], p["head.weight"], p["head.bias"]
+
+        def step(x_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+            h = self.adapter(np.asarray(x_t)[:, None])[0][:, 0]  # (B, D)
+            new_state = []
+            for block, block_state in zip(blocks, state, strict=True):
+                h, block_state = block.step(h, block_state)  # (B, D)
+                new_state.append(block_state)
+            return linear(rms_norm(h, norm_f)[0], W_head, b_head), new_state  # (B, O)
+
+        return step
+
+
+@dataclass(frozen=True)
+class FoldedBlock:
+    """A block's weights folded for `step`, with RMSNorm's weight in W_in and the rank-R step in W_dbc:
+    RMSNorm(x) W_in = r (x W_in'),   r = 1 / sqrt(mean(x^2) + eps),   W_in' = diag(norm.weight) W_in
+    [pre_delta, B, C] = u W_dbc + b_dbc,   W_dbc = [W_x[:, :R] W_dt, W_x[:, R:]],   b_dbc = [b_dt, 0]
+    """
+
+    W_in: np.ndarray  # (D, 2ED)
+    conv_T: np.ndarray  # (K, ED) the convolution's taps, time first
+    conv_bias: np.ndarray  # (ED,)
+    W_dbc: np.ndarray  # (ED, ED + 2N)
+    b_dbc: np.ndarray  # (ED + 2N,)
+    A: np.ndarray  # (ED, N) -exp(A_log)
+    D: np.ndarray  # (ED,)
+    W_out: np.ndarray  # (ED, D)
+    zoh: bool
+
+    @classmethod
+    def of(cls, p: Params, R: int, discretization: str) -> FoldedBlock:
+        W_x = p["x_proj.weight"]  # (ED, R + 2N)
+        b_dbc = np.concatenate([p["dt_proj.bias"], np.zeros(W_x.shape[1] - R, dtype=W_x.dtype)])
+        return cls(
+            W_in=p["norm.weight"][:, None] * p["in_proj.weight"],
+            conv_T=np.ascontiguousarray(p["conv1d.weight"].T),
+            conv_bias=p["conv1d.bias"],
+            W_dbc=np.concatenate([W_x[:, :R] @ p["dt_proj.weight"], W_x[:, R:]], axis=1),
+            b_dbc=b_dbc,
+            A=-np.exp(p["A_log"]),
+            D=p["D"],
+            W_out=p["out_proj.weight"],
+            zoh=discretization == "zoh",
+        )
+
+    def step(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """`Mamba.layer_step` on these weights: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> the block's
+        output (B, D) and the next state; the state passed in is not written to."""
+        conv_state, h = state
+        ED, N = self.A.shape
+        r = 1.0 / np.sqrt((x * x).sum(axis=1, keepdims=True) * (1.0 / x.shape[1]) + 1e-5)  # (B, 1)
+        xz = (x @ self.W_in) * r  # (B, 2ED) x_in, z
+        window = np.concatenate([conv_state, xz[:, None, :ED]], axis=1)  # (B, K, ED) the last K inputs
+        u = silu((window * self.conv_T).sum(axis=1) + self.conv_bias)  # (B, ED)
+        dbc = u @ self.W_dbc  # (B, ED + 2N) pre_delta, B, C
+        dbc += self.b_dbc
+        delta = softplus(dbc[:, :ED])  # (B, ED)
+        B, C = dbc[:, None, ED : ED + N], dbc[:, ED + N :, None]  # (B, 1, N), (B, N, 1)
+        delta_A = delta[..., None] * self.A  # (B, ED, N)
+        A_bar = np.exp(delta_A)
+        w = np.expm1(delta_A) / self.A if self.zoh else delta[..., None]  # B_bar / B
+        h = A_bar * h + w * (B * u[..., None])  # (B, ED, N) A_bar h + B_bar u
+        y = (h @ C)[..., 0] + self.D * u  # (B, ED) C h + D u
+        return x + (y * silu(xz[:, ED:])) @ self.W_out, (window[:, 1:], h)

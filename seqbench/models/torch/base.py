@@ -29,6 +29,7 @@ from seqbench.models.weights_file import check_weights
 Params = dict[str, np.ndarray]
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+NUMPY_DTYPES = {torch_dtype: numpy_dtype for numpy_dtype, torch_dtype in TORCH_DTYPES.items()}
 
 
 def torch_dtype(dtype: Any) -> torch.dtype:
@@ -119,6 +120,21 @@ class TorchStack(nn.Module):
         )
         load_numpy(model, twin.params)
         return model
+
+    def numpy_twin(self) -> RecurrentStack:
+        """The NumPy model of the same sizes, options and dtype, holding copies of this model's weights."""
+        twin = self.numpy_class(
+            self.input_size,
+            self.output_size,
+            self.hidden_size,
+            self.n_layers,
+            dtype=NUMPY_DTYPES[self.dtype],
+            vocab_size=self.vocab_size,
+            forecast=self.forecast,
+            **{key: getattr(self, key) for key in self.options},
+        )
+        twin.params.update(to_numpy(self))
+        return twin
 
     @property
     def is_lm(self) -> bool:

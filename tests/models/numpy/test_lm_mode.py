@@ -41,12 +41,14 @@ def inputs(lm, batch=3, length=L, seed=1):
     return rng.integers(0, V, size=(batch, length)) if lm else rng.normal(size=(batch, length, 2))
 
 
-def stepped(model, x):
-    """The outputs of `step` over every time step of x, from the initial state: (B, L, O)."""
+def stepped(model, x, step=None):
+    """The outputs of `step` (or the given step function) over every time step of x, from the initial
+    state: (B, L, O)."""
+    step = step or model.step
     state = model.initial_state(len(x))
     outputs = []
     for t in range(x.shape[1]):
-        y_t, state = model.step(x[:, t], state)  # (B, O)
+        y_t, state = step(x[:, t], state)  # (B, O)
         outputs.append(y_t)
     return np.stack(outputs, axis=1)
 
@@ -136,6 +138,24 @@ def test_stepping_token_by_token_gives_forward(name, lm, n_layers):
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
     assert np.abs(got - expected).max() < 1e-12 * max(1.0, np.abs(expected).max())
+
+
+@pytest.mark.parametrize("name", [*MODELS, "mamba-zoh"])
+@pytest.mark.parametrize("lm", [True, False], ids=["lm", "forecast"])
+def test_the_step_function_of_a_generation_gives_forward_and_leaves_states_alone(name, lm):
+    """`step_function` (Mamba: its weights folded once) is `step`, in fewer operations."""
+    options = {"discretization": "zoh"} if name == "mamba-zoh" else {}
+    model = make(name.removesuffix("-zoh"), lm=lm, **options)
+    x = inputs(lm)
+    expected = model.forward(x, return_sequence=True)[0]  # (B, L, O)
+    step = model.step_function()
+    np.testing.assert_allclose(stepped(model, x, step), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    _, state = model.forward_state(x[:, :5], model.initial_state(3))
+    frozen = [np.copy(a) for a in _leaves(state)]
+    y1, _ = step(x[:, 5], state)
+    y2, _ = step(x[:, 5], state)
+    np.testing.assert_array_equal(y1, y2)
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(state), frozen, strict=True))
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -102,3 +102,22 @@ def test_predictions_in_passes_of_few_window_steps_are_the_same(monkeypatch, bac
     whole = learner.predict(x)
     monkeypatch.setattr(memory, "STEPS_PER_PASS", 30)  # passes of 2 windows of 12 steps
     assert np.allclose(learner.predict(x), whole, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_generations_step_function_is_the_torch_step_on_the_numpy_twin(name):
+    """`step_function` runs the NumPy twin on copies of the weights, from the tensors `forward_state`
+    leaves, after a training step has changed them: the Torch step's outputs and states."""
+    options = {"vocab_size": 5, **({"state_size": 3} if name == "mamba" else {})}
+    learner = build_torch_learner(
+        name, 5, 5, hidden_size=6, n_layers=2, options=options, dtype="float64", loss="cross_entropy"
+    )
+    ids = np.random.default_rng(0).integers(0, 5, size=(2, 9))
+    learner.train_step(ids[:, :-1], ids[:, 1:])
+    _, state = learner.forward_state(ids[:, :4], learner.initial_state(2))
+    step, torch_state, numpy_state = learner.step_function(), state, state
+    for t in range(4, 9):
+        expected, torch_state = learner.step(ids[:, t], torch_state)
+        got, numpy_state = step(ids[:, t], numpy_state)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
