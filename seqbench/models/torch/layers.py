@@ -26,10 +26,13 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 # Time steps per chunk of the selective scan, by device type: one chunk's (T, b, N, E) arrays are
-# held at a time, and one state (b, N, E) per chunk is kept from forward to backward. On the CPU,
-# short chunks stay in cache: 4 measured fastest (L 64 and 1024; 2, 8, 16 and 32 were 5-40%
-# slower). Elsewhere longer chunks mean fewer kernel launches per step.
-SCAN_CHUNK = {"cpu": 4}
+# held at a time, and one state (b, N, E) per chunk is kept from forward to backward. On the CPU, a
+# chunk's arrays should stay in cache, and each chunk costs some 40 operations' dispatch: 16
+# measured fastest on an AMD EPYC, 2 threads (training steps, round-robin medians: the Shakespeare
+# Mamba LM at batch 16 and benchmarks/torch_speed.py's Mamba at L 256 and 1024, b N E = 65,536
+# state entries a step: 4 was 1.25-1.3x slower, 8 1.1x, 32 1.06-1.13x, 64 1.3x); 4 had measured
+# fastest on an Intel Xeon. Elsewhere longer chunks mean fewer kernel launches per step.
+SCAN_CHUNK = {"cpu": 16}
 DEFAULT_SCAN_CHUNK = 16
 # Up to this many state entries (b x L x N x E), forward keeps every chunk's states and
 # discretisation for backward instead of recomputing them: 16 MB per array in float32, and
