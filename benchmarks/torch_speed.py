@@ -167,7 +167,7 @@ def infer_fn(case: Case) -> Callable[[], None]:
     import torch
 
     def infer() -> None:
-        with torch.no_grad():
+        with torch.inference_mode():  # as seqbench predicts; every contender alike
             case.model(case.x)
 
     return infer
@@ -227,7 +227,7 @@ def speed_table(lengths: list[int], rounds: int, threads: int, models: list[str]
         for r in range(rounds):
             for c in contenders:
                 times[c][0].append(timed(fns[c][0], repeats))
-                times[c][1].append(timed(fns[c][1], repeats))
+                times[c][1].append(timed(fns[c][1], 3 * repeats))  # inference: ~1/3 of a step, 3 calls
             print(f"L={L} round {r + 1}/{rounds}", file=sys.stderr, flush=True)
         for m in models:
             peer = PAIRS[m]

@@ -103,7 +103,7 @@ class TorchLearner:
         if len(x) == 0:
             return np.zeros((0, self.model.output_size))
         batch = windows_per_pass(self.predict_batch, x.shape[1] if x.ndim > 1 else 1)
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all (views, version counters)
             parts = [
                 self.model(self._tensor(x[i : i + batch])).cpu().numpy() for i in range(0, len(x), batch)
             ]
