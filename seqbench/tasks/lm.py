@@ -296,16 +296,17 @@ def generate(
     """`length` bytes after `prompt`, one step of the recurrent mode per byte (constant time each).
 
     Sampling: softmax(logits / temperature) over the `top_k` most likely bytes; temperature 0 is
-    greedy. The prompt is read with the parallel forward (its state carried), then each byte with the
-    learner's `step_function`.
+    greedy. The learner's `decoder` reads the prompt with the parallel forward (its state carried), then
+    each byte with its `step_function`.
     """
     check_sampling(prompt, length, temperature, top_k)
     rng = np.random.default_rng(seed)
     ids = np.frombuffer(prompt, dtype=np.uint8).astype(np.int64)
-    state = learner.initial_state(1)
+    decoder = learner.decoder()  # the learner, or a Torch learner's NumPy twin (TorchLearner.decoder)
+    state = decoder.initial_state(1)
     if len(ids) > 1:
-        _, state = learner.forward_state(ids[None, :-1], state)
-    step = learner.step_function()  # `step` on weights prepared once for the whole generation
+        _, state = decoder.forward_state(ids[None, :-1], state)
+    step = decoder.step_function()  # `step` on weights prepared once for the whole generation
     last, out = ids[-1:], bytearray()
     for i in range(length):
         logits, state = step(last, state)  # (1, V)

@@ -35,6 +35,9 @@ class BigramLearner:
     def step_function(self):
         return self.step
 
+    def decoder(self):
+        return self
+
 
 def exact_bigram_nats(learner: BigramLearner, before: np.ndarray, text: np.ndarray) -> float:
     previous = np.concatenate([before[-1:], text[:-1]])

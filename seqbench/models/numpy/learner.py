@@ -16,7 +16,41 @@ from seqbench.models.optim import Optimizer, clip_grad_norm
 from seqbench.models.weights_file import check_weights, open_weights
 
 
-class NumpyLearner:
+class NumpyRecurrent:
+    """The recurrent mode of a NumPy model (an LM's evaluation and generation), outputs in float64."""
+
+    def __init__(self, model: RecurrentStack) -> None:
+        self.model = model
+
+    def decoder(self) -> NumpyRecurrent:
+        """What a generation runs on (reads the prompt, then steps): this model itself."""
+        return self
+
+    def initial_state(self, batch_size: int) -> Any:
+        return self.model.initial_state(batch_size)
+
+    def forward_state(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """x (B, L) -> outputs at every step (B, L, O), float64, and the state after step L."""
+        y, state = self.model.forward_state(x, state)
+        return np.asarray(y, dtype=np.float64), state
+
+    def step(self, x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
+        y, state = self.model.step(x_t, state)
+        return np.asarray(y, dtype=np.float64), state
+
+    def step_function(self) -> Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]:
+        """`step` for a run of steps on unchanging weights (a generation): the model's step function."""
+        step = self.model.step_function()
+
+        def run(x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+            y, state = step(x_t, state)
+            return np.asarray(y, dtype=np.float64), state
+
+        return run
+
+
+class NumpyLearner(NumpyRecurrent):
     """The training-loop interface (see seqbench.training.loop.Learner) for a NumPy model."""
 
     weights_file = "model.npz"
@@ -29,7 +63,8 @@ class NumpyLearner:
         predict_batch: int = 1024,
         loss: str = "mse",
     ) -> None:
-        self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
+        super().__init__(model)
+        self.optimizer, self.grad_clip = optimizer, grad_clip
         self.predict_batch = predict_batch  # windows per forward pass in predict (memory only)
         self.loss = loss  # a forecast's (mse, mae, mse+mae) or cross_entropy (next-byte logits of an LM)
         keep_freed_memory()  # large temporaries reuse warm pages (see memory.py)
@@ -66,31 +101,6 @@ class NumpyLearner:
         At most `predict_batch` windows a pass, fewer for long windows (`windows_per_pass`)."""
         batch = windows_per_pass(self.predict_batch, x.shape[1] if x.ndim > 1 else 1)
         return self.model.predict(x, batch).astype(np.float64)
-
-    # ---- the recurrent mode (an LM's evaluation and generation) ----------------------------------
-
-    def initial_state(self, batch_size: int) -> Any:
-        return self.model.initial_state(batch_size)
-
-    def forward_state(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """x (B, L) -> outputs at every step (B, L, O), float64, and the state after step L."""
-        y, state = self.model.forward_state(x, state)
-        return np.asarray(y, dtype=np.float64), state
-
-    def step(self, x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """One step: x_t (B,) -> outputs (B, O), float64, and the next state."""
-        y, state = self.model.step(x_t, state)
-        return np.asarray(y, dtype=np.float64), state
-
-    def step_function(self) -> Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]:
-        """`step` for a run of steps on unchanging weights (a generation): the model's step function."""
-        step = self.model.step_function()
-
-        def run(x_t: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-            y, state = step(x_t, state)
-            return np.asarray(y, dtype=np.float64), state
-
-        return run
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.model.params.items()}

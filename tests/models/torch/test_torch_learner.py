@@ -105,17 +105,20 @@ def test_predictions_in_passes_of_few_window_steps_are_the_same(monkeypatch, bac
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_a_generations_step_function_is_the_torch_step_on_the_numpy_twin(name):
-    """`step_function` runs the NumPy twin on copies of the weights, from the tensors `forward_state`
-    leaves, after a training step has changed them: the Torch step's outputs and states."""
+def test_generation_runs_on_the_numpy_twin_with_the_weights_of_the_moment(name):
+    """`decoder` is the NumPy twin on copies of the weights after a training step has changed them: the
+    Torch learner's outputs and states, reading a prompt and then step by step."""
     options = {"vocab_size": 5, **({"state_size": 3} if name == "mamba" else {})}
     learner = build_torch_learner(
         name, 5, 5, hidden_size=6, n_layers=2, options=options, dtype="float64", loss="cross_entropy"
     )
     ids = np.random.default_rng(0).integers(0, 5, size=(2, 9))
     learner.train_step(ids[:, :-1], ids[:, 1:])
-    _, state = learner.forward_state(ids[:, :4], learner.initial_state(2))
-    step, torch_state, numpy_state = learner.step_function(), state, state
+    decoder = learner.decoder()
+    expected, torch_state = learner.forward_state(ids[:, :4], learner.initial_state(2))
+    got, numpy_state = decoder.forward_state(ids[:, :4], decoder.initial_state(2))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    step = decoder.step_function()
     for t in range(4, 9):
         expected, torch_state = learner.step(ids[:, t], torch_state)
         got, numpy_state = step(ids[:, t], numpy_state)
