@@ -332,7 +332,9 @@ def test_a_run_made_where_the_sweep_folder_is_not_is_sent_back_and_landed(workdi
 def local_ray():
     ray = pytest.importorskip("ray")
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False)
+    # address "local": a new local instance, never the cluster another test process may have running
+    # (ray.init without an address joins the newest one on the machine, where num_cpus is refused)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     print(f"ray.init: {time.perf_counter() - started:.1f} s")
     yield ray
     ray.shutdown()
