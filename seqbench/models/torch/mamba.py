@@ -26,8 +26,6 @@ is the last K-1 inputs of its convolution (B, K-1, ED) and the SSM state h (B, E
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -42,23 +40,10 @@ from seqbench.models.torch.layers import (
     RMSNorm,
     conv_input,
     linear,
+    rms_norm,
     selective_scan,
     selective_scan_state,
 )
-
-
-class StepWeights(NamedTuple):
-    """A block's weights folded for `MambaBlock.step` (see there), detached copies."""
-
-    W_in: torch.Tensor  # (D, 2ED) diag(norm.weight) W_in
-    conv_T: torch.Tensor  # (K, ED) the convolution's taps, time first
-    conv_bias: torch.Tensor  # (ED,)
-    W_dbc: torch.Tensor  # (ED, ED + 2N) [W_x[:, :R] W_dt, W_x[:, R:]]
-    b_dbc: torch.Tensor  # (ED + 2N,) [b_dt, 0]
-    A: torch.Tensor  # (ED, N) -exp(A_log)
-    A_log2e: torch.Tensor  # (ED, N) A log2(e)
-    D: torch.Tensor  # (ED,)
-    W_out: torch.Tensor  # (ED, D)
 
 
 class MambaBlock(nn.Module):
@@ -125,62 +110,42 @@ class MambaBlock(nn.Module):
     def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state.
 
-        The recurrence in as few tensor operations as it takes (a byte of generation is three blocks of
-        them, each costing more in dispatch than in arithmetic), on weights folded once (`StepWeights`):
-            RMSNorm(x) W_in = r (x W_in'),  r = 1 / sqrt(mean(x^2) + eps),  W_in' = diag(norm.weight) W_in
-            [pre_delta, B, C] = u W_dbc + b_dbc,  W_dbc = [W_x[:, :R] W_dt, W_x[:, R:]]
-        and exp(delta A) = 2^(delta A log2 e). The state passed in is not written to.
+        The recurrence, as few tensor operations as it takes (a byte of generation is three blocks of
+        them, each costing more in dispatch than in arithmetic): A log2(e) comes from `A_log2e`, and
+        exp(delta A) is 2^(delta A log2 e); the state passed in is not written to.
         """
-        w = self.step_weights()
+        R, N = self.R, self.N
         conv_state, h = state
-        Bsz, K1, ED = conv_state.shape
-        N = self.N
-        r = x.square().sum(1, keepdim=True).mul_(1 / x.shape[1]).add_(self.norm.eps).rsqrt_()  # (B, 1)
-        xz = (x @ w.W_in).mul_(r)  # (B, 2ED) x_in, z
-        x_in, z = xz.split(ED, dim=1)  # (B, ED) each
-        window = torch.cat([conv_state, x_in.unsqueeze(1)], dim=1)  # (B, K, ED) the last K inputs
-        u = F.silu((window * w.conv_T).sum(1).add_(w.conv_bias), inplace=True)  # (B, ED)
-        pre_delta, B, C = torch.addmm(w.b_dbc, u, w.W_dbc).split([ED, N, N], dim=1)  # (B, ED), (B, N) x 2
-        delta = F.softplus(pre_delta)  # (B, ED)
-        B, C = B.unsqueeze(1), C.unsqueeze(2)  # (B, 1, N), (B, N, 1)
+        W_in = self.in_proj.weight  # (D, 2ED)
+        ED = W_in.shape[1] // 2
+        xz = rms_norm(x, self.norm.weight, self.norm.eps) @ W_in  # (B, 2ED) x_in, z
+        window = torch.cat([conv_state, xz[:, None, :ED]], dim=1)  # (B, K, ED) the last K inputs
+        pre_u = (window * self.conv1d.weight.t()).sum(1).add_(self.conv1d.bias)  # (B, ED)
+        u = F.silu(pre_u, inplace=True)  # (B, ED)
+        x_dbl = u @ self.x_proj.weight  # (B, R + 2N) delta_r, B, C
+        delta = F.softplus(torch.addmm(self.dt_proj.bias, x_dbl[:, :R], self.dt_proj.weight))  # (B, ED)
+        B, C = x_dbl[:, None, R : R + N], x_dbl[:, R + N :, None]  # (B, 1, N), (B, N, 1)
         if self.discretization == "zoh":
-            delta_A = delta.unsqueeze(2) * w.A  # (B, ED, N)
-            B_bar_B = torch.expm1(delta_A).div_(w.A)  # (A_bar - 1) / A = B_bar / B
-            h = (
-                torch.exp(delta_A).mul_(h).addcmul_(B_bar_B, B * u.unsqueeze(2))
-            )  # (B, ED, N) A_bar h + B_bar u
+            A = -torch.exp(self.A_log)  # (ED, N)
+            delta_A = delta[..., None] * A  # (B, ED, N)
+            w = torch.expm1(delta_A).div_(A)  # (A_bar - 1) / A = B_bar / B
+            h = torch.exp(delta_A).mul_(h).addcmul_(w, B * u[..., None])  # (B, ED, N) A_bar h + B_bar u
         else:
-            h = torch.exp2(delta.unsqueeze(2) * w.A_log2e).mul_(h)  # (B, ED, N) A_bar h
-            h.addcmul_((delta * u).unsqueeze(2), B)  # + B_bar u = delta B u
-        y = torch.bmm(h, C).view(Bsz, ED).addcmul_(w.D, u)  # (B, ED) C h + D u
-        out = torch.addmm(x, y.mul_(F.silu(z)), w.W_out)  # (B, D) x + (y SiLU(z)) W_out
-        return out, (window.narrow(1, 1, K1), h)
+            h = torch.exp2(delta[..., None] * self.A_log2e()).mul_(h)  # (B, ED, N) A_bar h
+            h.addcmul_((delta * u)[..., None], B)  # + B_bar u = delta B u
+        y = torch.bmm(h, C)[..., 0].addcmul_(self.D, u)  # (B, ED) C h + D u
+        out = torch.addmm(x, y.mul_(F.silu(xz[:, ED:])), self.out_proj.weight)  # (B, D) x + (y SiLU(z)) W_out
+        return out, (window[:, 1:], h)
 
-    def step_weights(self) -> StepWeights:
-        """The block's weights as `step` reads them, folded again only when a weight has changed (an
-        optimiser step, a load: each moves its tensor's version counter)."""
-        params = self.__dict__.get("_step_params") or self.__dict__.setdefault(
-            "_step_params", list(self.parameters())
-        )
-        key = [(p._version, p.data_ptr(), p.dtype) for p in params]
-        if getattr(self, "_step_key", None) != key:
+    def A_log2e(self) -> torch.Tensor:
+        """A log2(e) = -exp(A_log) log2(e) (ED, N), computed again only when A_log has changed (its
+        version counter moves with every in-place update: an optimiser step, a load)."""
+        key = (self.A_log._version, self.A_log.data_ptr(), self.A_log.dtype)
+        if getattr(self, "_A_log2e_key", None) != key:
             with torch.no_grad():
-                R = self.R
-                W_x, dt = self.x_proj.weight, self.dt_proj  # (ED, R + 2N), W_dt (R, ED)
-                A = -torch.exp(self.A_log)  # (ED, N)
-                self._step_weights = StepWeights(
-                    W_in=self.norm.weight[:, None] * self.in_proj.weight,  # (D, 2ED)
-                    conv_T=self.conv1d.weight.t().contiguous(),  # (K, ED)
-                    conv_bias=self.conv1d.bias.clone(),  # (ED,)
-                    W_dbc=torch.cat([W_x[:, :R] @ dt.weight, W_x[:, R:]], dim=1),  # (ED, ED + 2N)
-                    b_dbc=torch.cat([dt.bias, dt.bias.new_zeros(W_x.shape[1] - R)]),  # (ED + 2N,)
-                    A=A,
-                    A_log2e=A * LOG2_E,  # (ED, N)
-                    D=self.D.clone(),  # (ED,)
-                    W_out=self.out_proj.weight.clone(),  # (ED, D)
-                )
-            self._step_key = key
-        return self._step_weights
+                self._A_log2e = -torch.exp(self.A_log) * LOG2_E
+            self._A_log2e_key = key
+        return self._A_log2e
 
 
 class Mamba(TorchStack):
