@@ -129,7 +129,7 @@ class TorchLearner:
     def decoder(self) -> NumpyRecurrent:
         """What a generation runs on (reads the prompt, then steps): the model's NumPy twin, on copies of
         its weights. One sequence's step costs more in calls than in arithmetic, and a NumPy call about
-        half a torch one (Mamba at the Shakespeare LM's size: 0.33 against 0.61 ms a byte); the prompt is
+        half a torch one (Mamba at the Shakespeare LM's size: 0.31 against 0.69 ms a byte); the prompt is
         read there too, since torch's worker threads, still spinning after a torch call, slowed the
         NumPy steps after it by up to 25 % (flatness 1.22x against 1.02x). The parity tests hold the two
         backends to the same function."""
