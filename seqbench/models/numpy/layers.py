@@ -310,8 +310,10 @@ def silu_grad(x: np.ndarray) -> np.ndarray:
 
 # ---- RMSNorm (Zhang & Sennrich, 2019) ---------------------------------------------------------------
 
+RMS_EPS = 1e-5  # added to mean(x^2)
 
-def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = RMS_EPS) -> tuple[np.ndarray, tuple]:
     """y = x / sqrt(mean(x^2) + eps) * weight over the last axis; returns (y, cache)."""
     r = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)  # (..., 1)
     x_hat = x * r  # (..., D)

@@ -34,6 +34,7 @@ import numpy as np
 from seqbench.models.numpy.base import Params, RecurrentStack, State, StepFunction
 from seqbench.models.numpy.forecasting import chrono_time_scales
 from seqbench.models.numpy.layers import (
+    RMS_EPS,
     causal_conv1d,
     causal_conv1d_backward,
     conv_input,
@@ -214,25 +215,9 @@ class Mamba(RecurrentStack):
         return x_pad[:, x_pad.shape[1] - (self.conv_kernel - 1) :].copy(), selective_scan_state(scan_cache)
 
     def layer_step(self, p: Params, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state."""
-        R, N = self.dt_rank, self.state_size
-        conv_state, h = state
-        xn, _ = rms_norm(x, p["norm.weight"])  # (B, D)
-        x_in, z = np.split(xn @ p["in_proj.weight"], 2, axis=-1)  # (B, ED) each
-        window = np.concatenate([conv_state, x_in[:, None]], axis=1)  # (B, K, ED) the last K inputs
-        pre_u = p["conv1d.bias"] + np.einsum("bke,ek->be", window, p["conv1d.weight"])  # (B, ED)
-        u = silu(pre_u)
-        x_dbl = u @ p["x_proj.weight"]  # (B, R + 2N)
-        delta_r, B, C = x_dbl[:, :R], x_dbl[:, R : R + N], x_dbl[:, R + N :]
-        delta = softplus(linear(delta_r, p["dt_proj.weight"], p["dt_proj.bias"]))  # (B, ED)
-        A = -np.exp(p["A_log"])  # (ED, N)
-        delta_A = delta[..., None] * A  # (B, ED, N)
-        zoh = self.discretization == "zoh"
-        w = np.expm1(delta_A) / A if zoh else delta[..., None]  # B_bar / B: (A_bar - 1) / A, or delta
-        h = np.exp(delta_A) * h + w * (B[:, None, :] * u[..., None])  # (B, ED, N) A_bar h + B_bar u
-        y = (h @ C[..., None])[..., 0] + p["D"] * u  # (B, ED) C h + D u
-        out = (y * silu(z)) @ p["out_proj.weight"]  # (B, D)
-        return x + out, (window[:, 1:].copy(), h)
+        """One step: x (B, D), state ((B, K-1, ED), (B, ED, N)) -> x + MambaBlock(RMSNorm(x)), next state
+        (`FoldedBlock.step`, its weights folded for this step alone; `step_function` folds them once)."""
+        return FoldedBlock.of(p, self.dt_rank, self.discretization).step(x, state)
 
     # ---- the model: embedding, blocks, final norm, head -----------------------------------------
 
@@ -319,7 +304,7 @@ class FoldedBlock:
         output (B, D) and the next state; the state passed in is not written to."""
         conv_state, h = state
         ED, N = self.A.shape
-        r = 1.0 / np.sqrt((x * x).sum(axis=1, keepdims=True) * (1.0 / x.shape[1]) + 1e-5)  # (B, 1)
+        r = 1.0 / np.sqrt((x * x).sum(axis=1, keepdims=True) * (1.0 / x.shape[1]) + RMS_EPS)  # (B, 1)
         xz = (x @ self.W_in) * r  # (B, 2ED) x_in, z
         window = np.concatenate([conv_state, xz[:, None, :ED]], axis=1)  # (B, K, ED) the last K inputs
         u = silu((window * self.conv_T).sum(axis=1) + self.conv_bias)  # (B, ED)
